@@ -1,0 +1,42 @@
+"""Every Blender-version switch of the add-on, in one place (4.2 LTS .. 5.0).
+
+- Actions: 4.2/4.3 keep F-curves on ``Action.fcurves``; 4.4 introduced slotted (layered) actions,
+  and 5.0 removed ``Action.fcurves``, so 4.4+ goes through slot -> layer -> strip -> channelbag.
+- Render engine id of Eevee: ``BLENDER_EEVEE_NEXT`` on 4.2-4.5, ``BLENDER_EEVEE`` from 5.0.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import bpy
+
+SLOTTED_ACTIONS = bpy.app.version >= (4, 4, 0)
+EEVEE_ENGINE = "BLENDER_EEVEE" if bpy.app.version >= (5, 0, 0) else "BLENDER_EEVEE_NEXT"
+
+
+def new_action(owner: bpy.types.ID, name: str) -> tuple[bpy.types.Action, bpy.types.bpy_prop_collection]:
+    """Create an action, assign it to ``owner`` (an Object, Key, Camera... ID) and return it with
+    the collection on which ``.new(data_path, index=i)`` creates its F-curves."""
+    action = bpy.data.actions.new(name)
+    anim = owner.animation_data or owner.animation_data_create()
+    if not SLOTTED_ACTIONS:
+        anim.action = action
+        return action, action.fcurves
+    slot = action.slots.new(id_type=owner.id_type, name=owner.name)
+    strip = action.layers.new("Layer").strips.new(type="KEYFRAME")
+    channelbag = strip.channelbag(slot, ensure=True)
+    anim.action = action
+    anim.action_slot = slot
+    return action, channelbag.fcurves
+
+
+def action_fcurves(action: bpy.types.Action) -> Iterator[bpy.types.FCurve]:
+    """All F-curves of an action, whatever the Blender version."""
+    if not SLOTTED_ACTIONS:
+        yield from action.fcurves
+        return
+    for layer in action.layers:
+        for strip in layer.strips:
+            for channelbag in strip.channelbags:
+                yield from channelbag.fcurves

@@ -1,0 +1,165 @@
+"""Build a rigged FLAME head from a :class:`~..core.model.FlameModel`, and keep its joints current.
+
+The head is an armature object (bones ``root``, ``neck``, ``jaw``, ``eye.L``, ``eye.R`` at the
+regressed joints, identity rest orientation in FLAME axes) with a child mesh whose data stays in
+FLAME coordinates: shape keys ``shape000..``, ``exp000..`` and 36 ``pose00..`` correctives driven by
+simple-expression drivers of the bone quaternions, vertex groups with the skin weights and an
+Armature modifier. Only the armature object's transform turns FLAME's Y-up into Blender's Z-up.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core import rig
+from ..core.model import JOINT_NAMES, FlameModel
+from .transaction import active_in_mode
+
+SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
+JOINT_BASIS_PROP = "flame_joint_basis"
+
+
+def shape_key_names(n_shape: int, n_expr: int) -> list[str]:
+    """Names of the blendshape keys in model order: identity then expression."""
+    return [f"{SHAPE_PREFIX}{i:03d}" for i in range(n_shape)] + [f"{EXPR_PREFIX}{i:03d}" for i in range(n_expr)]
+
+
+def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    V, F = model.n_verts, len(model.faces)
+    mesh.vertices.add(V)
+    mesh.vertices.foreach_set("co", model.v_template.astype(np.float32).ravel())
+    mesh.loops.add(3 * F)
+    mesh.loops.foreach_set("vertex_index", model.faces.astype(np.int32).ravel())
+    mesh.polygons.add(F)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * F, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    mesh.polygons.foreach_set("use_smooth", np.ones(F, dtype=bool))
+    return mesh
+
+
+def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
+    """One group per joint. Blender has no bulk setter for weights, so vertices sharing a weight
+    value are added in one call: one call per distinct value, not per vertex."""
+    for j, name in enumerate(JOINT_NAMES):
+        group = obj.vertex_groups.new(name=name)
+        column = weights[:, j].astype(np.float32)
+        nonzero = np.flatnonzero(column > 0)
+        values, inverse = np.unique(column[nonzero], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
+        for k, value in enumerate(values):
+            group.add(nonzero[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
+
+
+def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Callable[[float, str], None]) -> None:
+    obj.shape_key_add(name="Basis", from_mix=False)
+    blocks = [(shape_key_names(model.n_shape, model.n_expr), np.concatenate([model.shapedirs, model.exprdirs], 2), 10.0),
+              ([f"{POSE_PREFIX}{k:02d}" for k in range(model.posedirs.shape[2])], model.posedirs, 2.0)]
+    total, done = sum(len(names) for names, _, _ in blocks), 0
+    for names, dirs, limit in blocks:
+        coords = (model.v_template[None] + np.moveaxis(dirs, 2, 0)).astype(np.float32)  # (K, V, 3)
+        for name, co in zip(names, coords):
+            kb = obj.shape_key_add(name=name, from_mix=False)
+            kb.slider_min, kb.slider_max = -limit, limit
+            kb.data.foreach_set("co", co.ravel())
+            done += 1
+            if done % 50 == 0:
+                report(0.2 + 0.7 * done / total, "shape keys")
+
+
+def _add_corrective_drivers(mesh_obj: bpy.types.Object, armature: bpy.types.Object) -> None:
+    for k, (bone, expression) in enumerate(rig.corrective_drivers()):
+        driver = mesh_obj.data.shape_keys.key_blocks[f"{POSE_PREFIX}{k:02d}"].driver_add("value").driver
+        driver.type = "SCRIPTED"
+        for i, component in enumerate("wxyz"):
+            var = driver.variables.new()
+            var.name, var.type = component, "SINGLE_PROP"
+            var.targets[0].id = armature
+            var.targets[0].data_path = f'pose.bones["{bone}"].rotation_quaternion[{i}]'
+        driver.expression = expression
+
+
+def set_rest_joints(context: bpy.types.Context, armature: bpy.types.Object, joints: np.ndarray) -> None:
+    """Move the bones' rest heads to ``joints`` (J, 3), tails along +Y (identity rest orientation)."""
+    tails = rig.bone_tails(joints)
+    with active_in_mode(context, armature, "EDIT"):
+        edit_bones = armature.data.edit_bones
+        for j, name in enumerate(JOINT_NAMES):
+            bone = edit_bones.get(name) or edit_bones.new(name)
+            bone.head, bone.tail, bone.roll = joints[j], tails[j], 0.0
+        for name, parent in zip(JOINT_NAMES, rig.parent_names()):
+            edit_bones[name].parent = edit_bones[parent] if parent else None
+            edit_bones[name].use_connect = False
+
+
+def build_head(context: bpy.types.Context, model: FlameModel, name: str,
+               report: Callable[[float, str], None] = lambda f, m: None) -> bpy.types.Object:
+    """Create armature + mesh for ``model`` in the active collection; returns the armature (active)."""
+    report(0.0, "mesh")
+    armature = bpy.data.objects.new(name, bpy.data.armatures.new(name))
+    armature.data.display_type = "STICK"
+    armature.show_in_front = True
+    context.collection.objects.link(armature)
+    armature.matrix_world = Matrix.Translation(context.scene.cursor.location) @ Matrix(rig.FLAME_TO_BLENDER.tolist())
+    set_rest_joints(context, armature, model.rest_joints())
+    for pose_bone in armature.pose.bones:
+        pose_bone.rotation_mode = "QUATERNION"
+
+    mesh_obj = bpy.data.objects.new(f"{name}_mesh", _build_mesh(f"{name}_mesh", model))
+    context.collection.objects.link(mesh_obj)
+    mesh_obj.parent = armature
+    mesh_obj.matrix_parent_inverse = Matrix.Identity(4)
+    mesh_obj.matrix_basis = Matrix.Identity(4)
+    report(0.1, "skin weights")
+    _add_vertex_groups(mesh_obj, model.weights)
+    modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
+    modifier.object = armature
+    _add_shape_keys(mesh_obj, model, report)
+    _add_corrective_drivers(mesh_obj, armature)
+
+    props = armature.flame
+    props.is_head, props.mesh = True, mesh_obj
+    props.model_name, props.model_sha256, props.version = model.name, model.sha256, model.version
+    props.n_shape, props.n_expr = model.n_shape, model.n_expr
+    armature[JOINT_BASIS_PROP] = model.joint_basis().ravel().tolist()
+
+    for obj in context.view_layer.objects:
+        obj.select_set(obj is armature)
+    context.view_layer.objects.active = armature
+    report(1.0, "done")
+    return armature
+
+
+def find_head(obj: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The FLAME armature for ``obj`` (the armature itself or its head mesh), else None."""
+    if obj is not None and obj.type == "MESH" and obj.parent is not None:
+        obj = obj.parent
+    if obj is not None and obj.type == "ARMATURE" and obj.flame.is_head and obj.flame.mesh is not None:
+        return obj
+    return None
+
+
+def coefficient_values(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """Current shape (S,) and expression (E,) values read from the head's shape keys."""
+    blocks = armature.flame.mesh.data.shape_keys.key_blocks
+    props = armature.flame
+    values = np.array([blocks[n].value for n in shape_key_names(props.n_shape, props.n_expr)])
+    return values[: props.n_shape], values[props.n_shape:]
+
+
+def joints_for(armature: bpy.types.Object, shape: np.ndarray, expr: np.ndarray) -> np.ndarray:
+    """Rest joints (J, 3) for the given coefficients, from the basis stored on the armature."""
+    basis = np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)
+    return basis[0] + np.tensordot(np.concatenate([shape, expr]), basis[1:], axes=1)
+
+
+def update_joints(context: bpy.types.Context, armature: bpy.types.Object) -> np.ndarray:
+    """Place the rest joints where FLAME regresses them for the current shape and expression."""
+    joints = joints_for(armature, *coefficient_values(armature))
+    set_rest_joints(context, armature, joints)
+    return joints

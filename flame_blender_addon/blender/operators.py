@@ -1,0 +1,198 @@
+"""Operators of the ``flame.*`` namespace. All inputs are properties, so scripts and
+``blender --background`` can call them with no selection or UI state (``target`` names the head)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bpy
+import numpy as np
+from bpy.props import FloatProperty, IntProperty, StringProperty
+
+from ..core.errors import FlameError
+from ..core.model import FlameModel, load_model
+from . import head
+from .progress import progress
+from .transaction import rollback_on_error
+
+log = logging.getLogger(__name__)
+
+
+def _target_head(context: bpy.types.Context, target: str) -> bpy.types.Object | None:
+    return head.find_head(bpy.data.objects.get(target) if target else context.active_object)
+
+
+class _HeadOperator:
+    """Mixin: ``target`` property and a poll that needs a FLAME head."""
+
+    target: StringProperty(name="Target", description="FLAME head object (default: the active one)",
+                           options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        return head.find_head(context.active_object) is not None
+
+    def head_or_report(self, context) -> bpy.types.Object | None:
+        armature = _target_head(context, self.target)
+        if armature is None:
+            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
+        return armature
+
+
+class _BuildOperator:
+    """Mixin: component counts and the build itself, all-or-nothing."""
+
+    n_shape: IntProperty(name="Identity components", default=300, min=0, max=300)
+    n_expr: IntProperty(name="Expression components", default=100, min=0, max=100)
+
+    def build(self, context, model: FlameModel, name: str):
+        model = model.truncated(self.n_shape, self.n_expr)
+        try:
+            with rollback_on_error(context), progress(context, f"Building {name}") as report:
+                armature = head.build_head(context, model, name, report)
+        except FlameError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        for warning in model.warnings:
+            self.report({"WARNING"}, f"{model.name}: {warning}")
+        self.report({"INFO"}, f"Built {armature.name} from {model.name} "
+                              f"({model.n_shape} identity, {model.n_expr} expression components)")
+        return {"FINISHED"}
+
+
+class FLAME_OT_import_model(_BuildOperator, bpy.types.Operator):
+    """Build a rigged FLAME head from your generic_model.pkl / flame2023.pkl (or a converted .npz)"""
+
+    bl_idname = "flame.import_model"
+    bl_label = "Import FLAME Model"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        if not self.filepath:
+            self.report({"ERROR"}, "No model file given: choose your generic_model.pkl or flame2023.pkl")
+            return {"CANCELLED"}
+        try:
+            model = load_model(bpy.path.abspath(self.filepath))
+        except FlameError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        except OSError as err:
+            self.report({"ERROR"}, f"{self.filepath}: cannot be read ({err.strerror or err})")
+            return {"CANCELLED"}
+        return self.build(context, model, "FLAME")
+
+
+class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
+    """Add the built-in procedural demo head (FLAME layout, no download needed)"""
+
+    bl_idname = "flame.add_demo_head"
+    bl_label = "FLAME Demo Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from ..core import demo_head  # generated on demand: ~50 MB of arrays
+
+        return self.build(context, demo_head.demo_model(), "FLAME_demo")
+
+
+class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
+    """Move the joints to where FLAME regresses them for the current shape and expression"""
+
+    bl_idname = "flame.update_joints"
+    bl_label = "Update Joints"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        armature = self.head_or_report(context)
+        if armature is None:
+            return {"CANCELLED"}
+        head.update_joints(context, armature)
+        return {"FINISHED"}
+
+
+class _CoefficientOperator(_HeadOperator):
+    """Set identity or expression shape-key values to zero or to random N(0, strength^2) draws,
+    then update the joints (FLAME's joints follow both)."""
+
+    bl_options = {"REGISTER", "UNDO"}
+    prefix = ""  # head.SHAPE_PREFIX or head.EXPR_PREFIX
+    randomize = False
+
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
+                            description="Standard deviation of the random coefficients")
+    seed: IntProperty(name="Seed", default=0, min=0, description="0 draws a new random seed every time")
+
+    def execute(self, context):
+        armature = self.head_or_report(context)
+        if armature is None:
+            return {"CANCELLED"}
+        blocks = armature.flame.mesh.data.shape_keys.key_blocks
+        values = np.empty(len(blocks), dtype=np.float32)
+        blocks.foreach_get("value", values)
+        mask = np.array([kb.name.startswith(self.prefix) and kb.name[len(self.prefix):].isdigit()
+                         for kb in blocks])
+        if self.randomize:
+            rng = np.random.default_rng(self.seed or None)
+            values[mask] = np.clip(rng.normal(scale=self.strength, size=mask.sum()), -10, 10)
+        else:
+            values[mask] = 0.0
+        blocks.foreach_set("value", values)
+        head.update_joints(context, armature)
+        return {"FINISHED"}
+
+
+class FLAME_OT_random_shape(_CoefficientOperator, bpy.types.Operator):
+    """Draw a random identity"""
+
+    bl_idname, bl_label, prefix, randomize = "flame.random_shape", "Random Shape", head.SHAPE_PREFIX, True
+
+
+class FLAME_OT_reset_shape(_CoefficientOperator, bpy.types.Operator):
+    """Reset the identity to the mean head"""
+
+    bl_idname, bl_label, prefix = "flame.reset_shape", "Reset Shape", head.SHAPE_PREFIX
+
+
+class FLAME_OT_random_expression(_CoefficientOperator, bpy.types.Operator):
+    """Draw a random expression"""
+
+    bl_idname, bl_label, prefix, randomize = "flame.random_expression", "Random Expression", head.EXPR_PREFIX, True
+
+
+class FLAME_OT_reset_expression(_CoefficientOperator, bpy.types.Operator):
+    """Reset the expression to neutral"""
+
+    bl_idname, bl_label, prefix = "flame.reset_expression", "Reset Expression", head.EXPR_PREFIX
+
+
+class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
+    """Reset every joint rotation and the translation"""
+
+    bl_idname = "flame.reset_pose"
+    bl_label = "Reset Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        armature = self.head_or_report(context)
+        if armature is None:
+            return {"CANCELLED"}
+        for pose_bone in armature.pose.bones:
+            pose_bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+            pose_bone.location = (0.0, 0.0, 0.0)
+            pose_bone.scale = (1.0, 1.0, 1.0)
+        return {"FINISHED"}
+
+
+CLASSES = (
+    FLAME_OT_import_model, FLAME_OT_add_demo_head, FLAME_OT_update_joints,
+    FLAME_OT_random_shape, FLAME_OT_reset_shape, FLAME_OT_random_expression,
+    FLAME_OT_reset_expression, FLAME_OT_reset_pose,
+)

@@ -1,0 +1,44 @@
+"""The add-on's single registration list; ``unregister`` is its exact mirror."""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+
+from . import operators, panel, properties
+
+log = logging.getLogger(__name__)
+
+CLASSES = (properties.FlameHeadProperties, *operators.CLASSES, *panel.CLASSES)
+
+
+def _menu_import(self, context):
+    self.layout.operator(operators.FLAME_OT_import_model.bl_idname, text="FLAME Model (.pkl/.npz)")
+
+
+def _menu_add(self, context):
+    self.layout.operator(operators.FLAME_OT_add_demo_head.bl_idname, icon="USER")
+
+
+MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.VIEW3D_MT_add, _menu_add))
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Object.flame = bpy.props.PointerProperty(type=properties.FlameHeadProperties)
+    for menu, func in MENUS:
+        menu.append(func)
+
+
+def unregister() -> None:
+    for menu, func in reversed(MENUS):
+        menu.remove(func)
+    if hasattr(bpy.types.Object, "flame"):
+        del bpy.types.Object.flame
+    for cls in reversed(CLASSES):
+        try:
+            bpy.utils.unregister_class(cls)
+        except RuntimeError as err:
+            log.warning("could not unregister %s: %s", cls.__name__, err)

@@ -1,0 +1,109 @@
+"""Offline face landmarks with MediaPipe 0.10.21's legacy solutions (bundled models, no download).
+
+Per frame: the full-range face detector gives a box and a confidence, a square crop around the
+box (1.8 x its size, zero padded) goes to the 478-point face mesh with irises
+(``refine_landmarks=True``), and the points are mapped back to frame pixels (origin at the
+image's top-left corner). Frames where either step finds nothing are NaN with confidence 0.
+mediapipe is imported only here, and only when detection is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..core.errors import TrackerError
+from .landmarks import MEDIAPIPE_POINTS, Track
+
+CROP_SCALE = 1.8
+MIN_DETECTION = 0.5
+
+
+def _solutions():
+    try:
+        import mediapipe as mp
+        return mp.solutions
+    except ImportError:
+        raise TrackerError("landmark detection needs mediapipe==0.10.21 in this Python (pip install "
+                           "mediapipe==0.10.21), or pass precomputed --landmarks with --embedding") from None
+    except AttributeError:
+        raise TrackerError("this mediapipe has no legacy 'solutions' (removed in 0.10.30); install "
+                           "mediapipe==0.10.21") from None
+
+
+def crop_box(box: tuple[float, float, float, float], scale: float = CROP_SCALE) -> tuple[int, int, int]:
+    """Square crop (x0, y0, side) in pixels around a box (x, y, w, h) in pixels."""
+    x, y, w, h = box
+    side = max(16, int(round(scale * max(w, h))))
+    cx, cy = x + w / 2, y + h / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def crop(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The square (side, side, 3) window of ``rgb`` at (x0, y0), zero outside the image."""
+    H, W = rgb.shape[:2]
+    out = np.zeros((side, side, 3), dtype=np.uint8)
+    xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+    if xb > xa and yb > ya:
+        out[ya - y0:yb - y0, xa - x0:xb - x0] = rgb[ya:yb, xa:xb]
+    return out
+
+
+class Detector:
+    """Face box + 478 landmarks per RGB frame. Use as a context manager."""
+
+    def __init__(self) -> None:
+        solutions = _solutions()
+        self._faces = solutions.face_detection.FaceDetection(model_selection=1,
+                                                             min_detection_confidence=MIN_DETECTION)
+        self._mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                  refine_landmarks=True, min_detection_confidence=MIN_DETECTION)
+
+    def __enter__(self) -> "Detector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._faces.close()
+        self._mesh.close()
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """rgb: (H, W, 3) uint8 -> points (478, 2) pixels (NaN if no face) and confidence."""
+        H, W = rgb.shape[:2]
+        none = np.full((MEDIAPIPE_POINTS, 2), np.nan)
+        found = self._faces.process(rgb).detections
+        if not found:
+            return none, 0.0
+        best = max(found, key=lambda d: d.score[0])
+        rel = best.location_data.relative_bounding_box
+        x0, y0, side = crop_box((rel.xmin * W, rel.ymin * H, rel.width * W, rel.height * H))
+        mesh = self._mesh.process(crop(rgb, x0, y0, side)).multi_face_landmarks
+        if not mesh:
+            return none, 0.0
+        pts = np.array([(p.x, p.y) for p in mesh[0].landmark], dtype=np.float64)
+        if pts.shape != (MEDIAPIPE_POINTS, 2):
+            raise TrackerError(f"mediapipe returned {len(pts)} face-mesh points, expected {MEDIAPIPE_POINTS} "
+                               f"(refine_landmarks needs mediapipe==0.10.21)")
+        return pts * side + (x0, y0), float(best.score[0])
+
+
+def detect(frames: Iterable[np.ndarray], fps: float | None, n_frames: int = 0,
+           on_progress: Callable[[int], None] | None = None) -> Track:
+    """Landmarks of every frame. ``on_progress(i)`` is called after frame i."""
+    points, conf, size = [], [], None
+    with Detector() as detector:
+        for i, rgb in enumerate(frames):
+            if size is None:
+                size = rgb.shape[:2]
+            elif rgb.shape[:2] != size:
+                raise TrackerError(f"frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, the first was {size[1]}x{size[0]}; "
+                                   f"all frames must have one size")
+            p, c = detector(rgb)
+            points.append(p)
+            conf.append(c)
+            if on_progress:
+                on_progress(i)
+    if not points:
+        raise TrackerError("the input has no frames")
+    pts = np.stack(points)
+    return Track(pts, np.repeat(np.asarray(conf)[:, None], MEDIAPIPE_POINTS, axis=1), (int(size[0]), int(size[1])), fps)

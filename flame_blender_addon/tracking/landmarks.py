@@ -1,0 +1,182 @@
+"""Landmark embeddings and 2D landmark tracks (numpy only).
+
+An embedding ties landmark l to the surface point ``sum_c bary[l, c] * V[faces[face_idx[l], c]]``;
+metrical-tracker's ``mediapipe_landmark_embedding.npz`` adds ``landmark_indices``, the MediaPipe
+point (of 478) each row corresponds to. Landmark tracks are pixel positions, origin at the image's
+top-left corner, NaN where there is no face.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import TrackerError
+from ..core.model import FlameModel
+
+MEDIAPIPE_POINTS = 478
+FLAME_VERTS = 5023
+# MediaPipe iris points -> FLAME eyeball vertices (as metrical-tracker maps them; 468..472 is the
+# image-left iris, i.e. the subject's right eye). Valid for FLAME's topology only.
+IRIS_POINTS = np.arange(468, 478)
+IRIS_VERTICES = np.array([4597, 4542, 4510, 4603, 4570, 4051, 3996, 3964, 3932, 4028])
+EMBEDDING_KEYS = ("lmk_face_idx", "lmk_b_coords")
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """face_idx: (L,) int64; bary: (L, 3) float64 rows summing to 1; points: (L,) int64 detector
+    point per row (None when landmark tracks are given in embedding order); name: for messages."""
+
+    face_idx: np.ndarray
+    bary: np.ndarray
+    points: np.ndarray | None
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.face_idx)
+
+
+@dataclass(frozen=True)
+class Track:
+    """points: (T, N, 2) float64 pixels, NaN rows where missing; conf: (T, N) in [0, 1];
+    image_size: (H, W); fps: frames per second or None when unknown."""
+
+    points: np.ndarray
+    conf: np.ndarray
+    image_size: tuple[int, int]
+    fps: float | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return self.points.shape[0]
+
+    def face_found(self) -> np.ndarray:
+        """(T,) bool: frames with at least one usable point."""
+        return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
+
+
+def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise TrackerError(f"{path}: {what} file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as err:
+        raise TrackerError(f"{path.name}: not a readable .npz {what} file ({err})") from None
+
+
+def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
+    """Validate ``lmk_face_idx`` (L,), ``lmk_b_coords`` (L, 3) and optional ``landmark_indices`` (L,)."""
+    missing = [k for k in EMBEDDING_KEYS if k not in raw]
+    if missing:
+        raise TrackerError(f"{name}: missing key(s) {', '.join(missing)}; a landmark embedding needs "
+                           f"{', '.join(EMBEDDING_KEYS)} (like metrical-tracker's mediapipe_landmark_embedding.npz)")
+    face_idx = np.asarray(raw["lmk_face_idx"]).reshape(-1)
+    bary = np.asarray(raw["lmk_b_coords"], dtype=np.float64)
+    if face_idx.dtype.kind not in "iu" or bary.shape != (len(face_idx), 3) or len(face_idx) == 0:
+        raise TrackerError(f"{name}: lmk_face_idx {face_idx.shape} ({face_idx.dtype}) and lmk_b_coords "
+                           f"{bary.shape} do not describe L landmarks as (L,) integers and (L, 3) weights")
+    if not np.isfinite(bary).all() or np.abs(bary.sum(1) - 1).max() > 1e-3:
+        raise TrackerError(f"{name}: lmk_b_coords rows must be finite barycentric weights summing to 1")
+    points = None
+    if "landmark_indices" in raw:
+        points = np.asarray(raw["landmark_indices"]).reshape(-1)
+        if points.dtype.kind not in "iu" or len(points) != len(face_idx):
+            raise TrackerError(f"{name}: landmark_indices has shape {points.shape}, expected ({len(face_idx)},) integers")
+        points = points.astype(np.int64)
+    return Embedding(face_idx.astype(np.int64), bary, points, name)
+
+
+def load_embedding(path: str | Path) -> Embedding:
+    """Read an embedding ``.npz`` (metrical-tracker's schema)."""
+    path = Path(path)
+    return embedding_from_arrays(_read_npz(path, "landmark embedding"), path.name)
+
+
+def embedding_in_model_file(path: str | Path) -> Embedding | None:
+    """An embedding stored in a ``.npz`` model file under the embedding keys, else None."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        if not all(k in npz.files for k in EMBEDDING_KEYS):
+            return None
+        raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz.files}
+    return embedding_from_arrays(raw, f"{path.name} (embedded landmarks)")
+
+
+def check_embedding(embedding: Embedding, model: FlameModel) -> None:
+    """Raise TrackerError when the embedding does not fit the model's triangles."""
+    n_faces = len(model.faces)
+    if embedding.face_idx.min() < 0 or embedding.face_idx.max() >= n_faces:
+        raise TrackerError(f"{embedding.name} does not match {model.name}: it uses triangle "
+                           f"{embedding.face_idx.max()}, but the model has {n_faces} triangles "
+                           f"(an embedding for another FLAME topology?)")
+
+
+def with_irises(embedding: Embedding, model: FlameModel) -> Embedding:
+    """Add the 10 MediaPipe iris points as eyeball vertices when the model has FLAME's topology
+    and the embedding maps detector points but not the irises yet; otherwise unchanged."""
+    if embedding.points is None or model.n_verts != FLAME_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
+        return embedding
+    face_idx, corner = vertex_faces(model.faces, IRIS_VERTICES)
+    bary = np.zeros((len(IRIS_VERTICES), 3))
+    bary[np.arange(len(corner)), corner] = 1.0
+    return Embedding(np.concatenate([embedding.face_idx, face_idx]), np.concatenate([embedding.bary, bary]),
+                     np.concatenate([embedding.points, IRIS_POINTS]), embedding.name + " + irises")
+
+
+def vertex_faces(faces: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each vertex (N,), one triangle using it and the corner it occupies. -> (N,), (N,)."""
+    hit = faces.reshape(-1)[None, :] == np.asarray(vertices)[:, None]  # (N, 3F)
+    if not hit.any(axis=1).all():
+        raise TrackerError("an iris vertex is not used by any triangle of the model")
+    flat = hit.argmax(axis=1)
+    return flat // 3, flat % 3
+
+
+def load_track(path: str | Path) -> Track:
+    """Read precomputed landmarks: ``lmk`` (T, L, 2) pixels, optional ``conf`` (T, L),
+    ``image_size`` [H, W], optional ``fps``."""
+    path = Path(path)
+    raw = _read_npz(path, "landmarks")
+    if "lmk" not in raw or "image_size" not in raw:
+        raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
+                           f"{', '.join(sorted(raw)) or 'nothing'}")
+    lmk = np.asarray(raw["lmk"], dtype=np.float64)
+    if lmk.ndim != 3 or lmk.shape[2] != 2 or lmk.shape[0] == 0:
+        raise TrackerError(f"{path.name}: 'lmk' has shape {lmk.shape}, expected (T, L, 2)")
+    conf = np.asarray(raw.get("conf", np.ones(lmk.shape[:2])), dtype=np.float64)
+    if conf.shape != lmk.shape[:2]:
+        raise TrackerError(f"{path.name}: 'conf' has shape {conf.shape}, expected {lmk.shape[:2]}")
+    size = np.asarray(raw["image_size"]).reshape(-1)
+    if size.shape != (2,) or not (size > 0).all():
+        raise TrackerError(f"{path.name}: 'image_size' must be [H, W], got {size.tolist()}")
+    fps = float(raw["fps"]) if "fps" in raw else None
+    conf = np.where(np.isfinite(lmk).all(axis=2), np.clip(np.nan_to_num(conf), 0, 1), 0.0)
+    return Track(lmk, conf, (int(size[0]), int(size[1])), fps)
+
+
+def select(track: Track, embedding: Embedding) -> Track:
+    """The track's points in embedding order: (T, L, 2). Raises TrackerError on a mismatch."""
+    N, L = track.points.shape[1], len(embedding)
+    if embedding.points is not None and N != L:
+        if embedding.points.max() >= N:
+            raise TrackerError(f"{embedding.name} refers to detector point {embedding.points.max()}, "
+                               f"but the landmarks have only {N} points per frame")
+        return Track(track.points[:, embedding.points], track.conf[:, embedding.points],
+                     track.image_size, track.fps)
+    if N != L:
+        raise TrackerError(f"the landmarks have {N} points per frame but {embedding.name} describes {L}; "
+                           f"give an embedding with one row per landmark or with landmark_indices")
+    return track
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) frame ranges where ``mask`` (T,) is True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))

@@ -1,0 +1,18 @@
+"""Shared test setup: keep Blender's user config and caches out of the user's home.
+
+Blender reads these variables when ``bpy`` is first imported, so they are set here, before any
+test module imports it.
+"""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_sandbox = Path(tempfile.mkdtemp(prefix="flame-tests-"))
+os.environ["BLENDER_USER_RESOURCES"] = str(_sandbox / "blender")
+os.environ["XDG_CACHE_HOME"] = str(_sandbox / "cache")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
