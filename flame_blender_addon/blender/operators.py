@@ -31,7 +31,9 @@ class _HeadOperator:
 
     @classmethod
     def poll(cls, context):
-        return head.find_head(context.active_object) is not None
+        # Properties are unknown here, so a head anywhere in the scene will do (``target``).
+        return head.find_head(context.active_object) is not None or any(
+            head.find_head(obj) for obj in context.scene.objects if obj.type == "ARMATURE")
 
     def head_or_report(self, context) -> bpy.types.Object | None:
         armature = _target_head(context, self.target)

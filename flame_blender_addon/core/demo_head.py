@@ -190,7 +190,7 @@ def _base_grid() -> np.ndarray:
 
 def eye_centres(shape: _Shape = _Shape()) -> np.ndarray:
     """Eyeball centres, left (+X) then right: (2, 3) float64."""
-    left = np.array([0.0315, 0.0195, 0.0285])
+    left = np.array([0.0315, 0.0195, 0.031])
     return _global_scale(np.stack([left, left * [-1, 1, 1]]), shape)
 
 
@@ -214,8 +214,9 @@ def _features(base: np.ndarray, shape: _Shape) -> np.ndarray:
     wings = 0.0045 * shape.nose * _bump(np.hypot((ax - 0.0125 * shape.nose_width) / 0.007,
                                                  (y + 0.0245) / 0.008))
     out[..., 2] += nose + wings
-    brow = 0.004 * shape.brow_ridge * _bump((y - 0.036) / 0.014) * _bump(x / 0.06)
-    out[..., 2] += brow
+    brow = 0.003 * shape.brow_ridge * _bump((y - 0.036) / 0.014) * _bump(x / 0.06)
+    sockets = 0.008 * _bump(np.hypot((ax - 0.03) / 0.022, (y - 0.018) / 0.02) ** 2)
+    out[..., 2] += brow - sockets
     radial = np.stack([np.sin(np.arctan2(x, z - _AXIS_Z)), np.zeros_like(x),
                        np.cos(np.arctan2(x, z - _AXIS_Z))], axis=-1)
     front = z > _AXIS_Z
@@ -281,11 +282,11 @@ def _eyelids(grid: np.ndarray, shape: _Shape) -> np.ndarray:
                    + shape.gaze_side[side] * 0.5 * _bump(u / 2.0))
         azimuth = np.broadcast_to(azimuth, elevation.shape)
         radius = (EYE_RADIUS * shape.scale + 0.0011 + 0.0075 * frac**2
-                  + 0.004 * _smoothstep(1.0, 1.6, np.abs(u)))
+                  + 0.008 * _smoothstep(1.0, 2.2, np.abs(u)))
         direction = np.stack([np.cos(elevation) * np.sin(azimuth) * (1 - 2 * side), np.sin(elevation),
                               np.cos(elevation) * np.cos(azimuth)], axis=-1)
         design = centre + radius[..., None] * direction
-        spread = np.hypot(2.0 * np.clip(np.abs(u) - 1.0, 0.0, None), rings_out / 3.2)
+        spread = np.hypot(1.1 * np.clip(np.abs(u) - 1.0, 0.0, None), rings_out / 3.2)
         w = (1.0 - _smoothstep(0.35, 1.25, spread))[..., None]
         g = g * (1.0 - w) + design * w
     return g

@@ -120,8 +120,11 @@ def check_embedding(embedding: Embedding, model: FlameModel) -> None:
 
 def with_irises(embedding: Embedding, model: FlameModel) -> Embedding:
     """Add the 10 MediaPipe iris points as eyeball vertices when the model has FLAME's topology
-    and the embedding maps detector points but not the irises yet; otherwise unchanged."""
+    (5023 vertices, and those vertices skinned to the right eye, then the left eye) and the
+    embedding maps detector points but not the irises yet; otherwise unchanged."""
     if embedding.points is None or model.n_verts != FLAME_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
+        return embedding
+    if not (model.weights[IRIS_VERTICES].argmax(axis=1) == np.repeat([4, 3], 5)).all():
         return embedding
     face_idx, corner = vertex_faces(model.faces, IRIS_VERTICES)
     bary = np.zeros((len(IRIS_VERTICES), 3))

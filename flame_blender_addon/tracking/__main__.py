@@ -1,0 +1,134 @@
+"""``python -m flame_blender_addon.tracking track --model MODEL --input VIDEO --output DIR ...``
+
+stdout carries only the JSON lines of :mod:`.protocol`: the real stdout is kept for them and file
+descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot corrupt the
+stream. Exit codes: ``EXIT_OK``, ``EXIT_ERROR`` (one ``error`` line, e.g. bad input),
+``EXIT_USAGE`` (bad arguments; also one ``error`` line). SIGTERM ends the job cleanly (staged
+outputs removed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn, Sequence, TextIO
+
+from . import protocol
+
+
+class Channel:
+    """Writes protocol messages to the process's original stdout."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        self.stream.write(protocol.encode(message))
+        self.stream.flush()
+
+
+def claim_stdout() -> Channel:
+    """Keep the real stdout for the protocol and send everything else printed to stderr."""
+    sys.stdout.flush()
+    stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return Channel(stream)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that also reports usage errors as a protocol error line."""
+
+    channel: Channel | None = None
+
+    def error(self, message: str) -> NoReturn:
+        if self.channel is not None:
+            self.channel(protocol.error(f"bad arguments: {message}"))
+        self.print_usage(sys.stderr)
+        self.exit(protocol.EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m flame_blender_addon.tracking",
+                    description="Fit a FLAME sequence to the face in a video (JSON lines on stdout).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    track = sub.add_parser("track", help="track a video, a folder of frames or an image")
+    track.add_argument("--model", required=True, type=Path, help="FLAME model (.pkl or .npz)")
+    track.add_argument("--input", type=Path, help="video file, folder of frames, or image")
+    track.add_argument("--output", required=True, type=Path, help="output folder")
+    track.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    track.add_argument("--focal", type=positive, help="focal length in pixels (estimated when omitted)")
+    track.add_argument("--landmarks", type=Path, help="precomputed landmarks .npz (lmk, conf, image_size)")
+    track.add_argument("--embedding", type=Path, help="landmark embedding .npz (lmk_face_idx, lmk_b_coords, "
+                                                      "landmark_indices)")
+    track.add_argument("--n-shape", type=at_least_one, default=100, help="identity components to fit (default 100)")
+    track.add_argument("--n-expr", type=at_least_one, default=100, help="expression components to fit (default 100)")
+    track.add_argument("--fps", type=positive, help="frame rate (default: the video's, else 25)")
+    track.add_argument("--previews", type=int, default=12, help="overlay frames to write (default 12)")
+    track.add_argument("--noise-px", type=positive, help="landmark noise in pixels (default 0.4%% of the face size)")
+    return parser
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    channel = claim_stdout()
+    parser = build_parser()
+    Parser.channel = channel
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from ..core.errors import FlameError
+    except ImportError as err:  # pragma: no cover - broken installation
+        channel(protocol.error(f"cannot import the add-on's core package: {err}"))
+        return protocol.EXIT_ERROR
+    try:
+        from . import solver, tracker
+    except ImportError as err:
+        channel(protocol.error(f"the tracker needs torch and numpy in this Python ({sys.executable}): {err}"))
+        return protocol.EXIT_ERROR
+    settings = solver.FitSettings(noise_px=args.noise_px)
+    opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
+                           focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
+                           n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,
+                           settings=settings)
+    try:
+        tracker.run(opts, channel)
+    except FlameError as err:
+        channel(protocol.error(str(err)))
+        return protocol.EXIT_ERROR
+    except KeyboardInterrupt:
+        channel(protocol.error("tracking was cancelled"))
+        return protocol.EXIT_ERROR
+    except MemoryError:
+        channel(protocol.error("out of memory; try fewer frames or --device cpu"))
+        return protocol.EXIT_ERROR
+    except Exception as err:  # noqa: BLE001 - the front end needs one line, the traceback goes to stderr
+        traceback.print_exc()
+        channel(protocol.error(f"internal error: {type(err).__name__}: {err}"))
+        return protocol.EXIT_ERROR
+    return protocol.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

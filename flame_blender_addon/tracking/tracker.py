@@ -1,0 +1,250 @@
+"""The tracking job: model and embedding -> landmarks -> fit -> staged outputs (torch).
+
+:func:`run` reports through ``emit`` (protocol messages, see :mod:`.protocol`) and raises
+:class:`~..core.errors.TrackerError` (or ModelLoadError) with a message for the user.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..core import camera, lbs
+from ..core.errors import FlameError, TrackerError
+from ..core.model import FlameModel, load_model
+from ..core.rotations import axis_angle_to_matrix
+from . import landmark_model as lm
+from . import landmarks as lmk
+from . import media, outputs, protocol, solver
+
+Emit = Callable[[dict[str, Any]], None]
+# OpenCV camera of the fit: at the origin looking along FLAME's -Z (landmark_model's projection)
+CAM_R = np.diag([1.0, -1.0, -1.0])
+PREVIEW_VERTEX_STEP = 7  # draw every 7th mesh vertex in previews
+DEFAULT_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line options of ``track`` (see :mod:`.__main__`)."""
+
+    model: Path
+    output: Path
+    input: Path | None = None
+    device: str = "cpu"
+    focal: float | None = None
+    landmarks: Path | None = None
+    embedding: Path | None = None
+    n_shape: int = 100
+    n_expr: int = 100
+    fps: float | None = None
+    previews: int = 12
+    settings: solver.FitSettings = field(default_factory=solver.FitSettings)
+
+
+class Reporter:
+    """Maps stage-local fractions to the job's monotone progress and emits messages."""
+
+    SPANS = {"load": (0.0, 0.05), "read": (0.05, 0.1), "detect": (0.1, 0.6), "fit": (0.6, 0.92),
+             "write": (0.92, 1.0)}
+
+    def __init__(self, emit: Emit, detecting: bool) -> None:
+        self.emit = emit
+        self.spans = dict(self.SPANS) if detecting else {**self.SPANS, "detect": (0.1, 0.1), "fit": (0.1, 0.92)}
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        a, b = self.spans[stage]
+        self.emit(protocol.progress(stage, a + (b - a) * min(1.0, max(0.0, fraction)), message))
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.emit(protocol.log(message, level))
+
+
+def resolve_embedding(opts: Options, model: FlameModel, report: Reporter) -> lmk.Embedding:
+    """The --embedding file, else one stored in the model file, else an error saying what to pass."""
+    if opts.embedding is not None:
+        embedding = lmk.load_embedding(opts.embedding)
+    else:
+        embedding = lmk.embedding_in_model_file(opts.model)
+        if embedding is None:
+            raise TrackerError(
+                f"no landmark embedding for {model.name}: pass --embedding with a file in metrical-tracker's "
+                "mediapipe_landmark_embedding.npz schema (lmk_face_idx, lmk_b_coords, landmark_indices) for "
+                "your FLAME model, or use a model .npz that stores those keys")
+    lmk.check_embedding(embedding, model)
+    with_iris = lmk.with_irises(embedding, model)
+    if len(with_iris) > len(embedding):
+        report.log("eye gaze from the MediaPipe irises (FLAME eyeball vertices)")
+    elif embedding.points is not None and not np.isin(lmk.IRIS_POINTS, embedding.points).any():
+        report.log("no iris landmarks for this model: eyes stay looking ahead", "warning")
+    return with_iris
+
+
+def read_landmarks(opts: Options, source: media.Source | None, report: Reporter) -> lmk.Track:
+    """Precomputed landmarks, or MediaPipe on every frame of the source."""
+    if opts.landmarks is not None:
+        track = lmk.load_track(opts.landmarks)
+        report("read", 1.0, f"{track.n_frames} frames of landmarks")
+        return track
+    from . import detect
+
+    assert source is not None
+    n = source.n_frames
+
+    def progress(i: int) -> None:
+        if i % 10 == 0 or i + 1 == n:
+            report("detect", (i + 1) / n if n else 0.5, f"landmarks, frame {i + 1}" + (f"/{n}" if n else ""))
+
+    return detect.detect(media.frames(source), source.fps, n, progress)
+
+
+def device_of(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrackerError("--device cuda was asked for, but this torch has no usable CUDA GPU; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise TrackerError(f"--device must be cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def sequence_arrays(fit: solver.FitResult, has_face: np.ndarray, image_size: tuple[int, int], fps: float,
+                    n_expr: int) -> dict[str, np.ndarray]:
+    """The ``flame_sequence.npz`` arrays (core.sequence's schema, VHAP key names) of a fit.
+
+    The world is FLAME space with the head's mean position at the origin; the fixed OpenCV camera
+    (``cam_R``, ``cam_t``) looks at it from +Z. Neck and eyelids are zero (head motion is in the root).
+    """
+    f = fit.frames
+    T = len(f)
+    centre = fit.translation[has_face].mean(axis=0)
+    H, W = image_size
+    K = np.array([[fit.focal, 0.0, W / 2], [0.0, fit.focal, H / 2], [0.0, 0.0, 1.0]])
+    arrays = {
+        "shape": fit.beta, "expr": f[:, lm.N_POSE:lm.N_POSE + n_expr], "rotation": f[:, lm.ROT],
+        "neck_pose": np.zeros((T, 3)), "jaw_pose": f[:, lm.JAW],
+        "eyes_pose": np.concatenate([f[:, lm.EYE_L], f[:, lm.EYE_R]], axis=1),
+        "translation": fit.translation - centre, "eyelids": np.zeros((T, 2)), "fps": np.array(fps),
+        "frame_ids": np.arange(T), "K": K, "cam_R": CAM_R, "cam_t": CAM_R @ centre,
+        "image_size": np.array(image_size), "face_found": has_face,
+        "landmark_error_px": fit.error_px,
+    }
+    ints = ("frame_ids", "image_size")
+    return {k: np.ascontiguousarray(v, dtype=np.int64 if k in ints else bool if k == "face_found" else np.float64)
+            for k, v in arrays.items()}
+
+
+def posed_vertices(model: FlameModel, arrays: dict[str, np.ndarray], frames: np.ndarray) -> np.ndarray:
+    """World-space vertices (N, V, 3) of the selected frames of a flame_sequence array dict."""
+    aa = np.concatenate([arrays["rotation"][frames], arrays["neck_pose"][frames], arrays["jaw_pose"][frames],
+                         arrays["eyes_pose"][frames]], axis=1).reshape(-1, 5, 3)
+    S, E = len(arrays["shape"]), arrays["expr"].shape[1]
+    return lbs.forward(model.truncated(S, E), arrays["shape"], arrays["expr"][frames], axis_angle_to_matrix(aa),
+                       arrays["translation"][frames]).vertices
+
+
+def write_previews(folder: Path, source: media.Source, model: FlameModel, arrays: dict[str, np.ndarray],
+                   track: lmk.Track, fitted_uv: np.ndarray, count: int) -> int:
+    """PNG overlays of ``count`` evenly spaced frames: mesh vertices (blue), detected (red) and
+    fitted (green) landmarks. Returns how many were written."""
+    T = len(arrays["expr"])
+    chosen = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(int))
+    verts = posed_vertices(model, arrays, chosen)
+    folder.mkdir()
+    written = 0
+    wanted = dict(zip(chosen.tolist(), range(len(chosen))))
+    for t, rgb in enumerate(media.frames(source)):
+        if t not in wanted:
+            continue
+        uv = camera.project_opencv(verts[wanted[t]][::PREVIEW_VERTEX_STEP], arrays["K"], arrays["cam_R"],
+                                   arrays["cam_t"])
+        img = media.draw_points(rgb, uv, (60, 120, 255), 0)
+        img = media.draw_points(img, track.points[t], (255, 40, 40), 1)
+        img = media.draw_points(img, fitted_uv[t], (40, 255, 40), 1)
+        (folder / f"{t:05d}.png").write_bytes(media.png_bytes(img))
+        written += 1
+        if written == len(chosen) or t >= chosen[-1]:
+            break
+    return written
+
+
+def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter) -> Path | None:
+    """metrical-tracker ``checkpoint/*.frame`` files through core.sequence, read back from the npz."""
+    try:
+        from ..core.sequence import read_flame_npz, write_metrical_checkpoints
+    except ImportError:
+        report.log("metrical-tracker checkpoints skipped: core.sequence has no checkpoint writer", "warning")
+        return None
+    try:
+        for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model):
+            report.log(warning, "warning")
+    except FlameError as err:
+        report.log(f"metrical-tracker checkpoints skipped: {err}", "warning")
+        return None
+    return stage / protocol.CHECKPOINT_DIR
+
+
+def run(opts: Options, emit: Emit) -> dict[str, Any]:
+    """Track; returns (and emits) the result message."""
+    started = time.perf_counter()
+    report = Reporter(emit, detecting=opts.landmarks is None)
+    if opts.input is None and opts.landmarks is None:
+        raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
+    report("load", 0.0, "loading the model")
+    device = device_of(opts.device)
+    model = load_model(opts.model)
+    for warning in model.warnings:
+        report.log(f"{model.name}: {warning}", "warning")
+    embedding = resolve_embedding(opts, model, report)
+    n_shape, n_expr = min(opts.n_shape, model.n_shape), min(opts.n_expr, model.n_expr)
+    source = media.open_source(opts.input) if opts.input is not None else None
+    report("load", 1.0, f"{model.name}: fitting {n_shape} identity and {n_expr} expression components")
+
+    track = read_landmarks(opts, source, report)
+    fps = opts.fps or track.fps or (source.fps if source else None) or DEFAULT_FPS
+    points = lmk.select(track, embedding)
+    has_face = points.face_found()
+    if not has_face.any():
+        where = opts.input if opts.landmarks is None else opts.landmarks
+        raise TrackerError(f"{where}: no face found in any of its {track.n_frames} frames")
+    gaps = lmk.runs(~has_face)
+    if gaps:
+        text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:20]) + (" ..." if len(gaps) > 20 else "")
+        report.log(f"no face in {int((~has_face).sum())} of {len(has_face)} frames ({text}); "
+                   f"bridged from the neighbouring frames", "warning")
+
+    report("fit", 0.0, f"fitting {track.n_frames} frames on {device.type}")
+    fit_started = time.perf_counter()
+    basis = lm.build_basis(model, embedding.face_idx, embedding.bary, n_shape, n_expr, device=device)
+    problem = solver.make_problem(basis, points.points, points.conf, track.image_size, opts.focal, opts.settings)
+    fit = solver.fit(problem, lambda fraction, message: report("fit", fraction, message))
+    fit_seconds = time.perf_counter() - fit_started
+    report.log(f"fitted {track.n_frames} frames in {fit_seconds:.2f} s ({track.n_frames / fit_seconds:.0f} frames/s); "
+               f"mean landmark error {np.nanmean(fit.error_px):.2f} px; focal {fit.focal:.0f} px"
+               + ("" if opts.focal else " (estimated)"))
+
+    report("write", 0.0, "writing outputs")
+    arrays = sequence_arrays(fit, has_face, track.image_size, fps, n_expr)
+    with outputs.Staging(opts.output) as stage:
+        staged_npz = stage.path / protocol.SEQUENCE_FILE
+        outputs.write_npz(staged_npz, arrays)
+        checkpoint = write_checkpoints(stage.path, staged_npz, model, report)
+        report("write", 0.4, "previews")
+        previews = 0
+        if source is not None and opts.previews > 0:
+            previews = write_previews(stage.path / protocol.PREVIEW_DIR, source, model, arrays, points, fit.uv,
+                                      opts.previews)
+        final = stage.commit()
+    message = protocol.result(
+        str(final.resolve()), output_dir=str(opts.output.resolve()), frames=int(track.n_frames),
+        frames_without_face=int((~has_face).sum()), fps=float(fps), focal=float(fit.focal),
+        landmark_error_px=float(np.nanmean(fit.error_px)), fit_seconds=round(fit_seconds, 3),
+        seconds=round(time.perf_counter() - started, 3),
+        checkpoint_dir=str((opts.output / protocol.CHECKPOINT_DIR).resolve()) if checkpoint else None,
+        preview_dir=str((opts.output / protocol.PREVIEW_DIR).resolve()) if previews else None)
+    report("write", 1.0, "done")
+    emit(message)
+    return message

@@ -1,0 +1,34 @@
+"""Registration: everything the add-on adds exists, and unregister removes all of it."""
+
+import bpy
+
+import flame_blender_addon
+from flame_blender_addon.blender import registration
+
+OPERATORS = ("import_model", "add_demo_head", "update_joints", "random_shape", "reset_shape",
+             "random_expression", "reset_expression", "reset_pose")
+
+
+def _menu_funcs():
+    return [f for menu, _ in registration.MENUS for f in menu._dyn_ui_initialize()]
+
+
+def test_operators_panels_and_properties_exist():
+    for name in OPERATORS:
+        assert hasattr(bpy.ops.flame, name) and getattr(bpy.ops.flame, name).get_rna_type()
+    assert hasattr(bpy.types, "VIEW3D_PT_flame")
+    assert hasattr(bpy.types.Object, "flame")
+    assert all(func in _menu_funcs() for _, func in registration.MENUS)
+
+
+def test_unregister_then_register_leaves_nothing_behind():
+    flame_blender_addon.unregister()
+    try:
+        assert not hasattr(bpy.types.Object, "flame")
+        assert not hasattr(bpy.types, "VIEW3D_PT_flame")
+        assert not hasattr(bpy.types, "FLAME_OT_import_model")
+        assert not any(func in _menu_funcs() for _, func in registration.MENUS)
+    finally:
+        flame_blender_addon.register()
+    assert bpy.ops.flame.add_demo_head.get_rna_type().identifier == "FLAME_OT_add_demo_head"
+    assert sum(func is registration._menu_add for func in _menu_funcs()) == 1
