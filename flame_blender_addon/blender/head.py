@@ -21,6 +21,7 @@ from .transaction import active_in_mode
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
 JOINT_BASIS_PROP = "flame_joint_basis"
+J_REGRESSOR_PROP = "flame_J_regressor"
 
 
 def shape_key_names(n_shape: int, n_expr: int) -> list[str]:
@@ -127,6 +128,7 @@ def build_head(context: bpy.types.Context, model: FlameModel, name: str,
     props.model_name, props.model_sha256, props.version = model.name, model.sha256, model.version
     props.n_shape, props.n_expr = model.n_shape, model.n_expr
     armature[JOINT_BASIS_PROP] = model.joint_basis().ravel().tolist()
+    armature[J_REGRESSOR_PROP] = model.J_regressor.ravel().tolist()  # joints of VHAP offsets
 
     for obj in context.view_layer.objects:
         obj.select_set(obj is armature)

@@ -26,6 +26,9 @@ class VIEW3D_PT_flame(bpy.types.Panel):
         box = layout.box()
         box.label(text=f"{armature.name}: {props.model_name}", icon="ARMATURE_DATA")
         box.label(text=f"{props.version}, {props.n_shape} identity, {props.n_expr} expression")
+        layout.operator("flame.import_sequence", icon="ANIM")
+        if props.sequence_path:
+            layout.label(text=f"Animation: {props.sequence_source}", icon="ACTION")
         row = layout.row(align=True)
         row.operator("flame.update_joints", icon="BONE_DATA")
         row.operator("flame.reset_pose", icon="LOOP_BACK")

@@ -16,5 +16,7 @@ class FlameHeadProperties(bpy.types.PropertyGroup):
     version: StringProperty(name="FLAME version")
     n_shape: IntProperty(name="Identity components", min=0)
     n_expr: IntProperty(name="Expression components", min=0)
+    sequence_path: StringProperty(name="Sequence", description="The tracked sequence last imported onto this head")
+    sequence_source: StringProperty(name="Sequence format")
     sliders_shown: IntProperty(name="Sliders shown", default=10, min=0, max=300,
                                description="How many identity and expression sliders the panel lists")

@@ -15,6 +15,7 @@ CLASSES = (properties.FlameHeadProperties, *operators.CLASSES, *panel.CLASSES)
 
 def _menu_import(self, context):
     self.layout.operator(operators.FLAME_OT_import_model.bl_idname, text="FLAME Model (.pkl/.npz)")
+    self.layout.operator(operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
 
 
 def _menu_add(self, context):

@@ -248,7 +248,7 @@ def _lips(grid: np.ndarray) -> np.ndarray:
     g[..., 0] *= 1.0 + 0.12 * _bump(s / 4.0) * _bump(u / 1.8)
     width = np.sqrt(np.clip(1.0 - u**2, 0.0, None))
     forward = np.interp(s, [-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 4.5],
-                        [0.0, 0.0015, 0.0028, 0.0008, 0.0006, 0.0030, 0.0015, -0.0008, 0.0])
+                        [0.0, 0.0025, 0.0042, 0.0018, 0.0014, 0.0045, 0.0025, -0.0012, 0.0])
     corner = -0.003 * _bump((np.abs(u) - 1.0) / 0.7) * _bump(s / 3.5)
     g[..., 2] += forward * width + corner
     return g
@@ -267,13 +267,14 @@ def _eyelids(grid: np.ndarray, shape: _Shape) -> np.ndarray:
     is_upper = rows <= LID_ROW
     rings_out = np.where(is_upper, LID_ROW - rows, rows - LID_ROW - 1)  # 0 at the margins
     frac = np.clip(rings_out / 3.0, 0.0, 1.0)
+    relax = np.zeros((N_ROWS, N_COLS))
     for side, centre in enumerate(eye_centres(shape)):
         cols = np.arange(N_COLS) if side == 0 else N_COLS - 1 - np.arange(N_COLS)
         u = ((cols - 51.0) / 4.0)[None, :]  # -1 inner corner, +1 outer corner
         opening = np.clip(1.0 - u**2, 0.0, None) ** 0.6
         lower_margin = np.radians(18.0) * opening * shape.lid_lower[side] + np.radians(2.0)
         open_upper = np.radians(24.0) * opening + np.radians(2.0)
-        upper_margin = open_upper * shape.lid_upper[side] + (np.radians(4.0) - lower_margin) * (
+        upper_margin = open_upper * shape.lid_upper[side] + (np.radians(0.5) - lower_margin) * (
             1.0 - shape.lid_upper[side])
         elevation = np.where(is_upper, upper_margin + (np.radians(50.0) - upper_margin) * frac,
                              -lower_margin - (np.radians(48.0) - lower_margin) * frac)
@@ -289,6 +290,20 @@ def _eyelids(grid: np.ndarray, shape: _Shape) -> np.ndarray:
         spread = np.hypot(1.1 * np.clip(np.abs(u) - 1.0, 0.0, None), rings_out / 3.2)
         w = (1.0 - _smoothstep(0.35, 1.25, spread))[..., None]
         g = g * (1.0 - w) + design * w
+        relax = relax + 0.5 * (1.0 - _smoothstep(1.0, 1.8, spread)) * ((rings_out > 0) | (np.abs(u) > 1.0))
+    return _relax(g, relax, 6)
+
+
+def _relax(grid: np.ndarray, amount: np.ndarray, iterations: int) -> np.ndarray:
+    """Laplacian smoothing on the grid. grid: (R, C, 3); amount: (R, C) step towards the mean of the
+    four neighbours (0 pins a vertex) -> (R, C, 3) new array."""
+    g = grid.copy()
+    a = amount[..., None]
+    for _ in range(iterations):
+        up = np.concatenate([g[:1], g[:-1]])
+        down = np.concatenate([g[1:], g[-1:]])
+        mean = 0.25 * (up + down + np.roll(g, 1, axis=1) + np.roll(g, -1, axis=1))
+        g = g + a * (mean - g)
     return g
 
 
@@ -439,9 +454,13 @@ def _rbf_fields(points: np.ndarray, centres: np.ndarray, radius: float, coeffs: 
     return (phi @ coeffs).reshape(len(points), 3, -1)
 
 
-def _normalised(dirs: np.ndarray, rms: np.ndarray) -> np.ndarray:
-    """Scale each component to a root-mean-square vertex displacement. dirs: (V, 3, K), rms: (K,)."""
-    current = np.sqrt(np.einsum("vck,vck->k", dirs, dirs) / len(dirs))
+def _normalised(dirs: np.ndarray, rms: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Scale each component to a root-mean-square vertex displacement over a region.
+
+    dirs: (V, 3, K); rms: (K,); region: (V,) weights, default all vertices -> (V, 3, K).
+    """
+    region = np.ones(len(dirs)) if region is None else region
+    current = np.sqrt(np.einsum("v,vck,vck->k", region, dirs, dirs) / region.sum())
     return dirs * (rms / np.maximum(current, 1e-12))
 
 
@@ -569,7 +588,7 @@ def _expression_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarra
     random = _rbf_fields(head, centres, 0.02, rng.normal(size=(96, 3 * (N_EXPR - n))))
     mask = (_smoothstep(-0.03, 0.02, head[:, 2]) * _smoothstep(-0.12, -0.09, head[:, 1])
             * _smoothstep(0.09, 0.06, head[:, 1]))
-    random = _normalised(random * mask[:, None, None], 0.0015 / (1.0 + np.arange(N_EXPR - n) / 12.0))
+    random = _normalised(random * mask[:, None, None], 0.0008 / (1.0 + np.arange(N_EXPR - n) / 8.0), mask)
     return np.concatenate([semantic, np.pad(random, ((0, 2 * N_EYE), (0, 0), (0, 0)))], axis=2)
 
 

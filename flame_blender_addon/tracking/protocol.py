@@ -61,7 +61,7 @@ class Message:
 def progress(stage: str, fraction: float, message: str = "") -> dict[str, Any]:
     """A progress message; ``fraction`` is clamped to [0, 1]."""
     return {"type": PROGRESS, "protocol": PROTOCOL_VERSION, "stage": stage,
-            "fraction": min(1.0, max(0.0, float(fraction))), "message": message}
+            "fraction": round(min(1.0, max(0.0, float(fraction))), 4), "message": message}
 
 
 def log(message: str, level: str = "info") -> dict[str, Any]:

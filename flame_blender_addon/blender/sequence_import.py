@@ -1,0 +1,175 @@
+"""Apply a tracked :class:`~..core.sequence.FlameSequence` to a FLAME head as keyframed animation.
+
+Identity is set once and the rest joints follow it. Every frame is exact, including FLAME's
+expression-dependent joints: the rig rests at the identity's joints J0 and each bone's keyed
+location is (I - R) (J(t) - J0) (plus the translation on the root), see :func:`..core.rig.bone_locations`.
+All keys are written in bulk (:mod:`.keyframes`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core import camera as cameras
+from ..core import rig, rotations
+from ..core.model import JOINT_NAMES
+from ..core.sequence import FlameSequence
+from . import head
+from .keyframes import write_channels
+
+CAMERA_MODES = (
+    ("MOVING_CAMERA", "Moving camera", "The head stays put and the tracker's camera moves around it"),
+    ("STATIC_CAMERA", "Static camera", "The camera stays put and the head moves in front of it "
+                                       "(for export and retargeting)"),
+    ("NONE", "No camera", "Animate the head only"),
+)
+STATIC_OFFSET_KEY, EYELID_KEYS = "static_offset", ("eyelid.L", "eyelid.R")
+
+
+def _ensure_offset_key(mesh_obj: bpy.types.Object, name: str, offset: np.ndarray, limit: float) -> bpy.types.ShapeKey:
+    """A shape key ``name`` = Basis + offset (V, 3), created or overwritten."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    kb = blocks.get(name) or mesh_obj.shape_key_add(name=name, from_mix=False)
+    kb.slider_min, kb.slider_max = -limit, limit
+    basis = np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32)
+    blocks[0].data.foreach_get("co", basis)
+    kb.data.foreach_set("co", basis + np.asarray(offset, dtype=np.float32).ravel())
+    return kb
+
+
+def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence, keep_identity: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Set shape (and VHAP static offsets) once; place the rest joints. Returns (J0 (J, 3), B_e (E, J, 3))."""
+    props, mesh_obj = armature.flame, armature.flame.mesh
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    shape = head.coefficient_values(armature)[0] if keep_identity else seq.shape
+    for i, value in enumerate(shape):
+        blocks[f"{head.SHAPE_PREFIX}{i:03d}"].value = value
+    J0 = head.joints_for(armature, shape, np.zeros(props.n_expr))
+    if seq.static_offset is not None and not keep_identity:
+        _ensure_offset_key(mesh_obj, STATIC_OFFSET_KEY, seq.static_offset, 1.0).value = 1.0
+        regressor = np.asarray(armature[head.J_REGRESSOR_PROP]).reshape(len(JOINT_NAMES), -1)
+        J0 = J0 + regressor @ seq.static_offset
+    elif STATIC_OFFSET_KEY in blocks and not keep_identity:
+        blocks[STATIC_OFFSET_KEY].value = 0.0
+    head.set_rest_joints(context, armature, J0)
+    basis = np.asarray(armature[head.JOINT_BASIS_PROP]).reshape(-1, len(JOINT_NAMES), 3)
+    return J0, basis[1 + props.n_shape:]
+
+
+def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray, expr_joints: np.ndarray,
+              warnings: list[str]) -> list[tuple[str, int, np.ndarray]]:
+    """Key expression and eyelids on the shape keys; return the armature's bone channels."""
+    d = np.einsum("te,ejc->tjc", seq.expr, expr_joints)  # joint shift by expression (T, J, 3)
+    locations = rig.bone_locations(seq.rotations, d, seq.translation)
+    quats = rotations.continuous_quaternions(rotations.matrix_to_quaternion(seq.rotations))
+    channels = []
+    for j, name in enumerate(JOINT_NAMES):
+        channels += [(f'pose.bones["{name}"].rotation_quaternion', i, quats[:, j, i]) for i in range(4)]
+        channels += [(f'pose.bones["{name}"].location', i, locations[:, j, i]) for i in range(3)]
+
+    mesh_obj = armature.flame.mesh
+    key_channels = [(f'key_blocks["{head.EXPR_PREFIX}{e:03d}"].value', 0, seq.expr[:, e]) for e in range(seq.n_expr)]
+    if seq.eyelids is not None and seq.eyelid_dirs is not None:
+        for k, name in enumerate(EYELID_KEYS):
+            _ensure_offset_key(mesh_obj, name, seq.eyelid_dirs[k], 10.0)
+            key_channels.append((f'key_blocks["{name}"].value', 0, seq.eyelids[:, k]))
+    elif seq.eyelids is not None and np.abs(seq.eyelids).max() > 0:
+        warnings.append("the sequence has eyelid values but no eyelid blendshapes were found "
+                        "(l_eyelid.npy / r_eyelid.npy): eyelids are not animated")
+    write_channels(mesh_obj.data.shape_keys, f"{armature.name}_expression", frames, key_channels)
+    return channels
+
+
+def _transform_channels(matrices: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
+    """Object location + quaternion channels for rigid (T, 4, 4) matrices."""
+    quats = rotations.continuous_quaternions(rotations.matrix_to_quaternion(matrices[:, :3, :3]))
+    return ([("location", i, matrices[:, i, 3]) for i in range(3)]
+            + [("rotation_quaternion", i, quats[:, i]) for i in range(4)])
+
+
+def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray, mode: str,
+                background: Path | None) -> list[tuple[str, int, np.ndarray]]:
+    """The tracker's camera as the scene camera, with render resolution and intrinsics.
+
+    Returns the armature object's transform channels in static-camera mode (else none)."""
+    blender_cam = cameras.opencv_to_blender(seq.camera)
+    data = bpy.data.cameras.new(f"{armature.name}_camera")
+    data.sensor_fit, data.sensor_width = blender_cam.sensor_fit, blender_cam.sensor_width
+    data.clip_start, data.clip_end = 0.01, 100.0
+    cam = bpy.data.objects.new(data.name, data)
+    context.collection.objects.link(cam)
+    cam.rotation_mode = "QUATERNION"
+    head_channels = []
+    if mode == "MOVING_CAMERA":  # child of the head's armature object: its matrix is FLAME space
+        cam.parent = armature
+        cam.matrix_parent_inverse = Matrix.Identity(4)
+        write_channels(cam, f"{cam.name}_motion", frames, _transform_channels(blender_cam.cam2world))
+    else:  # camera fixed where the first frame has it; the head object moves in front of it
+        base = np.array(armature.matrix_world)
+        cam.matrix_world = Matrix((base @ np.eye(4)).tolist())
+        heads = base @ cameras.head_in_fixed_camera(seq.camera.R, seq.camera.t)
+        armature.rotation_mode = "QUATERNION"
+        head_channels = _transform_channels(heads)
+    intrinsics = {"lens": blender_cam.lens, "shift_x": blender_cam.shift_x, "shift_y": blender_cam.shift_y}
+    varying = [(name, 0, v) for name, v in intrinsics.items() if np.ptp(v) > 1e-9]
+    for name, values in intrinsics.items():
+        setattr(data, name, float(values[0]))
+    if varying:
+        write_channels(data, f"{data.name}_intrinsics", frames, varying)
+    render = context.scene.render
+    render.resolution_x, render.resolution_y = blender_cam.resolution
+    render.resolution_percentage, render.pixel_aspect_x, render.pixel_aspect_y = 100, 1.0, 1.0
+    context.scene.camera = cam
+    if background is not None:
+        _add_background(data, background, int(frames[0]))
+    return head_channels
+
+
+def _add_background(data: bpy.types.Camera, folder: Path, first_frame: int) -> None:
+    """The tracker's input frames (``NNNNN.png``) as the camera's background image sequence."""
+    files = sorted(p for p in folder.glob("*.png") if p.stem.isdigit())
+    if not files:
+        return
+    image = bpy.data.images.load(str(files[0]), check_existing=True)
+    image.source = "SEQUENCE"
+    data.show_background_images = True
+    bg = data.background_images.new()
+    bg.image, bg.alpha, bg.display_depth = image, 1.0, "BACK"
+    bg.image_user.frame_start = first_frame
+    bg.image_user.frame_duration = int(files[-1].stem) - int(files[0].stem) + 1
+    bg.image_user.frame_offset = int(files[0].stem) - 1
+
+
+def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, frame_start: int = 1,
+                   keep_identity: bool = False, camera_mode: str = "MOVING_CAMERA",
+                   background: Path | None = None,
+                   report: Callable[[float, str], None] = lambda f, m: None) -> list[str]:
+    """Animate ``armature`` with ``seq`` (already fitted to the head's component counts).
+
+    Sequence frame i lands on scene frame ``frame_start + frame_ids[i]``; the scene's fps and frame
+    range follow the sequence. Returns warnings for the user.
+    """
+    warnings: list[str] = []
+    frames = frame_start + seq.frame_ids.astype(np.float64)
+    report(0.1, "identity and joints")
+    _, expr_joints = _set_identity(context, armature, seq, keep_identity)
+    report(0.3, "keyframes")
+    channels = _key_head(armature, seq, frames, expr_joints, warnings)
+    if seq.camera is not None and camera_mode != "NONE":
+        report(0.8, "camera")
+        channels += _add_camera(context, armature, seq, frames, camera_mode, background)
+    write_channels(armature, f"{armature.name}_performance", frames, channels)
+    scene = context.scene
+    scene.render.fps = max(1, round(seq.fps))
+    scene.render.fps_base = scene.render.fps / seq.fps
+    scene.frame_start, scene.frame_end = int(frames[0]), int(frames[-1])
+    scene.frame_set(int(frames[0]))
+    props = armature.flame
+    props.sequence_path, props.sequence_source = seq.path, seq.source
+    report(1.0, "done")
+    return warnings

@@ -1,0 +1,147 @@
+"""The ``track`` program: outputs, the JSON lines, bad input and cancellation."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import make_scene, write_inputs  # noqa: E402
+from flame_blender_addon.core import camera, sequence  # noqa: E402
+from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
+from flame_blender_addon.tracking import outputs, protocol, synthetic, tracker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "flame_blender_addon.tracking", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def messages_of(text):
+    return [m for m in map(protocol.parse_line, text.splitlines()) if m is not None]
+
+
+def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
+    paths = write_inputs(scene, tmp_path, embed_in_model=True)
+    out = tmp_path / "out"
+    proc = start("track", "--model", paths["model"], "--landmarks", paths["landmarks"], "--output", out,
+                 "--n-shape", 10, "--n-expr", 10, "--focal", scene.clip.focal)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == protocol.EXIT_OK, stderr
+    messages = messages_of(stdout)
+    assert not any(m.raw for m in messages), stdout
+    assert any(m.type == "log" and "no face in 7 of 60 frames (20-26)" in m.message for m in messages)
+    fractions = [m.fraction for m in messages if m.type == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    result = messages[-1]
+    assert result.type == "result" and Path(result.path) == (out / protocol.SEQUENCE_FILE).resolve()
+    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE]
+    assert len(list((out / protocol.CHECKPOINT_DIR).glob("*.frame"))) == 60
+
+    truth = synthetic.project(synthetic.landmarks(scene.model, scene.embedding,
+                                                  synthetic.vertices(scene.model, scene.clip)),
+                              scene.clip.focal, scene.clip.image_size)
+    face = scene.track.face_found()
+    for source in (result.path, out / protocol.CHECKPOINT_DIR):
+        seq = sequence.read_sequence(source)
+        points = synthetic.landmarks(scene.model, scene.embedding, sequence.sequence_vertices(scene.model, seq))
+        uv = np.stack([camera.project_opencv(p, K, R, t)
+                       for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
+        assert np.linalg.norm(uv - truth, axis=-1)[face].mean() < 1.0
+    with np.load(result.path) as npz:
+        assert npz["face_found"].tolist() == face.tolist()
+        assert np.abs(npz["translation"][face].mean(axis=0)).max() < 1e-9  # the head is centred at the origin
+        assert np.allclose(npz["neck_pose"], 0) and npz["image_size"].tolist() == [512, 512]
+
+
+def test_cancel_mid_fit_leaves_no_output(tmp_path):
+    paths = write_inputs(make_scene(n_frames=400, no_face=()), tmp_path)
+    out = tmp_path / "out"
+    proc = start("track", "--model", paths["model"], "--landmarks", paths["landmarks"], "--embedding",
+                 paths["embedding"], "--output", out, "--n-shape", 10, "--n-expr", 10)
+    for line in proc.stdout:
+        message = protocol.parse_line(line)
+        if message and message.type == "progress" and message.stage == "fit":
+            proc.send_signal(signal.SIGTERM)
+            break
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == protocol.EXIT_ERROR
+    assert messages_of(stdout)[-1].type == "error"
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_bad_arguments_exit_with_usage_code_and_error_line(tmp_path):
+    proc = start("track", "--model", tmp_path / "m.pkl", "--output", tmp_path, "--n-expr", "0")
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == protocol.EXIT_USAGE
+    assert [m.type for m in messages_of(stdout)] == ["error"] and "--n-expr" in stderr
+
+
+def run_in_process(tmp_path, **kwargs):
+    opts = tracker.Options(output=tmp_path / "out", **kwargs)
+    sent = []
+    try:
+        tracker.run(opts, sent.append)
+    finally:
+        assert not (tmp_path / "out" / protocol.SEQUENCE_FILE).exists()
+    return sent
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing model", "file not found"),
+    ("no embedding", "no landmark embedding"),
+    ("embedding of another topology", "does not match"),
+    ("landmark count mismatch", "per frame"),
+    ("no face anywhere", "no face found in any of its 60 frames"),
+    ("unreadable video", "not a readable video"),
+    ("cuda without gpu", "CUDA"),
+])
+def test_bad_input_gives_one_clear_error(scene, tmp_path, case, expected):
+    paths = write_inputs(scene, tmp_path)
+    kwargs = {"model": paths["model"], "landmarks": paths["landmarks"], "embedding": paths["embedding"]}
+    if case == "missing model":
+        kwargs["model"] = tmp_path / "generic_model.pkl"
+    elif case == "no embedding":
+        kwargs["embedding"] = None
+    elif case == "embedding of another topology":
+        np.savez(paths["embedding"], lmk_face_idx=np.array([5, 9975]), lmk_b_coords=np.full((2, 3), 1 / 3))
+    elif case == "landmark count mismatch":
+        np.savez(paths["embedding"], lmk_face_idx=np.array([5, 6]), lmk_b_coords=np.full((2, 3), 1 / 3))
+    elif case == "no face anywhere":
+        np.savez(paths["landmarks"], lmk=np.full(scene.track.points.shape, np.nan), image_size=np.array([512, 512]))
+    elif case == "unreadable video":
+        pytest.importorskip("av")
+        (tmp_path / "clip.mp4").write_bytes(b"not a video")
+        kwargs.update(landmarks=None, input=tmp_path / "clip.mp4")
+    elif case == "cuda without gpu":
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+        kwargs["device"] = "cuda"
+    with pytest.raises(FlameError, match=expected):
+        run_in_process(tmp_path, **kwargs)
+
+
+def test_staging_removes_its_folder_on_failure_and_stale_ones(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f"{protocol.TEMP_PREFIX}{int(dead.stdout)}-abc"
+    (stale / protocol.CHECKPOINT_DIR).mkdir(parents=True)
+    (tmp_path / protocol.SEQUENCE_FILE).write_bytes(b"old")
+    with pytest.raises(TrackerError):
+        with outputs.Staging(tmp_path) as stage:
+            assert not stale.exists() or sys.platform == "win32"
+            (stage.path / "partial.npz").write_bytes(b"x")
+            raise TrackerError("boom")
+    assert sorted(os.listdir(tmp_path)) == [protocol.SEQUENCE_FILE]
+    with outputs.Staging(tmp_path) as stage:
+        (stage.path / protocol.SEQUENCE_FILE).write_bytes(b"new")
+        (stage.path / protocol.PREVIEW_DIR).mkdir()
+        stage.commit()
+    assert (tmp_path / protocol.SEQUENCE_FILE).read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == [protocol.SEQUENCE_FILE, protocol.PREVIEW_DIR]
