@@ -12,6 +12,8 @@ class FlameHeadProperties(bpy.types.PropertyGroup):
     is_head: BoolProperty(name="FLAME head", default=False)
     mesh: PointerProperty(name="Mesh", type=bpy.types.Object, description="The head's skinned mesh")
     model_name: StringProperty(name="Model file", description="File name of the FLAME model")
+    model_path: StringProperty(name="Model path", subtype="FILE_PATH",
+                               description="Where the model was loaded from (empty for the demo head)")
     model_sha256: StringProperty(name="Model SHA-256", description="Hash of the model file")
     version: StringProperty(name="FLAME version")
     n_shape: IntProperty(name="Identity components", min=0)

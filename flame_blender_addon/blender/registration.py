@@ -6,11 +6,12 @@ import logging
 
 import bpy
 
-from . import operators, panel, properties
+from . import operators, panel, preferences, properties, track_operator, tracker_job
 
 log = logging.getLogger(__name__)
 
-CLASSES = (properties.FlameHeadProperties, *operators.CLASSES, *panel.CLASSES)
+CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
+           *track_operator.CLASSES, *panel.CLASSES)
 
 
 def _menu_import(self, context):
@@ -25,15 +26,25 @@ def _menu_add(self, context):
 MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.VIEW3D_MT_add, _menu_add))
 
 
+@bpy.app.handlers.persistent
+def _stop_tracker_jobs(*_args) -> None:
+    """Loading another file ends running tracker processes (their operator is gone)."""
+    tracker_job.cancel_all()
+
+
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Object.flame = bpy.props.PointerProperty(type=properties.FlameHeadProperties)
     for menu, func in MENUS:
         menu.append(func)
+    bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
 
 
 def unregister() -> None:
+    tracker_job.cancel_all()
+    if _stop_tracker_jobs in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):
         menu.remove(func)
     if hasattr(bpy.types.Object, "flame"):

@@ -6,6 +6,7 @@ bad file fails here with a message naming the key, before anything is built in B
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import pickle
@@ -51,6 +52,7 @@ class FlameModel:
     name: str = "FLAME"
     sha256: str = ""
     version: str = "unknown"
+    path: str = ""
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -185,5 +187,5 @@ def load_model(path: str | Path) -> FlameModel:
     if not path.is_file():
         raise ModelLoadError(f"{path}: file not found")
     data = path.read_bytes()
-    return model_from_arrays(_read_raw(path, data), name=path.name,
-                             sha256=hashlib.sha256(data).hexdigest())
+    model = model_from_arrays(_read_raw(path, data), name=path.name, sha256=hashlib.sha256(data).hexdigest())
+    return dataclasses.replace(model, path=str(path.resolve()))

@@ -100,9 +100,8 @@ def skew(v: torch.Tensor) -> torch.Tensor:
 def _so3_coeffs(r: torch.Tensor):
     """sin(t)/t, (1-cos t)/t^2, (t-sin t)/t^3 for axis-angle r (..., 3), stable at t = 0."""
     t2 = (r * r).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    t = torch.sqrt(t2)
     small = t2 < 1e-8
-    safe_t = torch.where(small, torch.ones_like(t), t)
+    safe_t = torch.sqrt(torch.where(small, torch.ones_like(t2), t2))  # finite gradients in both branches
     a = torch.where(small, 1 - t2 / 6, torch.sin(safe_t) / safe_t)
     b = torch.where(small, 0.5 - t2 / 24, (1 - torch.cos(safe_t)) / safe_t ** 2)
     c = torch.where(small, 1.0 / 6 - t2 / 120, (safe_t - torch.sin(safe_t)) / safe_t ** 3)
