@@ -46,7 +46,8 @@ def ours(model: FlameModel, emb: lmk.Embedding, track: lmk.Track, focal: float, 
 
 def torch_lbs(m: dict, shape: torch.Tensor, expr: torch.Tensor, aa: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
     """Full-mesh FLAME for one frame (float32, autograd). aa: (5, 3) axis-angle -> vertices (V, 3)."""
-    v = m["v_template"] + torch.einsum("vck,k->vc", m["shapedirs"], shape) + torch.einsum("vck,k->vc", m["exprdirs"], expr)
+    v = (m["v_template"] + torch.einsum("vck,k->vc", m["shapedirs"], shape)
+         + torch.einsum("vck,k->vc", m["exprdirs"], expr))
     joints = m["J_regressor"] @ v
     R = lm.axis_angle_to_matrix(aa)
     v = v + torch.einsum("vcf,f->vc", m["posedirs"], (R[1:] - torch.eye(3)).reshape(-1))
@@ -85,7 +86,8 @@ def naive(model: FlameModel, emb: lmk.Embedding, track: lmk.Track, focal: float,
             v = torch_lbs(m, shape, expr, pose, trans)
             p = torch.einsum("lc,lcx->lx", bary, v[corners])
             uv = torch.stack([W / 2 + focal * p[:, 0] / -p[:, 2], H / 2 - focal * p[:, 1] / -p[:, 2]], -1)
-            loss = (conf[t] * ((uv - target[t]) ** 2).sum(-1)).mean() + 1e-2 * (expr ** 2).sum() + 1e-2 * (shape ** 2).sum()
+            data = (conf[t] * ((uv - target[t]) ** 2).sum(-1)).mean()
+            loss = data + 1e-2 * (expr ** 2).sum() + 1e-2 * (shape ** 2).sum()
             loss.backward()
             opt.step()
         out.append(uv.detach().cpu().numpy())

@@ -49,12 +49,16 @@ MOUTH_QUADS = np.arange(34, 47)  # grid quads (columns c, c + 1) cut below ring 
 LEFT_EYE_QUADS = np.arange(47, 55)  # cut below ring LID_ROW; the right eye's mirror them
 EYE_RADIUS = 0.0125
 
-IDENTITY_NAMES = {
-    "head_size": 0, "head_length": 1, "head_width": 2, "jaw_width": 3, "chin": 4, "face_length": 5,
-    "ears": 6, "nose_length": 7, "nose_width": 8, "cheekbones": 9, "brow_ridge": 10,
+_IDENTITY_STEPS = {  # name -> (field of _Shape, its value at +1)
+    "head_size": ("scale", 1.035), "head_length": ("scale_z", 1.04), "head_width": ("scale_x", 1.045),
+    "jaw_width": ("jaw_width", 1.7), "chin": ("chin", 1.4), "face_length": ("face_length", 1.06),
+    "ears": ("ears", 1.15), "nose_length": ("nose", 1.3), "nose_width": ("nose_width", 1.25),
+    "cheekbones": ("cheekbones", 1.7), "brow_ridge": ("brow_ridge", 1.7),
 }
-"""Named identity components (indices into the 300 identity columns); +1 is about one standard
-deviation bigger, longer or wider."""
+IDENTITY_NAMES = {name: i for i, name in enumerate(_IDENTITY_STEPS)}
+"""Named identity components (indices into the 300 identity columns): head_size, head_length,
+head_width, jaw_width, chin, face_length, ears, nose_length, nose_width, cheekbones, brow_ridge;
++1 is about one standard deviation bigger, longer or wider."""
 
 EXPRESSION_NAMES = {
     "smile": 0, "frown": 1, "mouth_wide": 2, "lip_pucker": 3, "lips_part": 4, "brow_raise": 5,
@@ -257,11 +261,11 @@ def _lips(grid: np.ndarray) -> np.ndarray:
     s = np.arange(N_ROWS)[:, None] - (LIP_ROW + 0.5)  # +-0.5 at the lip margins
     u = (np.arange(N_COLS)[None, :] - 40.5) / (0.5 * len(MOUTH_QUADS))  # +-1 at the mouth corners
     line = _LIP_LINE + 0.001 * np.clip(u, -1.0, 1.0) ** 2  # curving up a touch at the corners
-    squeeze = np.interp(np.abs(s), [0.5, 1.5, 2.5], [0.85, 0.3, 0.0]) * (1.0 - _smoothstep(0.9, 1.6, np.abs(u)))
+    squeeze = np.interp(np.abs(s), [0.5, 1.5, 2.5], [0.95, 0.4, 0.0]) * (1.0 - _smoothstep(0.9, 1.6, np.abs(u)))
     g[..., 1] = line + (g[..., 1] - line) * (1.0 - squeeze)
     g[..., 0] *= 1.0 + 0.12 * _bump(s / 4.0) * _bump(u / 1.8)
     forward = np.interp(s, [-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 4.5],
-                        [0.0, 0.0025, 0.0042, 0.0018, 0.0014, 0.0045, 0.0025, -0.0012, 0.0])
+                        [0.0, 0.0025, 0.0045, 0.0012, 0.0004, 0.0042, 0.0022, -0.0015, 0.0])
     corners = -0.003 * _bump((np.abs(u) - 1.0) / 0.7) * _bump(s / 3.5)
     g[..., 2] += forward * np.sqrt(np.clip(1.0 - u**2, 0.0, None)) + corners
     return g
@@ -469,13 +473,6 @@ def _normalised(dirs: np.ndarray, rms: np.ndarray, region: np.ndarray | None = N
     return dirs * (rms / np.maximum(current, 1e-12))
 
 
-_IDENTITY_STEPS = (  # the _Shape change of +1 for each of IDENTITY_NAMES, in order
-    ("scale", 1.035), ("scale_z", 1.04), ("scale_x", 1.045), ("jaw_width", 1.7), ("chin", 1.4),
-    ("face_length", 1.06), ("ears", 1.15), ("nose", 1.3), ("nose_width", 1.25), ("cheekbones", 1.7),
-    ("brow_ridge", 1.7),
-)
-
-
 def _identity_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarray:
     """The 300 identity directions (N_VERTS, 3, 300) float64.
 
@@ -484,7 +481,7 @@ def _identity_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarray:
     field at their centres.
     """
     named = np.stack([_vertices(replace(_Shape(), **{field: value})) - neutral
-                      for field, value in _IDENTITY_STEPS], axis=-1)
+                      for field, value in _IDENTITY_STEPS.values()], axis=-1)
     count = N_SHAPE_MAX - len(_IDENTITY_STEPS)
     head = neutral[:N_HEAD]
     points = np.concatenate([head, eye_centres()])

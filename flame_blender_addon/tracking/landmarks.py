@@ -86,7 +86,8 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
     if "landmark_indices" in raw:
         points = np.asarray(raw["landmark_indices"]).reshape(-1)
         if points.dtype.kind not in "iu" or len(points) != len(face_idx):
-            raise TrackerError(f"{name}: landmark_indices has shape {points.shape}, expected ({len(face_idx)},) integers")
+            raise TrackerError(f"{name}: landmark_indices has shape {points.shape}, "
+                               f"expected ({len(face_idx)},) integers")
         points = points.astype(np.int64)
     return Embedding(face_idx.astype(np.int64), bary, points, name)
 

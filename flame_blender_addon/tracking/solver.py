@@ -24,15 +24,18 @@ components, G global parameters (S, plus one for log focal when it is estimated)
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ..core.rotations import matrix_to_axis_angle as _matrix_to_axis_angle
 from . import landmark_model as lm
 
 Progress = Callable[[float, str], None]
+MIN_DEPTH = 1e-3  # metres in front of the camera
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class FitSettings:
     """Solver settings. Prior weights are inverse variances (parameter units), the data term is
     in units of the landmark noise ``sigma`` (pixels; ``None`` = 0.4 % of the face size)."""
 
-    keyframes: int = 16
+    keyframes: int = 16  # at least this many key frames (all frames when fewer) ...
+    keyframe_spacing: int = 16  # ... and at least one per this many frames ...
+    max_keyframes: int = 256  # ... but no more than this
     chunk: int = 32
     key_iterations: int = 12
     rigid_iterations: int = 6
@@ -184,23 +189,23 @@ def _data(problem: Problem, state: State, idx: torch.Tensor, frames: torch.Tenso
     res = (ev.uv - problem.target[idx]) / problem.sigma  # (B, L, 2)
     e = torch.linalg.vector_norm(res, dim=-1)
     k = problem.settings.huber
-    conf = problem.conf[idx] * (ev.depth > 1e-3)  # points behind the camera carry no data
+    conf = problem.conf[idx]
     rho = torch.where(e <= k, e * e, 2 * k * e - k * k)
-    cost = 0.5 * (conf * rho).sum(-1)
+    behind = (ev.depth <= MIN_DEPTH).any(-1)  # never accept a head reaching behind the camera
+    cost = torch.where(behind, torch.full_like(e[:, 0], math.inf), 0.5 * (conf * rho).sum(-1))
     if not (frame_cols or with_global):
         return cost, None, None, None, None, None
-    w = (conf * torch.clamp(k / torch.clamp(e, min=1e-12), max=1.0)).sqrt()[..., None, None] / problem.sigma
+    # IRLS: Huber weights, normal equations J^T W J and J^T W r with r in pixels
+    w = (conf * torch.clamp(k / torch.clamp(e, min=1e-12), max=1.0)).sqrt()[..., None] / problem.sigma
     B = frames.shape[0]
-    r = (res * problem.sigma).reshape(B, -1)  # pixels
-    Jf = (ev.J_frame * w).reshape(B, -1, frame_cols) if frame_cols else None
-    Jg = (ev.J_global * w).reshape(B, -1, ev.J_global.shape[-1]) if with_global else None
-    rw = (res * problem.sigma * w[..., 0]).reshape(B, -1)
+    rw = (res * problem.sigma * w).reshape(B, -1)
+    Jf = (ev.J_frame * w[..., None]).reshape(B, -1, frame_cols) if frame_cols else None
+    Jg = (ev.J_global * w[..., None]).reshape(B, -1, ev.J_global.shape[-1]) if with_global else None
     Hff = Jf.transpose(1, 2) @ Jf if Jf is not None else None
     gf = torch.einsum("bnc,bn->bc", Jf, rw) if Jf is not None else None
     Hfg = Jf.transpose(1, 2) @ Jg if (Jf is not None and Jg is not None) else None
     Hgg = Jg.transpose(1, 2) @ Jg if Jg is not None else None
     gg = torch.einsum("bng,bn->bg", Jg, rw) if Jg is not None else None
-    del r
     return cost, Hff, gf, Hfg, Hgg, gg
 
 
@@ -493,9 +498,7 @@ def affine_init(problem: Problem, idx: torch.Tensor) -> torch.Tensor:
 
 def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     """(B, 3, 3) -> (B, 3) through numpy's reference conversion (stage set-up only)."""
-    from ..core.rotations import matrix_to_axis_angle as ref
-
-    return torch.as_tensor(ref(R.detach().cpu().numpy()), dtype=R.dtype, device=R.device)
+    return torch.as_tensor(_matrix_to_axis_angle(R.detach().cpu().numpy()), dtype=R.dtype, device=R.device)
 
 
 def interpolate_frames(values: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -516,8 +519,6 @@ def interpolate_frames(values: torch.Tensor, known: torch.Tensor) -> torch.Tenso
 
 def fit(problem: Problem, on_progress: Progress | None = None) -> FitResult:
     """Run all stages; returns the fitted clip."""
-    import time
-
     report = on_progress or (lambda fraction, message: None)
     s = problem.settings
     dev, dt = problem.target.device, problem.target.dtype
@@ -536,7 +537,7 @@ def fit(problem: Problem, on_progress: Progress | None = None) -> FitResult:
     times["rigid"] = time.perf_counter() - t0
 
     report(0.15, "identity on key frames")
-    n_key = min(s.keyframes, len(valid))
+    n_key = min(len(valid), max(s.keyframes, min(s.max_keyframes, len(valid) // s.keyframe_spacing)))
     keys = valid[torch.linspace(0, len(valid) - 1, n_key, device=dev).round().long()].unique()
     state = blocks_lm(problem, state, keys, P, True, s.key_iterations)
     times["keyframes"] = time.perf_counter() - t0 - sum(times.values())

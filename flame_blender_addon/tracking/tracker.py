@@ -111,13 +111,16 @@ def device_of(name: str) -> torch.device:
     return torch.device(name)
 
 
-def sequence_arrays(fit: solver.FitResult, has_face: np.ndarray, image_size: tuple[int, int], fps: float,
-                    n_expr: int) -> dict[str, np.ndarray]:
+def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr: int) -> dict[str, np.ndarray]:
     """The ``flame_sequence.npz`` arrays (core.sequence's schema, VHAP key names) of a fit.
 
     The world is FLAME space with the head's mean position at the origin; the fixed OpenCV camera
     (``cam_R``, ``cam_t``) looks at it from +Z. Neck and eyelids are zero (head motion is in the root).
+    Extra keys: ``face_found`` (T,) bool, ``face_confidence`` (T,) detector confidence,
+    ``landmark_error_px`` (T,) mean distance of fitted and detected landmarks (NaN without a face).
     """
+    has_face = track.face_found()
+    image_size = track.image_size
     f = fit.frames
     T = len(f)
     centre = fit.translation[has_face].mean(axis=0)
@@ -129,7 +132,7 @@ def sequence_arrays(fit: solver.FitResult, has_face: np.ndarray, image_size: tup
         "eyes_pose": np.concatenate([f[:, lm.EYE_L], f[:, lm.EYE_R]], axis=1),
         "translation": fit.translation - centre, "eyelids": np.zeros((T, 2)), "fps": np.array(fps),
         "frame_ids": np.arange(T), "K": K, "cam_R": CAM_R, "cam_t": CAM_R @ centre,
-        "image_size": np.array(image_size), "face_found": has_face,
+        "image_size": np.array(image_size), "face_found": has_face, "face_confidence": track.conf.max(axis=1),
         "landmark_error_px": fit.error_px,
     }
     ints = ("frame_ids", "image_size")
@@ -227,7 +230,7 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
                + ("" if opts.focal else " (estimated)"))
 
     report("write", 0.0, "writing outputs")
-    arrays = sequence_arrays(fit, has_face, track.image_size, fps, n_expr)
+    arrays = sequence_arrays(fit, points, fps, n_expr)
     with outputs.Staging(opts.output) as stage:
         staged_npz = stage.path / protocol.SEQUENCE_FILE
         outputs.write_npz(staged_npz, arrays)

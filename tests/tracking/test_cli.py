@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import make_scene, write_inputs  # noqa: E402
+from scenes import make_scene, write_inputs  # noqa: E402
 from flame_blender_addon.core import camera, sequence  # noqa: E402
 from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.tracking import outputs, protocol, synthetic, tracker  # noqa: E402
@@ -57,6 +57,7 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
         assert np.linalg.norm(uv - truth, axis=-1)[face].mean() < 1.0
     with np.load(result.path) as npz:
         assert npz["face_found"].tolist() == face.tolist()
+        assert npz["face_confidence"].tolist() == face.astype(float).tolist()
         assert np.abs(npz["translation"][face].mean(axis=0)).max() < 1e-9  # the head is centred at the origin
         assert np.allclose(npz["neck_pose"], 0) and npz["image_size"].tolist() == [512, 512]
 

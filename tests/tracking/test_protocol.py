@@ -6,8 +6,8 @@ from flame_blender_addon.tracking import protocol
 
 
 def test_messages_round_trip_through_parse_line():
-    lines = [protocol.encode(protocol.progress("fit", 0.5, "half")), protocol.encode(protocol.log("hi", "warning")),
-             protocol.encode(protocol.result("/x/flame_sequence.npz", frames=3)), protocol.encode(protocol.error("bad"))]
+    lines = [protocol.encode(m) for m in (protocol.progress("fit", 0.5, "half"), protocol.log("hi", "warning"),
+                                          protocol.result("/x/flame_sequence.npz", frames=3), protocol.error("bad"))]
     assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
     progress, log, result, error = (protocol.parse_line(line) for line in lines)
     assert (progress.type, progress.stage, progress.fraction, progress.message) == ("progress", "fit", 0.5, "half")

@@ -1,0 +1,36 @@
+"""Shared bits of the benchmark scripts: the machine description and a FLAME-sized fixture."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+_sandbox = Path(tempfile.mkdtemp(prefix="flame-bench-"))
+os.environ.setdefault("BLENDER_USER_RESOURCES", str(_sandbox / "blender"))  # before bpy is imported
+os.environ.setdefault("XDG_CACHE_HOME", str(_sandbox / "cache"))
+
+
+def machine() -> str:
+    """One line: CPU model, cores, Python, numpy and Blender versions."""
+    import bpy
+    import numpy as np
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"Blender {bpy.app.version_string}")
+
+
+def flame_sized_model(folder: Path) -> Path:
+    """Write a FLAME-sized model in the distributed pickle format; returns its path."""
+    from flame_blender_addon.core import legacy_pickle, synthetic
+
+    return legacy_pickle.write_flame_pickle(folder / "generic_model.pkl", synthetic.random_model_arrays(seed=1))
