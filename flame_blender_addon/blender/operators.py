@@ -192,7 +192,7 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                 seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
                 if self.target_fps:
                     seq = resample(seq, self.target_fps)
-                warnings = seq.warnings + sequence_import.apply_sequence(
+                sequence_import.apply_sequence(
                     context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
                     camera_mode=self.camera_mode,
                     background=_background_folder(path) if self.use_background else None,
@@ -204,7 +204,7 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                 log.exception("sequence import failed")
             self.report({"ERROR"}, str(err) if isinstance(err, FlameError) else f"Import failed: {err!r}")
             return {"CANCELLED"}
-        for warning in warnings:
+        for warning in seq.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
         return {"FINISHED"}

@@ -61,8 +61,8 @@ def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence, keep_
     return J0, basis[1 + props.n_shape:]
 
 
-def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray, expr_joints: np.ndarray,
-              warnings: list[str]) -> list[tuple[str, int, np.ndarray]]:
+def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray,
+              expr_joints: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
     """Key expression and eyelids on the shape keys; return the armature's bone channels."""
     d = np.einsum("te,ejc->tjc", seq.expr, expr_joints)  # joint shift by expression (T, J, 3)
     locations = rig.bone_locations(seq.rotations, d, seq.translation)
@@ -78,9 +78,6 @@ def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray
         for k, name in enumerate(EYELID_KEYS):
             _ensure_offset_key(mesh_obj, name, seq.eyelid_dirs[k], 10.0)
             key_channels.append((f'key_blocks["{name}"].value', 0, seq.eyelids[:, k]))
-    elif seq.eyelids is not None and np.abs(seq.eyelids).max() > 0:
-        warnings.append("the sequence has eyelid values but no eyelid blendshapes were found "
-                        "(l_eyelid.npy / r_eyelid.npy): eyelids are not animated")
     write_channels(mesh_obj.data.shape_keys, f"{armature.name}_expression", frames, key_channels)
     return channels
 
@@ -148,18 +145,17 @@ def _add_background(data: bpy.types.Camera, folder: Path, first_frame: int) -> N
 def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, frame_start: int = 1,
                    keep_identity: bool = False, camera_mode: str = "MOVING_CAMERA",
                    background: Path | None = None,
-                   report: Callable[[float, str], None] = lambda f, m: None) -> list[str]:
+                   report: Callable[[float, str], None] = lambda f, m: None) -> None:
     """Animate ``armature`` with ``seq`` (already fitted to the head's component counts).
 
     Sequence frame i lands on scene frame ``frame_start + frame_ids[i]``; the scene's fps and frame
-    range follow the sequence. Returns warnings for the user.
+    range follow the sequence. The sequence's own ``warnings`` are the user's to see.
     """
-    warnings: list[str] = []
     frames = frame_start + seq.frame_ids.astype(np.float64)
     report(0.1, "identity and joints")
     _, expr_joints = _set_identity(context, armature, seq, keep_identity)
     report(0.3, "keyframes")
-    channels = _key_head(armature, seq, frames, expr_joints, warnings)
+    channels = _key_head(armature, seq, frames, expr_joints)
     if seq.camera is not None and camera_mode != "NONE":
         report(0.8, "camera")
         channels += _add_camera(context, armature, seq, frames, camera_mode, background)
@@ -172,4 +168,3 @@ def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, f
     props = armature.flame
     props.sequence_path, props.sequence_source = seq.path, seq.source
     report(1.0, "done")
-    return warnings

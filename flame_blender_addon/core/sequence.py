@@ -259,13 +259,20 @@ def read_sequence(path: str | Path, fps: float | None = None,
     """Read any supported tracker output (see the module docstring) into a validated sequence.
 
     fps: overrides the file's fps (or the 25 fps default); eyelid_blendshapes: a folder holding
-    ``l_eyelid.npy`` and ``r_eyelid.npy`` (metrical-tracker's ``flame/blendshapes``).
+    ``l_eyelid.npy`` and ``r_eyelid.npy`` (metrical-tracker's ``flame/blendshapes``), else they are
+    looked for beside the input.
     """
     path = Path(path)
     if not path.exists():
         raise SequenceError(f"{path}: no such file or folder")
     if path.suffix == ".frame" or _checkpoint_folder(path) is not None:
         return read_metrical(path, fps=fps, eyelid_blendshapes=eyelid_blendshapes)
+    folder = path.parent if path.is_file() else path
+    return _attach_eyelid_dirs(_read_npz_input(path, fps), eyelid_blendshapes, (folder,))
+
+
+def _read_npz_input(path: Path, fps: float | None) -> FlameSequence:
+    """VHAP, GaussianAvatars or flame_sequence.npz input: a file, or a folder holding one."""
     if path.is_file():
         if _is_numbered_npz(path):
             return read_flame_param_folder(path.parent, fps=fps)

@@ -314,7 +314,8 @@ def test_own_format_round_trips_exactly(tmp_path):
     for key in ("K", "R", "t"):
         np.testing.assert_array_equal(getattr(back.camera, key), getattr(seq.camera, key))
     assert back.camera.image_size == (480, 640)
-    assert back.warnings == ["take.npz: missing frames 5-6 (2 in all); the others keep their frame numbers"]
+    assert back.warnings[0] == "take.npz: missing frames 5-6 (2 in all); the others keep their frame numbers"
+    assert "l_eyelid.npy / r_eyelid.npy were not found" in back.warnings[1] and len(back.warnings) == 2
     assert sq.read_sequence(path, fps=50).fps == 50.0
 
 
