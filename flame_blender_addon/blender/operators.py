@@ -12,8 +12,8 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from ..core.errors import FlameError
 from ..core.model import FlameModel, load_model
-from ..core.sequence import fit_components, read_sequence, resample
-from . import head, sequence_import
+from ..core.sequence import fit_components, read_sequence, resample, write_metrical_checkpoints, write_sequence_npz
+from . import head, sequence_export, sequence_import
 from .progress import progress
 from .transaction import rollback_on_error
 
@@ -210,6 +210,52 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
+    """Write the head's animation (and the scene camera) as flame_sequence.npz or metrical-tracker checkpoints"""
+
+    bl_idname = "flame.export_sequence"
+    bl_label = "Export FLAME Sequence"
+    bl_options = {"REGISTER"}
+
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default="flame_sequence.npz",
+                             description="flame_sequence.npz file, or the output folder for checkpoints")
+    format: EnumProperty(name="Format", default="NPZ", items=(
+        ("NPZ", "flame_sequence.npz", "This add-on's format (VHAP key names, OpenCV camera)"),
+        ("METRICAL", "metrical-tracker checkpoints", "<folder>/checkpoint/NNNNN.frame; needs a camera and no neck pose")))
+    frame_start: IntProperty(name="Start frame", default=1, description="Scene frame that becomes sequence frame 0")
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        armature = self.head_or_report(context)
+        if armature is None:
+            return {"CANCELLED"}
+        path = Path(bpy.path.abspath(self.filepath))
+        try:
+            seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
+            if self.format == "NPZ":
+                write_sequence_npz(path, seq)
+            else:
+                model = None
+                if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
+                    from ..core import demo_head
+
+                    model = load_model(armature.flame.model_path) if armature.flame.model_path \
+                        else demo_head.demo_model()
+                for warning in write_metrical_checkpoints(path, seq, model):
+                    self.report({"WARNING"}, warning)
+        except FlameError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        except OSError as err:
+            self.report({"ERROR"}, f"{path}: cannot be written ({err.strerror or err})")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {seq.n_frames} frames to {path}")
+        return {"FINISHED"}
+
+
 class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
     """Move the joints to where FLAME regresses them for the current shape and expression"""
 
@@ -299,7 +345,7 @@ class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
 
 
 CLASSES = (
-    FLAME_OT_import_model, FLAME_OT_add_demo_head, FLAME_OT_import_sequence, FLAME_OT_update_joints,
+    FLAME_OT_import_model, FLAME_OT_add_demo_head, FLAME_OT_import_sequence, FLAME_OT_export_sequence, FLAME_OT_update_joints,
     FLAME_OT_random_shape, FLAME_OT_reset_shape, FLAME_OT_random_expression,
     FLAME_OT_reset_expression, FLAME_OT_reset_pose,
 )

@@ -23,17 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SequenceError
+from .rig import FLAME_TO_BLENDER  # noqa: F401  (re-exported: FLAME Y-up -> Blender Z-up, 4x4)
 from .rotations import rotation_6d_to_matrix
 
 # OpenCV <-> OpenGL camera axes, and pytorch3d view <-> OpenCV camera axes: both flip two axes.
 _CV_FROM_GL = np.diag([1.0, -1.0, -1.0])
 _CV_FROM_P3D = np.diag([-1.0, -1.0, 1.0])
 
-FLAME_TO_BLENDER = np.array([[1.0, 0.0, 0.0, 0.0],
-                             [0.0, 0.0, -1.0, 0.0],
-                             [0.0, 1.0, 0.0, 0.0],
-                             [0.0, 0.0, 0.0, 1.0]])
-"""(4, 4) rotation +90 deg about X: FLAME (x, y, z) -> Blender (x, -z, y); the face looks along -Y."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +182,25 @@ def opencv_to_blender(camera: CameraTrack, sensor_width: float = 36.0) -> Blende
         cam2world=cam2world, lens=camera.K[:, 0, 0] * sensor_width / side,
         shift_x=(w / 2.0 - camera.K[:, 0, 2]) / side, shift_y=(camera.K[:, 1, 2] - h / 2.0) / side,
         sensor_width=float(sensor_width), resolution=(int(w), int(h)))
+
+
+def blender_to_opencv(cam2world: np.ndarray, lens: np.ndarray, shift_x: np.ndarray, shift_y: np.ndarray,
+                      sensor_width: float, resolution: tuple[int, int]) -> CameraTrack:
+    """Inverse of :func:`opencv_to_blender` (sensor fit 'AUTO', square pixels).
+
+    cam2world: (T, 4, 4) in FLAME space, OpenGL camera axes; lens, shift_x, shift_y: (T,) or scalars;
+    resolution: (W, H). Returns the OpenCV world -> camera track.
+    """
+    w, h = resolution
+    side = float(max(w, h))
+    c2w_cv = np.asarray(cam2world, dtype=np.float64) @ np.diag([1.0, -1.0, -1.0, 1.0])
+    R = np.swapaxes(c2w_cv[:, :3, :3], -1, -2)
+    t = -np.einsum("tij,tj->ti", R, c2w_cv[:, :3, 3])
+    n = len(R)
+    f = np.broadcast_to(np.asarray(lens, dtype=np.float64) * side / sensor_width, (n,))
+    cx = np.broadcast_to(w / 2.0 - np.asarray(shift_x, dtype=np.float64) * side, (n,))
+    cy = np.broadcast_to(h / 2.0 + np.asarray(shift_y, dtype=np.float64) * side, (n,))
+    return CameraTrack(intrinsics(f, cx, cy), R, t, (int(h), int(w)))
 
 
 def head_in_fixed_camera(R: np.ndarray, t: np.ndarray) -> np.ndarray:

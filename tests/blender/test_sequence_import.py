@@ -185,3 +185,50 @@ def test_failure_while_keying_restores_the_head(model_and_eyelids, metrical_outp
     assert scene_state() == before
     assert [kb.value for kb in blocks] == values
     assert armature.animation_data is None or armature.animation_data.action is None
+
+
+def _sequences_equal(a, b):
+    np.testing.assert_array_equal(a.frame_ids, b.frame_ids)
+    np.testing.assert_allclose(a.shape, b.shape, atol=1e-6)
+    np.testing.assert_allclose(a.expr, b.expr, atol=1e-6)
+    np.testing.assert_allclose(a.rotations, b.rotations, atol=1e-6)
+    np.testing.assert_allclose(a.translation, b.translation, atol=1e-6)
+    np.testing.assert_allclose(a.eyelids, b.eyelids, atol=1e-6)
+    np.testing.assert_allclose(a.camera.K, b.camera.K, rtol=1e-5)
+    np.testing.assert_allclose(a.camera.R, b.camera.R, atol=1e-5)
+    np.testing.assert_allclose(a.camera.t, b.camera.t, atol=1e-6)
+
+
+@pytest.mark.parametrize("camera_mode", ["MOVING_CAMERA", "STATIC_CAMERA"])
+def test_export_round_trips_through_both_formats(model_and_eyelids, metrical_output, tmp_path, camera_mode):
+    model_path, eyelid_folder = model_and_eyelids
+    output, _ = metrical_output
+    bpy.ops.flame.import_sequence(filepath=str(output), model_filepath=str(model_path),
+                                  eyelid_folder=str(eyelid_folder), camera_mode=camera_mode)
+    original = fit_components(read_sequence(output, eyelid_blendshapes=eyelid_folder), 300, 100)
+    assert bpy.ops.flame.export_sequence(filepath=str(tmp_path / "flame_sequence.npz")) == {"FINISHED"}
+    assert bpy.ops.flame.export_sequence(filepath=str(tmp_path / "metrical"), format="METRICAL") == {"FINISHED"}
+    for exported in (tmp_path / "flame_sequence.npz", tmp_path / "metrical"):
+        _sequences_equal(read_sequence(exported, eyelid_blendshapes=eyelid_folder), original)
+
+
+def test_export_then_import_reproduces_a_vhap_performance(model_and_eyelids, tmp_path):
+    """Root rotation, neck, translation and static offsets survive export -> import."""
+    model_path, _ = model_and_eyelids
+    np.savez(tmp_path / "tracked_flame_params.npz", **vhap_arrays(np.random.default_rng(3), 5))
+    bpy.ops.flame.import_sequence(filepath=str(tmp_path / "tracked_flame_params.npz"), model_filepath=str(model_path))
+    first = bpy.context.view_layer.objects.active
+    assert bpy.ops.flame.export_sequence(filepath=str(tmp_path / "out.npz")) == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="neck rotation"):
+        bpy.ops.flame.export_sequence(filepath=str(tmp_path / "metrical"), format="METRICAL")
+    original, exported = read_sequence(tmp_path / "tracked_flame_params.npz"), read_sequence(tmp_path / "out.npz")
+    np.testing.assert_allclose(exported.translation, original.translation, atol=1e-6)
+    np.testing.assert_allclose(exported.static_offset, original.static_offset, atol=1e-7)
+    np.testing.assert_allclose(exported.rotations, original.rotations, atol=1e-6)
+
+    bpy.ops.flame.import_sequence(filepath=str(tmp_path / "out.npz"), model_filepath=str(model_path))
+    second = bpy.context.view_layer.objects.active
+    for frame in range(1, 6):
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(evaluated_vertices(second.flame.mesh), evaluated_vertices(first.flame.mesh),
+                                   atol=2e-6)
