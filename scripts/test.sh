@@ -4,25 +4,14 @@
 #   BLENDER_VERSIONS="5.0.1" bash scripts/test.sh -k exactness   # extra args go to pytest
 # Virtual environments are made on first use under .venvs/ (Python 3.11: the bpy wheels need it):
 #   bpy-<version>: the bpy wheel (numpy<2) + pytest + chumpy-fixed -> core and Blender tiers
-#   tracker:       torch (CPU) + numpy + pytest                   -> core and tracker tiers
+#   numpy2:        numpy 2 + pytest                                -> core tier on numpy 2
+#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image -> core and tracker tiers
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3.11}
+source scripts/venv.sh
 BLENDER_VERSIONS=${BLENDER_VERSIONS:-"4.2.23 4.5.15 5.0.1"}
 TORCH=${TORCH:-torch==2.13.0}
 TEST_DEPS=(pytest "chumpy-fixed==0.71")
-
-ensure_venv() {  # ensure_venv NAME PIP_ARGS... (reinstalls when the requirements change)
-  local dir=".venvs/$1"; shift
-  local want="$*"
-  if [ "$(cat "$dir/.requirements" 2>/dev/null)" != "$want" ]; then
-    echo "== preparing $dir: $want"
-    rm -rf "$dir"
-    "$PYTHON" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
-    echo "$want" > "$dir/.requirements"
-  fi
-}
 
 failed=()
 run_tier() {  # run_tier LABEL PYTHON PYTEST_ARGS...; pytest's 5 (nothing collected) is not a failure
@@ -37,9 +26,11 @@ for version in $BLENDER_VERSIONS; do
   ensure_venv "bpy-$version" "bpy==$version" "numpy<2" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
 done
+ensure_venv numpy2 "numpy>=2" pytest
+run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then
-  ensure_venv tracker "$TORCH" numpy pytest
-  run_tier "core + tracker tiers (torch, numpy 2)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
+  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
+  run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

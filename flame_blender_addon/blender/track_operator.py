@@ -15,7 +15,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
-from ..tracking import protocol
+from ..core import tracker_protocol as protocol
 from . import head, preferences
 from .tracker_job import TrackerJob, template_argv, tracker_argv
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..tracking import protocol
+from ..core import tracker_protocol as protocol
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
 _RUNNING: set["TrackerJob"] = set()

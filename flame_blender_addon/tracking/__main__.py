@@ -1,6 +1,6 @@
 """``python -m flame_blender_addon.tracking track --model MODEL --input VIDEO --output DIR ...``
 
-stdout carries only the JSON lines of :mod:`.protocol`: the real stdout is kept for them and file
+stdout carries only the JSON lines of :mod:`..core.tracker_protocol`: the real stdout is kept for them and file
 descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot corrupt the
 stream. Exit codes: ``EXIT_OK``, ``EXIT_ERROR`` (one ``error`` line, e.g. bad input),
 ``EXIT_USAGE`` (bad arguments; also one ``error`` line). SIGTERM ends the job cleanly (staged
@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
-from . import protocol
+from ..core import tracker_protocol as protocol
 
 
 class Channel:

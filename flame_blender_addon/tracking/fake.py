@@ -1,7 +1,7 @@
 """A stand-in tracker for testing front ends without torch (standard library only).
 
 ``python -m flame_blender_addon.tracking.fake --output DIR [--frames N] [--fail-after N] [--hang]
-[--delay S]`` speaks the protocol of :mod:`.protocol` like the real tracker and writes a small valid
+[--delay S]`` speaks the protocol of :mod:`..core.tracker_protocol` like the real tracker and writes a small valid
 ``DIR/flame_sequence.npz`` (a slowly turning head opening its jaw). Unknown arguments (``--model``,
 ``--input`` ...) are accepted and ignored, so a front end can run it with the real tracker's argv.
 
@@ -21,7 +21,7 @@ import time
 import zipfile
 from typing import Sequence
 
-from . import protocol
+from ..core import tracker_protocol as protocol
 
 N_SHAPE, N_EXPR, SIZE, FPS, DISTANCE, FOCAL = 10, 10, 256, 25.0, 0.6, 600.0
 

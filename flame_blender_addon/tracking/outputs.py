@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import TrackerError
-from . import protocol
+from ..core import tracker_protocol as protocol
 
 STALE_SECONDS_WINDOWS = 6 * 3600  # no safe liveness test for a pid on Windows: go by age
 

@@ -1,6 +1,6 @@
 """The tracking job: model and embedding -> landmarks -> fit -> staged outputs (torch).
 
-:func:`run` reports through ``emit`` (protocol messages, see :mod:`.protocol`) and raises
+:func:`run` reports through ``emit`` (protocol messages, see :mod:`..core.tracker_protocol`) and raises
 :class:`~..core.errors.TrackerError` (or ModelLoadError) with a message for the user.
 """
 
@@ -20,7 +20,8 @@ from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
 from . import landmark_model as lm
 from . import landmarks as lmk
-from . import media, outputs, protocol, solver
+from ..core import tracker_protocol as protocol
+from . import media, outputs, solver
 
 Emit = Callable[[dict[str, Any]], None]
 # OpenCV camera of the fit: at the origin looking along FLAME's -Z (landmark_model's projection)

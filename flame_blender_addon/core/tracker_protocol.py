@@ -1,5 +1,8 @@
 """The tracker's JSON-lines protocol on stdout (standard library only: Blender imports this file).
 
+It lives in ``core`` so that Blender never imports the ``tracking`` package: the tracker writes
+these lines, the front end (``blender/tracker_job.py``) reads them.
+
 The tracker (``python -m flame_blender_addon.tracking track ...``, or the test stand-in
 ``python -m flame_blender_addon.tracking.fake``) writes one JSON object per line on stdout and
 nothing else there; diagnostics of third-party libraries go to stderr. Messages:
