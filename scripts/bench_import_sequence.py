@@ -79,7 +79,7 @@ def main() -> None:
     t_naive = time.perf_counter() - t0
 
     print(f"machine: {machine()}")
-    print(f"{args.frames}-frame metrical-tracker folder, {n_keys} keys (expression, eyelids, 5 bones' rotation and "
+    print(f"{args.frames}-frame metrical-tracker folder, {n_keys} keys (expression and 5 bones' rotation and "
           f"location) plus the camera")
     print(f"flame.import_sequence (reading included, keyframe_points.add + foreach_set): {t_ours:.2f} s")
     print(f"naive keyframe_insert per key (keys only, no reading, no camera): {t_naive:.2f} s")

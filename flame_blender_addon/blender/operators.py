@@ -36,11 +36,15 @@ class _HeadOperator:
         return head.find_head(context.active_object) is not None or any(
             head.find_head(obj) for obj in context.scene.objects if obj.type == "ARMATURE")
 
-    def head_or_report(self, context) -> bpy.types.Object | None:
+    def execute(self, context):
         armature = _target_head(context, self.target)
         if armature is None:
             self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
-        return armature
+            return {"CANCELLED"}
+        return self.run(context, armature)
+
+    def run(self, context, armature: bpy.types.Object) -> set[str]:
+        raise NotImplementedError
 
 
 class _BuildOperator:
@@ -228,10 +232,7 @@ class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    def execute(self, context):
-        armature = self.head_or_report(context)
-        if armature is None:
-            return {"CANCELLED"}
+    def run(self, context, armature):
         path = Path(bpy.path.abspath(self.filepath))
         try:
             seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
@@ -263,10 +264,7 @@ class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
     bl_label = "Update Joints"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        armature = self.head_or_report(context)
-        if armature is None:
-            return {"CANCELLED"}
+    def run(self, context, armature):
         head.update_joints(context, armature)
         return {"FINISHED"}
 
@@ -283,10 +281,7 @@ class _CoefficientOperator(_HeadOperator):
                             description="Standard deviation of the random coefficients")
     seed: IntProperty(name="Seed", default=0, min=0, description="0 draws a new random seed every time")
 
-    def execute(self, context):
-        armature = self.head_or_report(context)
-        if armature is None:
-            return {"CANCELLED"}
+    def run(self, context, armature):
         blocks = armature.flame.mesh.data.shape_keys.key_blocks
         values = np.empty(len(blocks), dtype=np.float32)
         blocks.foreach_get("value", values)
@@ -333,10 +328,7 @@ class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
     bl_label = "Reset Pose"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        armature = self.head_or_report(context)
-        if armature is None:
-            return {"CANCELLED"}
+    def run(self, context, armature):
         for pose_bone in armature.pose.bones:
             pose_bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
             pose_bone.location = (0.0, 0.0, 0.0)
