@@ -194,12 +194,16 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                     armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
                                                lambda f, m: report(0.3 * f, m))
                 seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
+                background = _background_folder(path) if self.use_background else None
                 if self.target_fps:
                     seq = resample(seq, self.target_fps)
+                    if background is not None:  # an image sequence cannot change its rate
+                        seq.warnings.append("resampled: the tracker's input frames are not used as background")
+                        background = None
                 sequence_import.apply_sequence(
                     context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
                     camera_mode=self.camera_mode,
-                    background=_background_folder(path) if self.use_background else None,
+                    background=background,
                     report=lambda f, m: report(0.3 + 0.7 * f, m))
         except Exception as err:  # the scene is restored either way; only surprises get a traceback
             if state:

@@ -19,6 +19,7 @@ class VIEW3D_PT_flame(bpy.types.Panel):
         col = layout.column(align=True)
         col.operator("flame.import_model", icon="IMPORT")
         col.operator("flame.add_demo_head", icon="USER")
+        col.operator("flame.track_video", icon="TRACKER")
         if armature is None:
             layout.label(text="Select a FLAME head to edit it", icon="INFO")
             return
@@ -26,7 +27,9 @@ class VIEW3D_PT_flame(bpy.types.Panel):
         box = layout.box()
         box.label(text=f"{armature.name}: {props.model_name}", icon="ARMATURE_DATA")
         box.label(text=f"{props.version}, {props.n_shape} identity, {props.n_expr} expression")
-        layout.operator("flame.import_sequence", icon="ANIM")
+        row = layout.row(align=True)
+        row.operator("flame.import_sequence", icon="ANIM")
+        row.operator("flame.export_sequence", icon="EXPORT", text="Export")
         if props.sequence_path:
             layout.label(text=f"Animation: {props.sequence_source}", icon="ACTION")
         row = layout.row(align=True)

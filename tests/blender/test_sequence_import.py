@@ -232,3 +232,33 @@ def test_export_then_import_reproduces_a_vhap_performance(model_and_eyelids, tmp
         bpy.context.scene.frame_set(frame)
         np.testing.assert_allclose(evaluated_vertices(second.flame.mesh), evaluated_vertices(first.flame.mesh),
                                    atol=2e-6)
+
+
+def test_resampling_to_another_fps(model_and_eyelids, metrical_output):
+    model_path, _ = model_and_eyelids
+    output, _ = metrical_output
+    assert bpy.ops.flame.import_sequence(filepath=str(output / "checkpoint" / "00003.frame"),
+                                         model_filepath=str(model_path), target_fps=50.0) == {"FINISHED"}
+    scene = bpy.context.scene
+    assert (scene.render.fps, scene.frame_start, scene.frame_end) == (50, 1, 1 + 2 * FRAME_IDS[-1])
+    blocks = bpy.context.view_layer.objects.active.flame.mesh.data.shape_keys.key_blocks
+    seq = read_sequence(output)
+    scene.frame_set(1 + 2 * 3)  # source frame 3 lands on 50 fps frame 7
+    np.testing.assert_allclose(blocks["exp010"].value, seq.expr[3, 10], atol=1e-5)
+    scene.frame_set(1 + 2 * 3 + 2)  # source frame 4 is missing: half-way between frames 3 and 5
+    np.testing.assert_allclose(blocks["exp010"].value, (seq.expr[3, 10] + seq.expr[4, 10]) / 2, atol=1e-4)
+
+
+def test_tracker_input_frames_become_the_camera_background(model_and_eyelids, metrical_output):
+    model_path, _ = model_and_eyelids
+    output, _ = metrical_output
+    (output / "input").mkdir(exist_ok=True)
+    for frame_id in FRAME_IDS:
+        bpy.data.images.new("plate", 8, 8).save(filepath=str(output / "input" / f"{frame_id:05d}.png"))
+    bpy.data.images.remove(bpy.data.images["plate"])
+    assert bpy.ops.flame.import_sequence(filepath=str(output), model_filepath=str(model_path)) == {"FINISHED"}
+    camera = bpy.context.scene.camera.data
+    background = camera.background_images[0]
+    assert camera.show_background_images and background.image.source == "SEQUENCE"
+    assert (background.image_user.frame_start, background.image_user.frame_duration) == (1, FRAME_IDS[-1] + 1)
+    assert background.image.filepath.endswith("00000.png")
