@@ -1,7 +1,7 @@
 """Run the external tracker process and read its JSON-lines protocol (no torch in Blender).
 
 A :class:`TrackerJob` starts the process with an argv list (no shell), reads stdout in a thread
-into a queue of :class:`~..tracking.protocol.Message`, keeps the last stderr lines for error
+into a queue of :class:`~..core.tracker_protocol.Message`, keeps the last stderr lines for error
 reports, and can be cancelled at any time (terminate, wait, kill, whole process group). Running
 jobs are tracked so ``unregister`` and loading another file stop them.
 """
@@ -37,7 +37,9 @@ def tracker_argv(python: str, *, model: str, source: str, output: str, device: s
     if focal > 0:
         argv += ["--focal", repr(focal)]
     if landmarks:
-        argv += ["--landmarks", landmarks, "--embedding", embedding]
+        argv += ["--landmarks", landmarks]
+    if embedding:
+        argv += ["--embedding", embedding]
     return argv
 
 

@@ -1,8 +1,8 @@
 """``python -m flame_blender_addon.tracking track --model MODEL --input VIDEO --output DIR ...``
 
-stdout carries only the JSON lines of :mod:`..core.tracker_protocol`: the real stdout is kept for them and file
-descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot corrupt the
-stream. Exit codes: ``EXIT_OK``, ``EXIT_ERROR`` (one ``error`` line, e.g. bad input),
+stdout carries only the JSON lines of :mod:`..core.tracker_protocol`: the real stdout is kept for
+them and file descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot
+corrupt the stream. Exit codes: ``EXIT_OK``, ``EXIT_ERROR`` (one ``error`` line, e.g. bad input),
 ``EXIT_USAGE`` (bad arguments; also one ``error`` line). SIGTERM ends the job cleanly (staged
 outputs removed).
 """
@@ -66,19 +66,26 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def optional_path(text: str) -> Path | None:
+    """A path, or None for an empty argument (a front end passing an unset file field)."""
+    return Path(text) if text else None
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m flame_blender_addon.tracking",
                     description="Fit a FLAME sequence to the face in a video (JSON lines on stdout).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     track = sub.add_parser("track", help="track a video, a folder of frames or an image")
-    track.add_argument("--model", required=True, type=Path, help="FLAME model (.pkl or .npz)")
+    track.add_argument("--model", required=True, type=Path,
+                       help="FLAME model (.pkl or .npz), or 'demo' for the add-on's procedural demo head")
     track.add_argument("--input", type=Path, help="video file, folder of frames, or image")
     track.add_argument("--output", required=True, type=Path, help="output folder")
     track.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     track.add_argument("--focal", type=positive, help="focal length in pixels (estimated when omitted)")
     track.add_argument("--landmarks", type=Path, help="precomputed landmarks .npz (lmk, conf, image_size)")
-    track.add_argument("--embedding", type=Path, help="landmark embedding .npz (lmk_face_idx, lmk_b_coords, "
-                                                      "landmark_indices)")
+    track.add_argument("--embedding", type=optional_path,
+                       help="landmark embedding .npz (lmk_face_idx, lmk_b_coords, landmark_indices); "
+                            "default: the one in the model .npz, or the demo head's own")
     track.add_argument("--n-shape", type=at_least_one, default=100, help="identity components to fit (default 100)")
     track.add_argument("--n-expr", type=at_least_one, default=100, help="expression components to fit (default 100)")
     track.add_argument("--fps", type=positive, help="frame rate (default: the video's, else 25)")

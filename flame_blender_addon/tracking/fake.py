@@ -1,8 +1,8 @@
 """A stand-in tracker for testing front ends without torch (standard library only).
 
 ``python -m flame_blender_addon.tracking.fake --output DIR [--frames N] [--fail-after N] [--hang]
-[--delay S]`` speaks the protocol of :mod:`..core.tracker_protocol` like the real tracker and writes a small valid
-``DIR/flame_sequence.npz`` (a slowly turning head opening its jaw). Unknown arguments (``--model``,
+[--delay S]`` speaks the protocol of :mod:`..core.tracker_protocol` like the real tracker and writes a
+small valid ``DIR/flame_sequence.npz`` (a slowly turning head opening its jaw). Unknown arguments (``--model``,
 ``--input`` ...) are accepted and ignored, so a front end can run it with the real tracker's argv.
 
 ``--fail-after N`` reports an error after N progress steps and exits ``EXIT_ERROR`` leaving no

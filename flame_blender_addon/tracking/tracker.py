@@ -14,13 +14,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..core import camera, lbs
+from ..core import camera, demo_head, lbs
+from ..core import tracker_protocol as protocol
+from ..core.demo_embedding import demo_embedding_arrays
 from ..core.errors import FlameError, TrackerError
 from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
 from . import landmark_model as lm
 from . import landmarks as lmk
-from ..core import tracker_protocol as protocol
 from . import media, outputs, solver
 
 Emit = Callable[[dict[str, Any]], None]
@@ -28,6 +29,7 @@ Emit = Callable[[dict[str, Any]], None]
 CAM_R = np.diag([1.0, -1.0, -1.0])
 PREVIEW_VERTEX_STEP = 7  # draw every 7th mesh vertex in previews
 DEFAULT_FPS = 25.0
+DEMO_MODEL = "demo"  # --model demo: core.demo_head, with core.demo_embedding unless --embedding is given
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,22 @@ class Reporter:
         self.emit(protocol.log(message, level))
 
 
+def is_demo(opts: Options) -> bool:
+    return str(opts.model) == DEMO_MODEL
+
+
+def load_flame(opts: Options) -> FlameModel:
+    """The --model file, or the procedural demo head for ``--model demo``."""
+    return demo_head.demo_model() if is_demo(opts) else load_model(opts.model)
+
+
 def resolve_embedding(opts: Options, model: FlameModel, report: Reporter) -> lmk.Embedding:
-    """The --embedding file, else one stored in the model file, else an error saying what to pass."""
+    """The --embedding file, else the demo head's own (``--model demo``) or one stored in the model
+    file, else an error saying what to pass."""
     if opts.embedding is not None:
         embedding = lmk.load_embedding(opts.embedding)
+    elif is_demo(opts):
+        embedding = lmk.embedding_from_arrays(demo_embedding_arrays(), "the demo head's MediaPipe embedding")
     else:
         embedding = lmk.embedding_in_model_file(opts.model)
         if embedding is None:
@@ -199,7 +213,7 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
         raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
     report("load", 0.0, "loading the model")
     device = device_of(opts.device)
-    model = load_model(opts.model)
+    model = load_flame(opts)
     for warning in model.warnings:
         report.log(f"{model.name}: {warning}", "warning")
     embedding = resolve_embedding(opts, model, report)

@@ -8,7 +8,7 @@ import pytest
 from bl_helpers import scene_state
 
 from flame_blender_addon.blender import tracker_job
-from flame_blender_addon.tracking import protocol
+from flame_blender_addon.core import tracker_protocol as protocol
 
 FAKE = f"{sys.executable} -m flame_blender_addon.tracking.fake --output {{output}}"
 

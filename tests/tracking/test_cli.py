@@ -12,9 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scenes import make_scene, write_inputs  # noqa: E402
-from flame_blender_addon.core import camera, sequence  # noqa: E402
+from flame_blender_addon.core import camera, demo_head, sequence  # noqa: E402
+from flame_blender_addon.core.demo_embedding import demo_embedding_arrays  # noqa: E402
 from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
-from flame_blender_addon.tracking import outputs, protocol, synthetic, tracker  # noqa: E402
+from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.tracking import landmarks, outputs, synthetic, tracker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,16 +52,42 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
                               scene.clip.focal, scene.clip.image_size)
     face = scene.track.face_found()
     for source in (result.path, out / protocol.CHECKPOINT_DIR):
-        seq = sequence.read_sequence(source)
-        points = synthetic.landmarks(scene.model, scene.embedding, sequence.sequence_vertices(scene.model, seq))
-        uv = np.stack([camera.project_opencv(p, K, R, t)
-                       for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
+        uv = reprojected(scene.model, scene.embedding, sequence.read_sequence(source))
         assert np.linalg.norm(uv - truth, axis=-1)[face].mean() < 1.0
     with np.load(result.path) as npz:
         assert npz["face_found"].tolist() == face.tolist()
         assert npz["face_confidence"].tolist() == face.astype(float).tolist()
         assert np.abs(npz["translation"][face].mean(axis=0)).max() < 1e-9  # the head is centred at the origin
         assert np.allclose(npz["neck_pose"], 0) and npz["image_size"].tolist() == [512, 512]
+
+
+def reprojected(model, embedding, seq) -> np.ndarray:
+    """The embedded landmarks of a read sequence through its own cameras: (T, L, 2) pixels."""
+    points = synthetic.landmarks(model, embedding, sequence.sequence_vertices(model, seq))
+    return np.stack([camera.project_opencv(p, K, R, t)
+                     for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
+
+
+def test_demo_model_fits_mediapipe_landmarks_with_its_own_embedding(tmp_path):
+    model = demo_head.demo_model()
+    embedding = landmarks.embedding_from_arrays(demo_embedding_arrays(), "demo")
+    clip = synthetic.smooth_clip(40, 10, 10, seed=7)
+    track = synthetic.observed_track(model, embedding, clip, noise_px=0.5, seed=8)
+    mediapipe_layout = np.full((track.n_frames, landmarks.MEDIAPIPE_POINTS, 2), np.nan)  # unembedded points NaN
+    mediapipe_layout[:, embedding.points] = track.points
+    np.savez(tmp_path / "lmk.npz", lmk=mediapipe_layout, image_size=np.array(clip.image_size))
+    proc = start("track", "--model", "demo", "--landmarks", tmp_path / "lmk.npz", "--output", tmp_path / "out",
+                 "--n-shape", 10, "--n-expr", 10, "--focal", clip.focal)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == protocol.EXIT_OK, stderr
+    messages = messages_of(stdout)
+    assert any(m.type == "progress" and m.message.startswith("demo_head: fitting 10 identity") for m in messages)
+    result = messages[-1]
+    assert result.type == "result" and result.data["landmark_error_px"] <= 1.0  # against the noisy input
+    truth = synthetic.project(synthetic.landmarks(model, embedding, synthetic.vertices(model, clip)), clip.focal,
+                              clip.image_size)
+    fitted = reprojected(model, embedding, sequence.read_sequence(result.path))
+    assert np.linalg.norm(fitted - truth, axis=-1).mean() <= 1.0
 
 
 def test_cancel_mid_fit_leaves_no_output(tmp_path):
@@ -83,6 +111,13 @@ def test_bad_arguments_exit_with_usage_code_and_error_line(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == protocol.EXIT_USAGE
     assert [m.type for m in messages_of(stdout)] == ["error"] and "--n-expr" in stderr
+
+
+def test_an_empty_embedding_argument_means_none():  # the Blender front end passes unset file fields as ''
+    from flame_blender_addon.tracking.__main__ import build_parser
+
+    args = build_parser().parse_args(["track", "--model", "demo", "--output", "out", "--embedding", ""])
+    assert args.embedding is None and str(args.model) == tracker.DEMO_MODEL
 
 
 def run_in_process(tmp_path, **kwargs):

@@ -1,10 +1,10 @@
-"""scikit-image's astronaut photograph through MediaPipe to a fitted demo head (the whole program)."""
+"""scikit-image's astronaut photograph through MediaPipe to a fitted demo head (the whole program,
+``--model demo``: the demo head with its own MediaPipe embedding)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -12,31 +12,25 @@ pytest.importorskip("mediapipe")
 pytest.importorskip("av")
 skimage_data = pytest.importorskip("skimage.data")
 
-from demo_embedding import demo_embedding  # noqa: E402
-from flame_blender_addon.core import demo_head  # noqa: E402
 from flame_blender_addon.core.sequence import read_sequence  # noqa: E402
-from flame_blender_addon.tracking import media, protocol  # noqa: E402
+from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.tracking import media  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_astronaut_photo_to_fitted_head(tmp_path):
     (tmp_path / "astronaut.png").write_bytes(media.png_bytes(skimage_data.astronaut()))
-    model = demo_head.demo_model()
-    emb = demo_embedding(model)
-    arrays = {k: v for k, v in demo_head.demo_model_arrays().items() if isinstance(v, np.ndarray)}
-    np.savez(tmp_path / "demo_head.npz", **arrays, lmk_face_idx=emb.face_idx, lmk_b_coords=emb.bary,
-             landmark_indices=emb.points)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking", "track", "--model",
-                           str(tmp_path / "demo_head.npz"), "--input", str(tmp_path / "astronaut.png"),
+    proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking", "track", "--model", "demo",
+                           "--input", str(tmp_path / "astronaut.png"),
                            "--output", str(out), "--n-shape", "20", "--n-expr", "20"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     messages = [m for m in map(protocol.parse_line, proc.stdout.splitlines()) if m]
     result = messages[-1]
     assert result.type == "result" and result.data["frames"] == 1 and result.data["frames_without_face"] == 0
-    assert result.data["landmark_error_px"] < 3.0  # the face is about 90 px wide; the embedding is rough
+    assert result.data["landmark_error_px"] < 3.0  # the face is about 90 px wide; the demo head is stylised
     seq = read_sequence(result.path)
     cam_z = (seq.camera.R[0] @ seq.translation[0] + seq.camera.t[0])[2]
     assert 0.2 < cam_z < 3.0  # the head sits in front of the camera at a human distance

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flame_blender_addon.tracking import protocol
+from flame_blender_addon.core import tracker_protocol as protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 

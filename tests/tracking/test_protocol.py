@@ -2,7 +2,7 @@
 
 import json
 
-from flame_blender_addon.tracking import protocol
+from flame_blender_addon.core import tracker_protocol as protocol
 
 
 def test_messages_round_trip_through_parse_line():
@@ -30,13 +30,20 @@ def test_parse_line_is_tolerant():
 
 
 def test_protocol_module_imports_only_the_standard_library():
+    """Blender imports the protocol and runs the stand-in tracker with its own Python: both use the
+    standard library, and the stand-in's only package import is the protocol."""
     import ast
     import sys
     from pathlib import Path
 
-    for module in ("protocol", "fake"):
-        tree = ast.parse(Path(protocol.__file__).with_name(f"{module}.py").read_text())
+    from flame_blender_addon.tracking import fake
+
+    for path in (Path(protocol.__file__), Path(fake.__file__)):
+        tree = ast.parse(path.read_text())
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module.split(".")[0] for n in ast.walk(tree)
                   if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
-        assert names <= set(sys.stdlib_module_names), (module, names - set(sys.stdlib_module_names))
+        assert names <= set(sys.stdlib_module_names), (path.name, names - set(sys.stdlib_module_names))
+        relative = {(n.level, n.module, tuple(a.name for a in n.names)) for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and n.level > 0}
+        assert relative <= {(2, "core", ("tracker_protocol",))}, (path.name, relative)

@@ -1,0 +1,78 @@
+"""The add-on's layers, read from the source (every import statement, lazy ones inside functions too):
+``blender`` never imports ``tracking`` (it runs the tracker as a separate process and shares only
+``core.tracker_protocol``); ``core`` and ``tracking`` never import Blender's modules or ``blender``;
+``core`` never imports ``tracking``. test_core_isolation.py checks core's imports at runtime."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import flame_blender_addon
+
+PACKAGE_DIR = Path(flame_blender_addon.__file__).resolve().parent
+PACKAGE = PACKAGE_DIR.name
+BLENDER_MODULES = {"bpy", "bpy_extras", "bmesh", "mathutils", "gpu", "blf"}
+
+
+def module_name(path: Path) -> str:
+    """Dotted name of a source file of the add-on, e.g. ``flame_blender_addon.blender.head``."""
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Absolute dotted names a module's import statements can load: ``import a.b`` gives ``a.b``,
+    ``from m import n`` gives ``m`` and ``m.n`` (n may be a submodule), relative imports resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def imports_of(folder: str) -> dict[str, set[str]]:
+    """Every module of a subpackage -> the names it imports."""
+    paths = sorted((PACKAGE_DIR / folder).rglob("*.py"))
+    assert paths, folder
+    return {module_name(p): imported(p.read_text(encoding="utf-8"), module_name(p), p.stem == "__init__")
+            for p in paths}
+
+
+def within(names: set[str], prefixes: set[str]) -> set[str]:
+    return {n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)}
+
+
+def test_imports_are_resolved_to_absolute_names():
+    blender = f"{PACKAGE}.blender.tracker_job"
+    assert imported("from ..tracking import protocol\nimport bpy.props", blender) >= {
+        f"{PACKAGE}.tracking", f"{PACKAGE}.tracking.protocol", "bpy.props"}
+    assert imported("from .. import tracking", blender) >= {f"{PACKAGE}.tracking"}
+    assert imported("from . import head", f"{PACKAGE}.blender", is_package=True) == {
+        f"{PACKAGE}.blender", f"{PACKAGE}.blender.head"}
+    assert imported("def f():\n    from mathutils import Matrix\n", blender) >= {"mathutils"}
+
+
+def test_blender_never_imports_the_tracking_package():
+    modules = imports_of("blender")
+    assert f"{PACKAGE}.core.tracker_protocol" in set().union(*modules.values())  # the shared protocol
+    bad = {m: within(names, {f"{PACKAGE}.tracking"}) for m, names in modules.items()}
+    assert not any(bad.values()), {m: n for m, n in bad.items() if n}
+
+
+@pytest.mark.parametrize("folder, forbidden", [
+    ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
+    ("tracking", BLENDER_MODULES | {f"{PACKAGE}.blender"}),
+])
+def test_core_and_tracking_never_import_blender(folder, forbidden):
+    bad = {m: within(names, forbidden) for m, names in imports_of(folder).items()}
+    assert not any(bad.values()), {m: n for m, n in bad.items() if n}
