@@ -4,12 +4,15 @@ Blender reads these variables when ``bpy`` is first imported, so they are set he
 test module imports it.
 """
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 _sandbox = Path(tempfile.mkdtemp(prefix="flame-tests-"))
+atexit.register(shutil.rmtree, _sandbox, ignore_errors=True)
 os.environ["BLENDER_USER_RESOURCES"] = str(_sandbox / "blender")
 os.environ["XDG_CACHE_HOME"] = str(_sandbox / "cache")
 
