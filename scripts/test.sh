@@ -22,6 +22,10 @@ run_tier() {  # run_tier LABEL PYTHON PYTEST_ARGS...; pytest's 5 (nothing collec
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then failed+=("$label (exit $rc)"); fi
 }
 
+if [ "${SKIP_TRACKER:-0}" != 1 ]; then  # first, so the Blender tier can run the real tracker end to end
+  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
+  export FLAME_TRACKER_PYTHON="$PWD/.venvs/tracker/bin/python"
+fi
 for version in $BLENDER_VERSIONS; do
   ensure_venv "bpy-$version" "bpy==$version" "numpy<2" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
@@ -29,7 +33,6 @@ done
 ensure_venv numpy2 "numpy>=2" pytest
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then
-  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
   run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
 fi
 

@@ -60,23 +60,29 @@ class FLAME_OT_track_video(bpy.types.Operator):
         return "demo"
 
     def _start(self, context) -> TrackerJob | None:
-        source = Path(bpy.path.abspath(self.filepath))
-        if not self.filepath or not source.exists():
-            self.report({"ERROR"}, f"{self.filepath or 'no input'}: no such video, folder or image")
+        source = bpy.path.abspath(self.filepath) if self.filepath else ""
+        landmarks = bpy.path.abspath(self.landmarks_filepath) if self.landmarks_filepath else ""
+        for given, what in ((source, "video, folder or image"), (landmarks, "landmarks file")):
+            if given and not Path(given).exists():
+                self.report({"ERROR"}, f"{given}: no such {what}")
+                return None
+        if not (source or landmarks):
+            self.report({"ERROR"}, "nothing to track: give a video, a folder of frames, an image or landmarks")
             return None
+        named_after = Path(source or landmarks)
         output = Path(bpy.path.abspath(self.output_dir)) if self.output_dir else \
-            source.with_name(f"{source.stem}_flame")
+            named_after.with_name(f"{named_after.stem}_flame")
         prefs = preferences.get(context)
         template = self.command_template or (prefs.command_template if prefs else "")
         python = self.python or (prefs.python if prefs else "") or shutil.which("python3") or sys.executable
         device = self.device if self.device != "PREFERENCE" else (prefs.device if prefs else "auto")
+        model = self._model_arg(context)
         try:
             output.mkdir(parents=True, exist_ok=True)
-            argv = template_argv(template, model=self._model_arg(context), source=str(source), output=str(output)) \
-                if template else tracker_argv(
-                    python, model=self._model_arg(context), source=str(source), output=str(output), device=device,
-                    focal=self.focal, landmarks=bpy.path.abspath(self.landmarks_filepath) if self.landmarks_filepath else "",
-                    embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "")
+            argv = template_argv(template, model=model, source=source, output=str(output)) if template else \
+                tracker_argv(python, model=model, source=source, output=str(output), device=device, focal=self.focal,
+                             landmarks=landmarks,
+                             embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "")
             self._output = output
             return TrackerJob(argv, output_dir=output)
         except (OSError, ValueError) as err:

@@ -29,9 +29,12 @@ _RUNNING: set["TrackerJob"] = set()
 
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",
                  focal: float = 0.0, landmarks: str = "", embedding: str = "") -> list[str]:
-    """The command line of this add-on's own tracker, run as ``python -m <package>.tracking``."""
-    argv = [python, "-m", f"{ADDON_DIR.name}.tracking", "track", "--model", model, "--input", source,
-            "--output", output]
+    """The command line of this add-on's own tracker, run as ``python -m <package>.tracking``.
+
+    ``source`` may be empty when ``landmarks`` are given (no detection, no previews)."""
+    argv = [python, "-m", f"{ADDON_DIR.name}.tracking", "track", "--model", model, "--output", output]
+    if source:
+        argv += ["--input", source]
     if device != "auto":
         argv += ["--device", device]
     if focal > 0:
