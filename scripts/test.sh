@@ -4,7 +4,7 @@
 #   BLENDER_VERSIONS="5.0.1" bash scripts/test.sh -k exactness   # extra args go to pytest
 # Virtual environments are made on first use under .venvs/ (Python 3.11: the bpy wheels need it):
 #   bpy-<version>: the bpy wheel (numpy<2) + pytest + chumpy-fixed -> core and Blender tiers
-#   numpy2:        numpy 2 + pytest                                -> core tier on numpy 2
+#   numpy2:        numpy 2 + pytest + ruff                         -> core tier on numpy 2, lint
 #   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image -> core and tracker tiers
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +30,10 @@ for version in $BLENDER_VERSIONS; do
   ensure_venv "bpy-$version" "bpy==$version" "numpy<2" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
 done
-ensure_venv numpy2 "numpy>=2" pytest
+ensure_venv numpy2 "numpy>=2" pytest ruff
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
+echo "== lint (ruff, settings in pyproject.toml)"
+.venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then
   run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
 fi

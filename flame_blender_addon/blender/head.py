@@ -59,7 +59,8 @@ def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
 
 def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Callable[[float, str], None]) -> None:
     obj.shape_key_add(name="Basis", from_mix=False)
-    blocks = [(shape_key_names(model.n_shape, model.n_expr), np.concatenate([model.shapedirs, model.exprdirs], 2), 10.0),
+    blendshapes = np.concatenate([model.shapedirs, model.exprdirs], 2)
+    blocks = [(shape_key_names(model.n_shape, model.n_expr), blendshapes, 10.0),
               ([f"{POSE_PREFIX}{k:02d}" for k in range(model.posedirs.shape[2])], model.posedirs, 2.0)]
     total, done = sum(len(names) for names, _, _ in blocks), 0
     for names, dirs, limit in blocks:

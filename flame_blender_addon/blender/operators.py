@@ -4,23 +4,21 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..core.errors import FlameError
 from ..core.model import FlameModel, load_model
-from ..core.sequence import fit_components, read_sequence, resample, write_metrical_checkpoints, write_sequence_npz
-from . import head, sequence_export, sequence_import
+from . import head
 from .progress import progress
 from .transaction import rollback_on_error
 
 log = logging.getLogger(__name__)
 
 
-def _target_head(context: bpy.types.Context, target: str) -> bpy.types.Object | None:
+def target_head(context: bpy.types.Context, target: str) -> bpy.types.Object | None:
     return head.find_head(bpy.data.objects.get(target) if target else context.active_object)
 
 
@@ -37,7 +35,7 @@ class _HeadOperator:
             head.find_head(obj) for obj in context.scene.objects if obj.type == "ARMATURE")
 
     def execute(self, context):
-        armature = _target_head(context, self.target)
+        armature = target_head(context, self.target)
         if armature is None:
             self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
             return {"CANCELLED"}
@@ -108,157 +106,6 @@ class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
         from ..core import demo_head  # generated on demand: ~50 MB of arrays
 
         return self.build(context, demo_head.demo_model(), "FLAME_demo")
-
-
-def _background_folder(path: Path) -> Path | None:
-    """metrical-tracker's ``input/`` frames beside the ``checkpoint/`` folder, if present."""
-    base = path if path.is_dir() else path.parent
-    return next((p for p in (base / "input", base.parent / "input") if p.is_dir()), None)
-
-
-class _HeadState:
-    """What a sequence import changes on an existing head, to restore it if the import fails."""
-
-    def __init__(self, armature: bpy.types.Object):
-        self.armature = armature
-        self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
-        self.values = np.empty(len(self.blocks), dtype=np.float32)
-        self.blocks.foreach_get("value", self.values)
-        self.joints = np.array([b.head_local for b in armature.data.bones])
-        self.owners = [armature, armature.flame.mesh.data.shape_keys]
-        self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
-        self.matrix = armature.matrix_world.copy()
-        self.rotation_mode = armature.rotation_mode
-
-    def restore(self, context) -> None:
-        for owner, action in zip(self.owners, self.actions):
-            if owner.animation_data:
-                owner.animation_data.action = action
-        for name in [kb.name for kb in self.blocks][len(self.values):]:
-            self.armature.flame.mesh.shape_key_remove(self.blocks[name])
-        self.blocks.foreach_set("value", self.values)
-        head.set_rest_joints(context, self.armature, self.joints)
-        self.armature.rotation_mode = self.rotation_mode
-        self.armature.matrix_world = self.matrix
-
-
-class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
-    """Import a tracked FLAME sequence (metrical-tracker, VHAP, GaussianAvatars, flame_sequence.npz)
-    as keyframed animation of the active head, with the tracker's camera"""
-
-    bl_idname = "flame.import_sequence"
-    bl_label = "Import FLAME Sequence"
-    bl_options = {"REGISTER", "UNDO"}
-
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH",
-                             description="A metrical-tracker output or checkpoint folder, a .frame or .npz file")
-    filter_glob: StringProperty(default="*.frame;*.npz", options={"HIDDEN"})
-    target: StringProperty(name="Target", description="FLAME head to animate (default: the active one)",
-                           options={"SKIP_SAVE"})
-    model_filepath: StringProperty(name="Model", subtype="FILE_PATH",
-                                   description="Build a new head from this FLAME model instead of animating one")
-    eyelid_folder: StringProperty(name="Eyelid blendshapes", subtype="DIR_PATH",
-                                  description="Folder with metrical-tracker's l_eyelid.npy / r_eyelid.npy")
-    keep_identity: BoolProperty(name="Keep target identity", default=False,
-                                description="Apply only the performance, keeping the head's own shape (retargeting)")
-    fps: FloatProperty(name="Source fps", default=0.0, min=0.0,
-                       description="Frame rate of the sequence; 0 uses the file's, or 25 (metrical-tracker)")
-    target_fps: FloatProperty(name="Resample to fps", default=0.0, min=0.0,
-                              description="Resample the performance to this frame rate; 0 keeps the source's")
-    frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of sequence frame 0")
-    camera_mode: EnumProperty(name="Camera", items=sequence_import.CAMERA_MODES, default="MOVING_CAMERA")
-    use_background: BoolProperty(name="Input frames as background", default=True,
-                                 description="Show metrical-tracker's input/ frames behind the head in camera view")
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-    def execute(self, context):
-        path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = read_sequence(path, fps=self.fps or None,
-                                eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
-            model = load_model(bpy.path.abspath(self.model_filepath)) if self.model_filepath else None
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        armature = None if model else _target_head(context, self.target)
-        if model is None and armature is None:
-            self.report({"ERROR"}, "No FLAME head to animate: select one, or give a model file to build one")
-            return {"CANCELLED"}
-        state = _HeadState(armature) if armature else None
-        try:
-            with rollback_on_error(context), progress(context, "Importing sequence") as report:
-                if model is not None:
-                    armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
-                                               lambda f, m: report(0.3 * f, m))
-                seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
-                background = _background_folder(path) if self.use_background else None
-                if self.target_fps:
-                    seq = resample(seq, self.target_fps)
-                    if background is not None:  # an image sequence cannot change its rate
-                        seq.warnings.append("resampled: the tracker's input frames are not used as background")
-                        background = None
-                sequence_import.apply_sequence(
-                    context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
-                    camera_mode=self.camera_mode,
-                    background=background,
-                    report=lambda f, m: report(0.3 + 0.7 * f, m))
-        except Exception as err:  # the scene is restored either way; only surprises get a traceback
-            if state:
-                state.restore(context)
-            if not isinstance(err, FlameError):
-                log.exception("sequence import failed")
-            self.report({"ERROR"}, str(err) if isinstance(err, FlameError) else f"Import failed: {err!r}")
-            return {"CANCELLED"}
-        for warning in seq.warnings:
-            self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
-        return {"FINISHED"}
-
-
-class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
-    """Write the head's animation (and the scene camera) as flame_sequence.npz or metrical-tracker checkpoints"""
-
-    bl_idname = "flame.export_sequence"
-    bl_label = "Export FLAME Sequence"
-    bl_options = {"REGISTER"}
-
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default="flame_sequence.npz",
-                             description="flame_sequence.npz file, or the output folder for checkpoints")
-    format: EnumProperty(name="Format", default="NPZ", items=(
-        ("NPZ", "flame_sequence.npz", "This add-on's format (VHAP key names, OpenCV camera)"),
-        ("METRICAL", "metrical-tracker checkpoints", "<folder>/checkpoint/NNNNN.frame; needs a camera and no neck pose")))
-    frame_start: IntProperty(name="Start frame", default=1, description="Scene frame that becomes sequence frame 0")
-
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-    def run(self, context, armature):
-        path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
-            if self.format == "NPZ":
-                write_sequence_npz(path, seq)
-            else:
-                model = None
-                if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
-                    from ..core import demo_head
-
-                    model = load_model(armature.flame.model_path) if armature.flame.model_path \
-                        else demo_head.demo_model()
-                for warning in write_metrical_checkpoints(path, seq, model):
-                    self.report({"WARNING"}, warning)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"{path}: cannot be written ({err.strerror or err})")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Wrote {seq.n_frames} frames to {path}")
-        return {"FINISHED"}
 
 
 class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
@@ -341,7 +188,7 @@ class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
 
 
 CLASSES = (
-    FLAME_OT_import_model, FLAME_OT_add_demo_head, FLAME_OT_import_sequence, FLAME_OT_export_sequence, FLAME_OT_update_joints,
+    FLAME_OT_import_model, FLAME_OT_add_demo_head, FLAME_OT_update_joints,
     FLAME_OT_random_shape, FLAME_OT_reset_shape, FLAME_OT_random_expression,
     FLAME_OT_reset_expression, FLAME_OT_reset_pose,
 )

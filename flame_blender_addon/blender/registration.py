@@ -6,17 +6,17 @@ import logging
 
 import bpy
 
-from . import operators, panel, preferences, properties, track_operator, tracker_job
+from . import operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
 
 log = logging.getLogger(__name__)
 
 CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
-           *track_operator.CLASSES, *panel.CLASSES)
+           *sequence_operators.CLASSES, *track_operator.CLASSES, *panel.CLASSES)
 
 
 def _menu_import(self, context):
     self.layout.operator(operators.FLAME_OT_import_model.bl_idname, text="FLAME Model (.pkl/.npz)")
-    self.layout.operator(operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
+    self.layout.operator(sequence_operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
 
 
 def _menu_add(self, context):

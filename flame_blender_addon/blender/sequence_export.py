@@ -105,7 +105,8 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
     if STATIC_OFFSET_KEY in blocks and blocks[STATIC_OFFSET_KEY].value != 0:
         static_offset = _offset_of(mesh_obj, STATIC_OFFSET_KEY) * blocks[STATIC_OFFSET_KEY].value
     basis = np.asarray(armature[head.JOINT_BASIS_PROP]).reshape(-1, len(JOINT_NAMES), 3)
-    d0 = np.einsum("te,ec->tc", expr, basis[1 + props.n_shape:, 0]) + (head.joints_for(armature, shape, np.zeros(props.n_expr))[0] - rest[0])
+    identity_root = head.joints_for(armature, shape, np.zeros(props.n_expr))[0]
+    d0 = np.einsum("te,ec->tc", expr, basis[1 + props.n_shape:, 0]) + (identity_root - rest[0])
     if static_offset is not None:
         regressor = np.asarray(armature[head.J_REGRESSOR_PROP]).reshape(len(JOINT_NAMES), -1)
         d0 = d0 + regressor[0] @ static_offset

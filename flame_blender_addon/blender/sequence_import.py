@@ -42,7 +42,8 @@ def _ensure_offset_key(mesh_obj: bpy.types.Object, name: str, offset: np.ndarray
     return kb
 
 
-def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence, keep_identity: bool) -> tuple[np.ndarray, np.ndarray]:
+def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence,
+                  keep_identity: bool) -> tuple[np.ndarray, np.ndarray]:
     """Set shape (and VHAP static offsets) once; place the rest joints. Returns (J0 (J, 3), B_e (E, J, 3))."""
     props, mesh_obj = armature.flame, armature.flame.mesh
     blocks = mesh_obj.data.shape_keys.key_blocks

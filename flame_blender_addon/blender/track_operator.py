@@ -34,7 +34,8 @@ class FLAME_OT_track_video(bpy.types.Operator):
     output_dir: StringProperty(name="Output folder", subtype="DIR_PATH",
                                description="Where the tracker writes; default: '<video>_flame' beside the video")
     model_filepath: StringProperty(name="Model", subtype="FILE_PATH",
-                                   description="FLAME model to fit; default: the active head's model, else the demo head")
+                                   description="FLAME model to fit; default: the active head's model, "
+                                               "else the demo head")
     landmarks_filepath: StringProperty(name="Landmarks", subtype="FILE_PATH",
                                        description="Precomputed landmarks (.npz) instead of detection")
     embedding_filepath: StringProperty(name="Embedding", subtype="FILE_PATH",

@@ -98,7 +98,8 @@ def test_os_system_global_is_refused(tmp_path):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda a: a.pop("posedirs"), r"missing key 'posedirs'"),
-    (lambda a: a.update(posedirs=a["posedirs"][:, :, :18]), r"'posedirs' has shape \(120, 3, 18\), expected \(120, 3, 36\)"),
+    (lambda a: a.update(posedirs=a["posedirs"][:, :, :18]),
+     r"'posedirs' has shape \(120, 3, 18\), expected \(120, 3, 36\)"),
     (lambda a: a.update(J_regressor=a["J_regressor"][:, :100]), r"'J_regressor' has shape \(5, 100\)"),
     (lambda a: a.update(weights=a["weights"][:, :4]), r"'weights' has shape \(120, 4\)"),
     (lambda a: a.update(shapedirs=a["shapedirs"][:, :, :300]), r"'shapedirs' has shape \(120, 3, 300\)"),
