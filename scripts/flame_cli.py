@@ -171,13 +171,13 @@ def encode_mp4(bpy, frames: Path, target: Path, fps: int, first: int, last: int)
     scene.render.resolution_x, scene.render.resolution_y = image.size
     bpy.data.images.remove(image)
     scene.render.fps, scene.frame_start, scene.frame_end = fps, 1, len(files)
-    editor = scene.sequence_editor_create()
-    strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 4.4 renamed it
-    strip = strips.new_image("frames", str(files[0]), 1, 1)
+    from flame_blender_addon.blender import compat
+
+    strip = compat.sequencer_strips(scene.sequence_editor_create()).new_image("frames", str(files[0]), 1, 1)
     for file in files[1:]:
         strip.elements.append(file.name)
     settings = scene.render
-    settings.image_settings.file_format = "FFMPEG"
+    compat.set_video_output(settings.image_settings)
     settings.ffmpeg.format, settings.ffmpeg.codec = "MPEG4", "H264"
     settings.filepath = str(target)
     with quiet():

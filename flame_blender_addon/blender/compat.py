@@ -3,6 +3,8 @@
 - Actions: 4.2/4.3 keep F-curves on ``Action.fcurves``; 4.4 introduced slotted (layered) actions,
   and 5.0 removed ``Action.fcurves``, so 4.4+ goes through slot -> layer -> strip -> channelbag.
 - Render engine id of Eevee: ``BLENDER_EEVEE_NEXT`` on 4.2-4.5, ``BLENDER_EEVEE`` from 5.0.
+- Video output: 5.0 first switches ``ImageFormatSettings.media_type`` to 'VIDEO'.
+- Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before.
 """
 
 from __future__ import annotations
@@ -40,3 +42,15 @@ def action_fcurves(action: bpy.types.Action) -> Iterator[bpy.types.FCurve]:
         for strip in layer.strips:
             for channelbag in strip.channelbags:
                 yield from channelbag.fcurves
+
+
+def set_video_output(image_settings: bpy.types.ImageFormatSettings) -> None:
+    """Make render output an FFmpeg video."""
+    if hasattr(image_settings, "media_type"):
+        image_settings.media_type = "VIDEO"
+    image_settings.file_format = "FFMPEG"
+
+
+def sequencer_strips(editor: bpy.types.SequenceEditor) -> bpy.types.bpy_prop_collection:
+    """The top-level strips of a sequence editor."""
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
