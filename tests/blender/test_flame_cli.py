@@ -32,15 +32,15 @@ def test_demo_writes_blend_preview_and_exports(tmp_path):
 
 
 def test_build_and_import_write_blend_files(tmp_path, small_model_file):
-    from tracker_files import vhap_arrays
-
     import numpy as np
+    from tracker_files import vhap_arrays
 
     result = cli("build", small_model_file, "--output", tmp_path / "head.blend", "--n-shape", "5", "--n-expr", "5")
     assert result.returncode == 0 and (tmp_path / "head.blend").is_file(), result.stderr
-    np.savez(tmp_path / "flame_param.npz", **{k: v for k, v in vhap_arrays(np.random.default_rng(0), 4, n_verts=300)
-                                             .items() if k not in ("static_offset",)})
-    result = cli("import", tmp_path / "flame_param.npz", "--model", small_model_file, "--output", tmp_path / "anim.blend")
+    arrays = vhap_arrays(np.random.default_rng(0), 4, n_verts=300)
+    np.savez(tmp_path / "flame_param.npz", **{k: v for k, v in arrays.items() if k != "static_offset"})
+    result = cli("import", tmp_path / "flame_param.npz", "--model", small_model_file,
+                 "--output", tmp_path / "anim.blend")
     assert result.returncode == 0 and (tmp_path / "anim.blend").is_file(), result.stderr
 
 
