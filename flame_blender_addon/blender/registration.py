@@ -19,11 +19,17 @@ def _menu_import(self, context):
     self.layout.operator(sequence_operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
 
 
+def _menu_export(self, context):
+    self.layout.operator(sequence_operators.FLAME_OT_export_sequence.bl_idname,
+                         text="FLAME Sequence (.npz, checkpoints)")
+
+
 def _menu_add(self, context):
     self.layout.operator(operators.FLAME_OT_add_demo_head.bl_idname, icon="USER")
 
 
-MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.VIEW3D_MT_add, _menu_add))
+MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.TOPBAR_MT_file_export, _menu_export),
+         (bpy.types.VIEW3D_MT_add, _menu_add))
 
 
 @bpy.app.handlers.persistent
