@@ -6,12 +6,12 @@ import logging
 
 import bpy
 
-from . import operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
+from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
 
 log = logging.getLogger(__name__)
 
 CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
-           *sequence_operators.CLASSES, *track_operator.CLASSES, *panel.CLASSES)
+           *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *panel.CLASSES)
 
 
 def _menu_import(self, context):
@@ -29,7 +29,7 @@ def _menu_add(self, context):
 
 
 MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.TOPBAR_MT_file_export, _menu_export),
-         (bpy.types.VIEW3D_MT_add, _menu_add))
+         (bpy.types.VIEW3D_MT_add, _menu_add), (bpy.types.TOPBAR_MT_file_export, export.menu_export))
 
 
 @bpy.app.handlers.persistent

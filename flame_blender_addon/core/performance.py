@@ -83,8 +83,8 @@ def speech(t: np.ndarray) -> dict[str, np.ndarray]:
     """
     times, vowels, stressed = _syllables()
     gain = np.where(stressed, 1.4, 1.0)
-    # (N, T) syllable envelopes: each syllable's opening lasts slightly less than the step.
-    env = np.stack([_bump(t, c, 0.9 * _SYLLABLE_STEP * 2.0) for c in times]) * gain[:, None]
+    # (N, T) syllable envelopes, overlapping a little: the jaw nearly closes between syllables.
+    env = np.stack([_bump(t, c, 1.3 * _SYLLABLE_STEP) for c in times]) * gain[:, None]
     opening = env.max(axis=0)
     stress_env = np.stack([_bump(t, c - 0.05, 0.5) for c in times[stressed]]).max(axis=0)
     last_start = _PHRASES[-1][0]

@@ -1,0 +1,324 @@
+"""Engine-ready exports of an animated FLAME head, as functions and ``flame.export_*`` operators.
+
+- **FBX (Unreal, Unity)**: armature + skinned mesh + every shape key; bone and shape-key animation
+  baked per frame. The correctives' driven values are baked as shape-key animation.
+- **glTF 2.0 binary**: skin + morph targets + one animation sampling bones and morph weights every
+  frame; the correctives' driven weights are sampled into the weights channel. Morph targets carry
+  positions only (engines shade them with the base normals; morph normals would double the file).
+- **Alembic, USD**: the evaluated mesh per frame (baked vertex animation, correctives in the
+  vertices), no rig.
+- **OBJ, PLY**: one file per frame of the evaluated mesh.
+
+FBX presets. Both write FBX's Y-up axes, in which the head's rig is FLAME's own frame: the armature
+object's +90 degree X rotation cancels the Z-up to Y-up conversion, so the mesh data is FLAME-space
+vertices and the bones sit at FLAME's joints. *Unreal*: centimetres, Blender's standard FBX for
+Unreal (``UnitScaleFactor`` 1; the factor 100 sits on the two root nodes, the armature and the mesh).
+*Unity*: metres (``UnitScaleFactor`` 100, which Unity's "Convert Units" turns into scale 1) with
+identity root transforms. Both: no leaf bones, every frame keyed (no curve simplification), only the
+head's own actions.
+
+OBJ and PLY are written Y-up with -Z forward, which is FLAME's own frame: with the head at the
+world origin, the per-frame files hold FLAME-space vertices in metres.
+
+Every export works on the head's armature and mesh only (the tracker's camera is not exported), uses
+the scene's frame range unless told otherwise, and restores the selection, active object, mode,
+current frame and frame range afterwards. Nothing is added to the scene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterator
+
+import addon_utils
+import bpy
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper
+
+from ..core.errors import FlameError
+from . import head, render
+from .transaction import active_in_mode
+
+FBX_PRESETS = {"UNREAL": "FBX_SCALE_NONE", "UNITY": "FBX_SCALE_UNITS"}  # preset -> the exporter's apply_scale_options
+FORMATS = ("fbx_unreal", "fbx_unity", "glb", "abc", "usd", "obj", "ply")
+"""Format ids of :func:`export_all`, in the order they are written."""
+FRAME_AXES = {"forward_axis": "NEGATIVE_Z", "up_axis": "Y"}  # OBJ/PLY: FLAME's Y-up frame
+
+FrameRange = tuple[int, int]
+
+
+def _ensure_addon(module: str) -> None:
+    """Enable a bundled exporter add-on (``io_scene_fbx``, ``io_scene_gltf2``) if it is off."""
+    if not addon_utils.check(module)[1]:
+        addon_utils.enable(module, default_set=False)
+
+
+def head_objects(armature: bpy.types.Object) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """(armature, mesh) of a FLAME head, or FlameError."""
+    if head.find_head(armature) is not armature:
+        raise FlameError(f"'{armature.name}' is not a FLAME head")
+    return armature, armature.flame.mesh
+
+
+@contextlib.contextmanager
+def _exporting(context: bpy.types.Context, objects: list[bpy.types.Object],
+               frame_range: FrameRange | None) -> Iterator[bpy.types.Scene]:
+    """Select only ``objects`` (the first active, OBJECT mode) and set the scene's frame range for
+    the block; restore selection, active object, mode, frame range and current frame afterwards."""
+    scene = context.scene
+    selected = [o for o in context.view_layer.objects if o.select_get()]
+    saved = (scene.frame_start, scene.frame_end, scene.frame_current)
+    if frame_range is not None and frame_range[1] < frame_range[0]:
+        raise FlameError(f"frame range {frame_range[0]}-{frame_range[1]} is empty")
+    try:
+        with active_in_mode(context, objects[0], "OBJECT"):
+            for obj in context.view_layer.objects:
+                obj.select_set(obj in objects)
+            if frame_range is not None:
+                scene.frame_start, scene.frame_end = frame_range
+            yield scene
+    finally:
+        scene.frame_start, scene.frame_end = saved[:2]
+        scene.frame_set(saved[2])
+        for obj in context.view_layer.objects:
+            obj.select_set(obj in selected)
+
+
+def _run(operator: Callable[..., set[str]], filepath: Path, what: str, **options) -> Path:
+    """Call an exporter operator, turning its failures into one FlameError line."""
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = operator(filepath=str(filepath), **options)
+    except RuntimeError as err:
+        raise FlameError(f"{filepath}: {what} export failed: {str(err).strip().splitlines()[-1]}") from err
+    if "FINISHED" not in result:
+        raise FlameError(f"{filepath}: {what} export was cancelled")
+    return filepath
+
+
+def export_fbx(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path, preset: str = "UNREAL",
+               frame_range: FrameRange | None = None) -> Path:
+    """Armature + skinned mesh + shape keys with baked animation, for Unreal or Unity (``FBX_PRESETS``)."""
+    if preset not in FBX_PRESETS:
+        raise FlameError(f"unknown FBX preset '{preset}' (choose {', '.join(FBX_PRESETS)})")
+    _ensure_addon("io_scene_fbx")
+    objects = list(head_objects(armature))
+    with _exporting(context, objects, frame_range):
+        return _run(bpy.ops.export_scene.fbx, filepath, "FBX", use_selection=True,
+                    object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False, add_leaf_bones=False,
+                    primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
+                    bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+                    bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True,
+                    bake_anim_step=1.0, bake_anim_simplify_factor=0.0, apply_unit_scale=True,
+                    apply_scale_options=FBX_PRESETS[preset], bake_space_transform=False)
+
+
+def export_gltf(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
+                frame_range: FrameRange | None = None) -> Path:
+    """glTF 2.0 binary: skin, all shape keys as morph targets, one animation sampled every frame
+    (bones and morph weights, the driven correctives' weights included)."""
+    _ensure_addon("io_scene_gltf2")
+    objects = list(head_objects(armature))
+    with _exporting(context, objects, frame_range):
+        return _run(bpy.ops.export_scene.gltf, filepath, "glTF", export_format="GLB", use_selection=True,
+                    export_yup=True, export_apply=False, export_skins=True, export_morph=True,
+                    export_morph_normal=False, export_morph_tangent=False, export_animations=True,
+                    export_animation_mode="SCENE", export_force_sampling=True, export_frame_step=1,
+                    export_optimize_animation_size=False, export_def_bones=False, export_leaf_bone=False,
+                    export_cameras=False, export_lights=False, export_materials="EXPORT")
+
+
+def export_alembic(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
+                   frame_range: FrameRange | None = None) -> Path:
+    """Alembic: the evaluated mesh per frame in world space (one flattened object, no rig)."""
+    _, mesh = head_objects(armature)
+    with _exporting(context, [mesh], frame_range) as scene:
+        return _run(bpy.ops.wm.alembic_export, filepath, "Alembic", selected=True, flatten=True,
+                    start=scene.frame_start, end=scene.frame_end, uvs=True, normals=True, face_sets=False,
+                    evaluation_mode="RENDER", export_custom_properties=False, as_background_job=False)
+
+
+def export_usd(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
+               frame_range: FrameRange | None = None) -> Path:
+    """USD: the evaluated mesh's points sampled every frame (no skeleton, no blend shapes)."""
+    _, mesh = head_objects(armature)
+    with _exporting(context, [mesh], frame_range):
+        return _run(bpy.ops.wm.usd_export, filepath, "USD", selected_objects_only=True, export_animation=True,
+                    export_armatures=False, export_shapekeys=False, export_materials=False,
+                    convert_world_material=False, evaluation_mode="RENDER")
+
+
+def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, folder: Path, file_format: str,
+                       stem: str = "", frame_range: FrameRange | None = None) -> list[Path]:
+    """One OBJ or PLY file of the evaluated mesh per frame: ``folder/<stem>_NNNN.obj|ply`` (FLAME axes)."""
+    if file_format not in ("OBJ", "PLY"):
+        raise FlameError(f"unknown per-frame format '{file_format}' (choose OBJ or PLY)")
+    _, mesh = head_objects(armature)
+    stem = stem or armature.name
+    suffix = file_format.lower()
+    with _exporting(context, [mesh], frame_range) as scene:
+        frames = range(scene.frame_start, scene.frame_end + 1)
+        paths = [folder / f"{stem}_{frame:04d}.{suffix}" for frame in frames]
+        if file_format == "OBJ":  # the exporter loops over the frames itself, naming files <stem>_NNNN
+            _run(bpy.ops.wm.obj_export, folder / f"{stem}_.obj", "OBJ", export_animation=True,
+                 start_frame=frames[0], end_frame=frames[-1], export_selected_objects=True,
+                 apply_modifiers=True, export_eval_mode="DAG_EVAL_RENDER", export_materials=False,
+                 export_uv=True, export_normals=True, **FRAME_AXES)
+        else:
+            for frame, path in zip(frames, paths):
+                scene.frame_set(frame)
+                _run(bpy.ops.wm.ply_export, path, "PLY", export_selected_objects=True, apply_modifiers=True,
+                     export_uv=True, export_normals=False, export_colors="NONE", ascii_format=False,
+                     **FRAME_AXES)
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise FlameError(f"{folder}: the {file_format} exporter did not write {', '.join(missing[:3])}")
+    return paths
+
+
+def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: Path, stem: str = "",
+               formats: tuple[str, ...] = FORMATS, frame_range: FrameRange | None = None,
+               report: render.Report = lambda f, m: None) -> dict[str, list[Path]]:
+    """Write every format in ``formats`` (ids of ``FORMATS``) to ``folder``; returns id -> files.
+
+    Names: ``<stem>_unreal.fbx``, ``<stem>_unity.fbx``, ``<stem>.glb``, ``<stem>.abc``, ``<stem>.usd``,
+    ``obj/<stem>_NNNN.obj``, ``ply/<stem>_NNNN.ply``; stem defaults to the armature's name.
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise FlameError(f"unknown export format {', '.join(unknown)} (choose from {', '.join(FORMATS)})")
+    stem = stem or armature.name
+    writers = {
+        "fbx_unreal": lambda: [export_fbx(context, armature, folder / f"{stem}_unreal.fbx", "UNREAL", frame_range)],
+        "fbx_unity": lambda: [export_fbx(context, armature, folder / f"{stem}_unity.fbx", "UNITY", frame_range)],
+        "glb": lambda: [export_gltf(context, armature, folder / f"{stem}.glb", frame_range)],
+        "abc": lambda: [export_alembic(context, armature, folder / f"{stem}.abc", frame_range)],
+        "usd": lambda: [export_usd(context, armature, folder / f"{stem}.usd", frame_range)],
+        "obj": lambda: export_mesh_frames(context, armature, folder / "obj", "OBJ", stem, frame_range),
+        "ply": lambda: export_mesh_frames(context, armature, folder / "ply", "PLY", stem, frame_range),
+    }
+    written = {}
+    for i, fmt in enumerate(formats):
+        report(i / len(formats), fmt)
+        written[fmt] = writers[fmt]()
+    report(1.0, "done")
+    return written
+
+
+# --------------------------------------------------------------------------------------------------
+# operators
+
+
+class _ExportOperator(ExportHelper):
+    """Mixin: a target head (default: the active one) and error reporting around ``export``."""
+
+    bl_options = {"REGISTER"}
+    target: StringProperty(name="Target", description="FLAME head to export (default: the active one)",
+                           options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        return head.find_head(context.active_object) is not None
+
+    def export(self, context, armature: bpy.types.Object, filepath: Path) -> list[Path]:
+        raise NotImplementedError
+
+    def execute(self, context):
+        armature = head.find_head(bpy.data.objects.get(self.target) if self.target else context.active_object)
+        if armature is None:
+            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
+            return {"CANCELLED"}
+        try:
+            paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
+        except FlameError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
+                                                                            if len(paths) > 1 else ""))
+        return {"FINISHED"}
+
+
+class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
+    """Export the FLAME head as FBX for a game engine: armature, shape keys and baked animation"""
+
+    bl_idname = "flame.export_fbx"
+    bl_label = "Export FLAME FBX"
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
+    preset: EnumProperty(name="Engine", default="UNREAL", items=(
+        ("UNREAL", "Unreal", "Centimetres (unit scale 1, scale 100 on the root nodes)"),
+        ("UNITY", "Unity", "Metres (unit scale 100), identity root transforms")))
+
+    def export(self, context, armature, filepath):
+        return [export_fbx(context, armature, filepath, self.preset)]
+
+
+class FLAME_OT_export_gltf(_ExportOperator, bpy.types.Operator):
+    """Export the FLAME head as glTF 2.0 binary: skin, morph targets and animation"""
+
+    bl_idname = "flame.export_gltf"
+    bl_label = "Export FLAME glTF"
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
+
+    def export(self, context, armature, filepath):
+        return [export_gltf(context, armature, filepath)]
+
+
+class FLAME_OT_export_alembic(_ExportOperator, bpy.types.Operator):
+    """Export the animated FLAME mesh as Alembic (baked vertex animation, correctives included)"""
+
+    bl_idname = "flame.export_alembic"
+    bl_label = "Export FLAME Alembic"
+    filename_ext = ".abc"
+    filter_glob: StringProperty(default="*.abc", options={"HIDDEN"})
+
+    def export(self, context, armature, filepath):
+        return [export_alembic(context, armature, filepath)]
+
+
+class FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
+    """Export the animated FLAME mesh as USD (baked vertex animation, correctives included)"""
+
+    bl_idname = "flame.export_usd"
+    bl_label = "Export FLAME USD"
+    filename_ext = ".usd"
+    filter_glob: StringProperty(default="*.usd;*.usdc;*.usda", options={"HIDDEN"})
+
+    def export(self, context, armature, filepath):
+        return [export_usd(context, armature, filepath)]
+
+
+class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
+    """Export the evaluated FLAME mesh as one OBJ or PLY file per frame (FLAME axes, metres)"""
+
+    bl_idname = "flame.export_mesh_frames"
+    bl_label = "Export FLAME Mesh per Frame"
+    filename_ext = ".obj"
+    filter_glob: StringProperty(default="*.obj;*.ply", options={"HIDDEN"})
+    file_format: EnumProperty(name="Format", default="OBJ", items=(
+        ("OBJ", "OBJ", "Wavefront OBJ, text"), ("PLY", "PLY", "Stanford PLY, binary")))
+
+    def check(self, context):
+        self.filename_ext = "." + self.file_format.lower()
+        return super().check(context)
+
+    def export(self, context, armature, filepath):
+        return export_mesh_frames(context, armature, filepath.parent, self.file_format, filepath.stem)
+
+
+CLASSES = (FLAME_OT_export_fbx, FLAME_OT_export_gltf, FLAME_OT_export_alembic, FLAME_OT_export_usd,
+           FLAME_OT_export_mesh_frames, *render.CLASSES)
+
+
+def menu_export(self, context):
+    """File > Export entries."""
+    layout = self.layout
+    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unreal)").preset = "UNREAL"
+    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unity)").preset = "UNITY"
+    layout.operator(FLAME_OT_export_gltf.bl_idname, text="FLAME Head glTF (.glb)")
+    layout.operator(FLAME_OT_export_alembic.bl_idname, text="FLAME Head Alembic (.abc)")
+    layout.operator(FLAME_OT_export_usd.bl_idname, text="FLAME Head USD (.usd)")
+    layout.operator(FLAME_OT_export_mesh_frames.bl_idname, text="FLAME Head per Frame (.obj/.ply)")
+    layout.operator(render.FLAME_OT_render_preview.bl_idname, text="FLAME Preview Render (.png/.mp4)")
