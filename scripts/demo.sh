@@ -3,10 +3,12 @@
 # preview PNGs + MP4 and engine exports in OUT (default: out/demo).
 #   bash scripts/demo.sh [OUT] [more flame_cli.py demo options]
 set -euo pipefail
+out=$(realpath -m "${1:-out/demo}")  # relative to where the user runs it
+shift || true
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
+source scripts/system_deps.sh
+ensure_egl
 BLENDER_VERSION=${BLENDER_VERSION:-4.5.15}
 ensure_venv "bpy-$BLENDER_VERSION" "bpy==$BLENDER_VERSION" "numpy<2" pytest "chumpy-fixed==0.71"
-out=${1:-out/demo}
-shift || true
 exec ".venvs/bpy-$BLENDER_VERSION/bin/python" scripts/flame_cli.py demo --output "$out" "$@"

@@ -184,6 +184,13 @@ def save_blend(bpy, path: Path) -> None:
     bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, copy=True)
 
 
+def write_blend(bpy, output: Path, console: Console) -> None:
+    """Save the scene to ``output`` through a staging folder beside it."""
+    with staged_output(output.parent) as stage:
+        save_blend(bpy, stage / output.name)
+    console.info(f"wrote {output}")
+
+
 def render_settings(args, resolution: tuple[int, int] | None = None, frames: tuple[int, int, int] | None = None):
     from flame_blender_addon.blender.render import RenderSettings
 
@@ -247,9 +254,7 @@ def cmd_build(args, console: Console) -> None:
     bpy = blender()
     bpy.ops.wm.read_homefile(use_empty=True)
     run_operator(bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape, n_expr=args.n_expr)
-    with staged_output(args.output.parent) as stage:
-        save_blend(bpy, stage / args.output.name)
-    console.info(f"wrote {args.output}")
+    write_blend(bpy, args.output, console)
 
 
 def cmd_import(args, console: Console) -> None:
@@ -260,9 +265,7 @@ def cmd_import(args, console: Console) -> None:
     run_operator(bpy.ops.flame.import_sequence, filepath=str(args.sequence), model_filepath=str(args.model or ""),
                  fps=args.fps, target_fps=args.target_fps, camera_mode=args.camera, frame_start=args.frame_start,
                  eyelid_folder=str(args.eyelids or ""))
-    with staged_output(args.output.parent) as stage:
-        save_blend(bpy, stage / args.output.name)
-    console.info(f"wrote {args.output}")
+    write_blend(bpy, args.output, console)
 
 
 def cmd_track(args, console: Console) -> None:
