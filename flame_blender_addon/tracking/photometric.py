@@ -1,0 +1,488 @@
+"""The photometric stage: analysis by synthesis after the landmark fit (torch, CPU or CUDA).
+
+Every frame is rendered (:mod:`.raster`) as albedo times spherical-harmonic shading (:mod:`.sh`)
+and compared with a square crop of the video around the face; the identity (shared), the
+per-frame rotation, translation, jaw, eyes and expression, one albedo texture and one SH lighting
+per clip are refined together with Adam, keeping the landmark term of the landmark fit:
+
+    E = w_photo mean_t sum_p m_p rho(I_p - a(uv_p) s(n_p)) / n_ref      robust colour term (Charbonnier)
+      + w_landmark mean_t mean_l c_tl huber(|uv_tl - x_tl| / sigma)     the landmark fit's data term
+      + priors of the landmark fit (expression, jaw, eyes, identity) and its temporal smoothness
+      + w_smooth |grad albedo|^2 (free texture) or |tex|^2 (texture space)
+
+m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated at the pixel, so
+hair, neck and background do not pull the fit. At the head's silhouette the rendering is blended
+over the frame by its analytic coverage (:func:`.raster.antialias`). The albedo lives on the
+model's UVs: a free texel image with a smoothness prior, or coefficients of a texture space
+(``FLAME_texture.npz``-like: mean and basis on the same UVs). The first iterations run at half
+resolution (the landmark fit can be a few pixels off), and the visible triangles are found again
+every ``raster_every`` steps while barycentrics and everything after them are recomputed each step.
+
+Shapes: T frames, P per-frame parameters (``landmark_model.FRAME_LAYOUT``), S identity, L
+landmarks, R working resolution (square crops), Rt texture size, V vertices, F triangles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+
+from . import landmark_model as lm
+from . import mesh_model as mm
+from . import raster, sh
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Stage settings. Learning rates are Adam step sizes in parameter units (radians, metres,
+    coefficient standard deviations, albedo and SH values)."""
+
+    resolution: int = 256
+    texture_size: int = 256
+    iterations: int = 100
+    coarse_fraction: float = 0.4  # share of the iterations at half resolution
+    batch: int = 16  # frames per step
+    raster_every: int = 2  # steps between visibility updates
+    crop_margin: float = 1.9  # crop side / the landmarks' bounding-box side
+    lr_rotation: float = 2e-3
+    lr_translation: float = 2e-4
+    lr_articulation: float = 4e-3
+    lr_expr: float = 2e-2
+    lr_shape: float = 1e-2
+    lr_albedo: float = 1e-2
+    lr_sh: float = 1e-2
+    lr_tex: float = 5e-2
+    w_photo: float = 1.0
+    w_landmark: float = 0.02
+    w_prior: float = 0.002
+    w_temporal: float = 0.002
+    w_smooth: float = 0.05
+    charbonnier: float = 0.02
+    huber: float = 3.0
+    silhouette: bool = True
+
+
+@dataclass(frozen=True)
+class TextureSpace:
+    """A linear albedo model on the model's UVs: mean (Rt, Rt, 3) and basis (Rt, Rt, 3, n), RGB in
+    [0, 1], image row 0 at v = 1."""
+
+    mean: np.ndarray
+    basis: np.ndarray
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Where the albedo lives. vt: (Nvt, 2) UVs; ft: (F, 3) UV index per triangle corner;
+    region: (V,) vertex weights of the face region; space: a texture space, else a free texture."""
+
+    vt: np.ndarray
+    ft: np.ndarray
+    region: np.ndarray
+    space: TextureSpace | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    """The clip as the stage sees it (tensors on the fitting device).
+
+    images: (T, R, R, 3) uint8 crops; valid: (T, R, R) bool pixels inside the video frame;
+    K: (T, 3, 3) OpenCV intrinsics of the crops; target: (T, L, 2) landmarks in crop pixels (0
+    where missing); conf: (T, L) landmark weights; sigma: (T,) landmark noise in crop pixels;
+    boxes: (T, 3) crop (x0, y0, side) in video pixels.
+    """
+
+    images: torch.Tensor
+    valid: torch.Tensor
+    K: torch.Tensor
+    target: torch.Tensor
+    conf: torch.Tensor
+    sigma: torch.Tensor
+    boxes: torch.Tensor
+
+    @property
+    def n_frames(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class Result:
+    """Refined parameters (numpy, float64) and the appearance.
+
+    beta: (S,); frames: (T, P); translation: (T, 3) FLAME translation; uv: (T, L, 2) landmarks in
+    video pixels; error_px: (T,) mean landmark distance (NaN without a face); albedo: (Rt, Rt, 3)
+    RGB, row 0 at v = 1; seen: (Rt, Rt) bool texels the face region showed; sh: (9, 3) lighting in
+    the OpenCV camera frame; tex: (n,) texture-space coefficients or None; loss: (iterations,).
+    """
+
+    beta: np.ndarray
+    frames: np.ndarray
+    translation: np.ndarray
+    uv: np.ndarray
+    error_px: np.ndarray
+    albedo: np.ndarray
+    seen: np.ndarray
+    sh: np.ndarray
+    tex: np.ndarray | None
+    loss: np.ndarray
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------- inputs
+
+
+def face_boxes(uv: np.ndarray, has_face: np.ndarray, margin: float) -> np.ndarray:
+    """Square crops (T, 3) ``(x0, y0, side)`` in video pixels: one side for the clip (``margin``
+    times the largest landmark bounding box), centred on each frame's landmarks, interpolated
+    through frames without a face. uv: (T, L, 2) fitted landmarks; has_face: (T,) bool."""
+    lo, hi = np.nanmin(uv, axis=1), np.nanmax(uv, axis=1)
+    side = float(np.ceil(margin * np.max((hi - lo)[has_face])))
+    centre = 0.5 * (lo + hi)
+    t = np.arange(len(uv))
+    centre = np.stack([np.interp(t, t[has_face], centre[has_face, k]) for k in range(2)], 1)
+    return np.concatenate([np.round(centre - side / 2), np.full((len(uv), 1), side)], axis=1)
+
+
+def crop(frame: np.ndarray, box: np.ndarray, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A square crop (x0, y0, side) of an RGB uint8 frame (H, W, 3), zero outside, resized to
+    size^2 with antialiasing -> image (size, size, 3) uint8 and valid-pixel mask (size, size) bool."""
+    H, W = frame.shape[:2]
+    x0, y0, side = (int(v) for v in box)
+    padded = np.zeros((side, side, 4), dtype=np.uint8)
+    xs, ys = slice(max(x0, 0), min(x0 + side, W)), slice(max(y0, 0), min(y0 + side, H))
+    if xs.start < xs.stop and ys.start < ys.stop:
+        padded[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, :3] = frame[ys, xs]
+        padded[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, 3] = 255
+    x = torch.as_tensor(padded, device=device).permute(2, 0, 1)[None].float()
+    x = Fn.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    x = x.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
+    return x[..., :3], x[..., 3] == 255
+
+
+def observations(frames: Iterable[np.ndarray], boxes: np.ndarray, focal: float, image_size: tuple[int, int],
+                 target: np.ndarray, conf: np.ndarray, sigma: float, size: int,
+                 device: torch.device) -> Observations:
+    """Crop the video frames (an iterable of (H, W, 3) uint8, at least T) and move the landmark
+    targets (T, L, 2) video pixels, NaN where missing, into the crops."""
+    T = len(boxes)
+    images, valid = [], []
+    for t, frame in zip(range(T), frames):
+        img, ok = crop(np.asarray(frame), boxes[t], size, device)
+        images.append(img)
+        valid.append(ok)
+    if len(images) != T:
+        raise ValueError(f"the video has {len(images)} frames, the landmark fit {T}")
+    H, W = image_size
+    scale = size / boxes[:, 2]
+    K = np.zeros((T, 3, 3))
+    K[:, 0, 0] = K[:, 1, 1] = focal * scale
+    K[:, 0, 2] = (W / 2 - boxes[:, 0]) * scale
+    K[:, 1, 2] = (H / 2 - boxes[:, 1]) * scale
+    K[:, 2, 2] = 1.0
+    missing = ~np.isfinite(target).all(-1)
+    tgt = (np.nan_to_num(target) - boxes[:, None, :2]) * scale[:, None, None]
+    f32 = dict(dtype=torch.float32, device=device)
+    return Observations(images=torch.stack(images), valid=torch.stack(valid), K=torch.as_tensor(K, **f32),
+                        target=torch.as_tensor(np.where(missing[..., None], 0.0, tgt), **f32),
+                        conf=torch.as_tensor(np.where(missing, 0.0, conf), **f32),
+                        sigma=torch.as_tensor(sigma * scale, **f32), boxes=torch.as_tensor(boxes, **f32))
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+class Renderer:
+    """Renders a model with an albedo texture and SH lighting (all tensors on one device)."""
+
+    def __init__(self, mesh: mm.MeshModel, appearance: Appearance) -> None:
+        dev = mesh.template.device
+        self.mesh = mesh
+        self.faces = mesh.faces
+        self.corner_uv = torch.as_tensor(np.asarray(appearance.vt)[np.asarray(appearance.ft)], dtype=torch.float32,
+                                         device=dev)  # (F, 3, 2)
+        self.region = torch.as_tensor(np.asarray(appearance.region, dtype=np.float32)[:, None], device=dev)
+        self.adjacency = torch.as_tensor(raster.edge_adjacency(np.asarray(mesh.faces.cpu())), device=dev)
+
+    def surface(self, verts: torch.Tensor, K: torch.Tensor, size: int, frags: raster.Fragments | None = None):
+        """Project OpenCV camera-space vertices (B, V, 3) and find (or reuse) the visible surface.
+        -> screen (B, V, 2), depth (B, V), fragments, barycentrics (N, 3)."""
+        screen, depth = raster.project(verts, K)
+        if frags is None:
+            frags = raster.rasterize(screen, depth, self.faces, (size, size))
+        return screen, depth, frags, raster.barycentrics(screen, depth, self.faces, frags)
+
+    def shade(self, verts: torch.Tensor, frags: raster.Fragments, bary: torch.Tensor, albedo: torch.Tensor,
+              light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Colour (N, 3), face-region weight (N,) and texture coordinates (N, 2) of the fragments.
+        albedo: (3, Rt, Rt); light: (9, 3)."""
+        normals = raster.interpolate(raster.vertex_normals(verts, self.faces), self.faces, frags, bary)
+        uv = raster.interpolate_corners(self.corner_uv, frags, bary)
+        colour = sample(albedo, uv) * sh.shading(Fn.normalize(normals, dim=-1), light)
+        return colour, raster.interpolate(self.region, self.faces, frags, bary)[:, 0], uv
+
+    def render(self, verts: torch.Tensor, K: torch.Tensor, size: int, albedo: torch.Tensor, light: torch.Tensor,
+               background: torch.Tensor) -> torch.Tensor:
+        """Antialiased images (B, size, size, 3) over ``background`` (B, size, size, 3)."""
+        screen, depth, frags, bary = self.surface(verts, K, size)
+        colour, _, _ = self.shade(verts, frags, bary, albedo, light)
+        return self.composite(colour, frags, screen, depth, bary, background)
+
+    def composite(self, colour: torch.Tensor, frags: raster.Fragments, screen: torch.Tensor, depth: torch.Tensor,
+                  bary: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        image = raster.to_image(colour, frags, background)
+        depth_map = raster.to_image(raster.interpolate(depth[..., None], self.faces, frags, bary).detach(), frags,
+                                    float("inf"))[..., 0]
+        pixels, colours = raster.antialias(image, frags, screen, depth_map, self.faces, self.adjacency)
+        return image.reshape(-1, image.shape[-1]).index_put((pixels,), colours).reshape(image.shape)
+
+
+def sample(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear texture lookup. texture: (C, Rt, Rt) with row 0 at v = 1; uv: (N, 2) -> (N, C)."""
+    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1)[None, None]
+    out = Fn.grid_sample(texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, 0].T
+
+
+def splat(shape: tuple[int, int, int], uv: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The adjoint of :func:`sample`: values (N, C) spread onto a (C, Rt, Rt) texture with the
+    bilinear weights of their lookups (no gradients)."""
+    with torch.enable_grad():
+        tex = torch.zeros(shape, dtype=values.dtype, device=values.device, requires_grad=True)
+        (grad,) = torch.autograd.grad((sample(tex, uv.detach()) * values.detach()).sum(), tex)
+    return grad
+
+
+# ---------------------------------------------------------------------------------- stage
+
+
+def _huber(e: torch.Tensor, k: float) -> torch.Tensor:
+    return torch.where(e <= k, e * e, 2 * k * e - k * k)
+
+
+class _Problem:
+    """Parameters, priors and the energy of one refinement."""
+
+    def __init__(self, renderer: Renderer, appearance: Appearance, obs: Observations, beta: np.ndarray,
+                 frames: np.ndarray, embedding: tuple[np.ndarray, np.ndarray], priors: dict[str, np.ndarray],
+                 settings: Settings) -> None:
+        dev = obs.images.device
+        f32 = dict(dtype=torch.float32, device=dev)
+        self.r, self.obs, self.s = renderer, obs, settings
+        self.beta = torch.tensor(beta, **f32, requires_grad=True)
+        self.frames0 = torch.tensor(frames, **f32)
+        rates = np.full(frames.shape[1], settings.lr_expr)
+        rates[lm.ROT], rates[lm.TRANS] = settings.lr_rotation, settings.lr_translation
+        rates[lm.JAW.start:lm.EYE_R.stop] = settings.lr_articulation
+        self.rates = torch.as_tensor(rates, **f32)  # Adam steps of about one unit move each column this much
+        self.delta = torch.zeros_like(self.frames0, requires_grad=True)
+        self.lmk_corners = renderer.faces[torch.as_tensor(embedding[0], device=dev)]
+        self.lmk_bary = torch.as_tensor(embedding[1], **f32)
+        self.prior_w, self.vel_w = (torch.as_tensor(priors[k], **f32) for k in ("frame", "velocity"))
+        self.shape_w = float(priors["shape"])
+        Rt = settings.texture_size
+        self.space = None
+        if appearance.space is not None:
+            sp = appearance.space
+            self.space = (torch.as_tensor(sp.mean, **f32).permute(2, 0, 1),
+                          torch.as_tensor(sp.basis, **f32).permute(2, 0, 1, 3))
+            self.tex = torch.zeros(sp.basis.shape[-1], **f32, requires_grad=True)
+            self.albedo_free = None
+        else:
+            self.tex = None
+            self.albedo_free = torch.full((3, Rt, Rt), 0.5, **f32, requires_grad=True)
+        light = np.zeros((9, 3))
+        light[0] = 1 / sh.Y0
+        self.light = torch.tensor(light, **f32, requires_grad=True)
+
+    def albedo(self) -> torch.Tensor:
+        if self.space is None:
+            return self.albedo_free
+        mean, basis = self.space
+        return mean + basis @ self.tex
+
+    @property
+    def frames(self) -> torch.Tensor:
+        return self.frames0 + self.delta * self.rates
+
+    def vertices(self, idx: torch.Tensor) -> torch.Tensor:
+        return mm.to_opencv(mm.vertices(self.r.mesh, self.beta, self.frames[idx]))
+
+    def landmarks(self, verts: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """Landmark pixels (B, L, 2) of OpenCV camera-space vertices (B, V, 3)."""
+        pts = (self.lmk_bary[..., None] * verts[:, self.lmk_corners]).sum(2)
+        return raster.project(pts, K)[0]
+
+    def energy(self, idx: torch.Tensor, K: torch.Tensor, images: torch.Tensor, valid: torch.Tensor, scale: float,
+               frags: raster.Fragments | None):
+        """Energy of frames idx at crops (B, r, r, 3) float with intrinsics K (B, 3, 3), r = scale R.
+        Returns it and the fragments used."""
+        s, obs = self.s, self.obs
+        size = images.shape[1]
+        verts = self.vertices(idx)
+        screen, depth, frags, bary = self.r.surface(verts, K, size, frags)
+        colour, region, _ = self.r.shade(verts, frags, bary, self.albedo(), self.light)
+        if s.silhouette:
+            rendered = self.r.composite(colour, frags, screen, depth, bary, images)
+            weight = raster.to_image(region[:, None], frags, 0.0)[..., 0]
+            weight = torch.nn.functional.max_pool2d(weight[:, None], 3, 1, 1)[:, 0] * valid  # reach edge pixels
+            diff = rendered - images
+        else:
+            weight = region * valid.reshape(-1)[frags.pixel]
+            diff = colour - images.reshape(-1, 3)[frags.pixel]
+        rho = torch.sqrt((diff * diff).sum(-1) + s.charbonnier ** 2) - s.charbonnier
+        n_ref = 0.25 * size * size  # a face filling a quarter of the crop
+        photo = (weight * rho).sum() / (n_ref * len(idx))
+        uv = self.landmarks(verts, K)
+        e = torch.linalg.vector_norm(uv - scale * obs.target[idx], dim=-1) / (scale * obs.sigma[idx, None])
+        lmk = (obs.conf[idx] * _huber(e, s.huber)).sum(-1).mean() / max(1, obs.conf.shape[1])
+        p = self.frames
+        prior = 0.5 * (self.prior_w * p * p).sum(-1).mean() + 0.5 * self.shape_w * (self.beta ** 2).sum() / len(p)
+        temporal = 0.5 * (self.vel_w * (p[1:] - p[:-1]) ** 2).sum(-1).mean() if len(p) > 1 else p.sum() * 0
+        total = (s.w_photo * photo + s.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
+                 + self.albedo_prior())
+        return total, frags
+
+    def albedo_prior(self) -> torch.Tensor:
+        s = self.s
+        if self.space is not None:
+            return s.w_smooth * 1e-3 * (self.tex ** 2).sum()
+        a = self.albedo_free
+        dx, dy = a[:, :, 1:] - a[:, :, :-1], a[:, 1:] - a[:, :-1]
+        return s.w_smooth * ((dx ** 2).mean() + (dy ** 2).mean())
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        s = self.s
+        groups = [{"params": [self.delta], "lr": 1.0}, {"params": [self.beta], "lr": s.lr_shape},
+                  {"params": [self.light], "lr": s.lr_sh}]
+        if self.space is None:
+            groups.append({"params": [self.albedo_free], "lr": s.lr_albedo})
+        else:
+            groups.append({"params": [self.tex], "lr": s.lr_tex})
+        return torch.optim.Adam(groups, betas=(0.9, 0.99))
+
+
+def _pyramid(obs: Observations, level: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Crops (T, r, r, 3) float in [0, 1], valid (T, r, r), intrinsics and the scale 2^-level of
+    a pyramid level."""
+    img = obs.images.permute(0, 3, 1, 2).float() / 255.0
+    valid = obs.valid[:, None].float()
+    K = obs.K.clone()
+    if level:
+        img = Fn.avg_pool2d(img, 2 ** level)
+        valid = Fn.avg_pool2d(valid, 2 ** level)
+        K[:, :2] /= 2 ** level
+    return img.permute(0, 2, 3, 1).contiguous(), valid[:, 0] > 0.999, K, 0.5 ** level
+
+
+def init_appearance(problem: _Problem, level: tuple) -> None:
+    """Lighting and albedo from the frames at the landmark fit: the SH that best explains the
+    face-region colours with a uniform albedo of 0.5 (linear least squares over all frames), then
+    (free textures) each pixel's colour divided by its shading, averaged into the texels its
+    lookup touches; texels never seen get the mean."""
+    img, valid, K, _ = level
+    rows, rhs, looks = [], [], []
+    with torch.no_grad():
+        for chunk in torch.arange(problem.obs.n_frames, device=img.device).split(problem.s.batch):
+            verts = problem.vertices(chunk)
+            _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
+            normals = raster.interpolate(raster.vertex_normals(verts, problem.r.faces), problem.r.faces, frags, bary)
+            region = raster.interpolate(problem.r.region, problem.r.faces, frags, bary)[:, 0]
+            w = (region * valid[chunk].reshape(-1)[frags.pixel]).sqrt()[:, None]
+            B = sh.basis(Fn.normalize(normals, dim=-1)) * normals.new_tensor(sh.BAND_GAIN)
+            colour = img[chunk].reshape(-1, 3)[frags.pixel]
+            rows.append(0.5 * B * w)
+            rhs.append(colour * w)
+            looks.append((B, colour, w[:, 0] ** 2, raster.interpolate_corners(problem.r.corner_uv, frags, bary)))
+        A, y = torch.cat(rows), torch.cat(rhs)
+        problem.light.data = torch.linalg.lstsq(A.T @ A + 1e-6 * torch.eye(9, device=A.device), A.T @ y).solution
+        if problem.space is not None:
+            return
+        acc = torch.zeros((4,) + problem.albedo_free.shape[1:], device=img.device)
+        for B, colour, w, uv in looks:
+            target = colour / (B @ problem.light).clamp(min=1e-2)
+            acc += splat(acc.shape, uv, torch.cat([target * w[:, None], w[:, None]], 1))
+        seen = acc[3] > 1e-3
+        albedo = acc[:3] / acc[3].clamp(min=1e-3)
+        mean = albedo[:, seen].mean(1) if seen.any() else torch.full((3,), 0.5, device=img.device)
+        problem.albedo_free.data = torch.where(seen, albedo, mean[:, None, None]).clamp(0, 1)
+
+
+def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: np.ndarray, frames: np.ndarray,
+           embedding: tuple[np.ndarray, np.ndarray], priors: dict[str, np.ndarray], settings: Settings = Settings(),
+           on_progress: Progress | None = None) -> Result:
+    """Refine a landmark fit (beta (S,), frames (T, P) in ``FRAME_LAYOUT``) against the crops.
+
+    embedding: (face_idx (L,), bary (L, 3)) of the landmark targets; priors: the landmark fit's
+    inverse variances: ``frame`` (P,), ``velocity`` (P,), ``shape`` ().
+    """
+    report = on_progress or (lambda fraction, message: None)
+    started = time.perf_counter()
+    s = settings
+    renderer = Renderer(mesh, appearance)
+    problem = _Problem(renderer, appearance, obs, beta, frames, embedding, priors, s)
+    levels = {0: _pyramid(obs, 0), 1: _pyramid(obs, 1)}
+    init_appearance(problem, levels[1])
+    opt = problem.optimizer()
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / s.iterations)))
+    T = obs.n_frames
+    dev = obs.images.device
+    n_coarse = int(round(s.coarse_fraction * s.iterations))
+    losses = []
+    cache: dict[tuple[int, int], raster.Fragments] = {}
+    order = torch.randperm(T, device=dev) if T > s.batch else torch.arange(T, device=dev)
+    batches = list(order.split(s.batch))
+    for it in range(s.iterations):
+        level = 1 if it < n_coarse else 0
+        img, valid, K, scale = levels[level]
+        b = it % len(batches)
+        idx = batches[b]
+        key = (level, b)
+        frags = cache.get(key) if it % max(1, s.raster_every * len(batches)) >= len(batches) else None
+        opt.zero_grad(set_to_none=True)
+        loss, frags = problem.energy(idx, K[idx], img[idx], valid[idx], scale, frags)
+        cache[key] = frags
+        loss.backward()
+        opt.step()
+        decay.step()
+        losses.append(float(loss.detach()))
+        if it % 10 == 0 or it + 1 == s.iterations:
+            report((it + 1) / s.iterations, f"photometric step {it + 1}/{s.iterations}, loss {losses[-1]:.4f}")
+    return _result(problem, levels, losses, time.perf_counter() - started)
+
+
+def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float) -> Result:
+    obs = problem.obs
+    img, valid, K, _ = levels[0]
+    np_ = lambda x: x.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+    with torch.no_grad():
+        idx = torch.arange(obs.n_frames, device=img.device)
+        uv, seen = [], torch.zeros(problem.albedo().shape[1:], device=img.device)
+        for chunk in idx.split(problem.s.batch):
+            verts = problem.vertices(chunk)
+            _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
+            _, region, tex_uv = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
+            w = region * valid[chunk].reshape(-1)[frags.pixel]
+            seen += splat((1,) + seen.shape, tex_uv, w[:, None])[0]
+            uv.append(problem.landmarks(verts, K[chunk]))
+        uv = torch.cat(uv)
+        has = obs.conf > 0
+        scale = (obs.images.shape[1] / obs.boxes[:, 2])[:, None]
+        err = torch.linalg.vector_norm(uv - obs.target, dim=-1) / scale
+        err = torch.where(has.any(1), (err * has).sum(1) / has.sum(1).clamp(min=1),
+                          torch.full_like(err[:, 0], math.nan))
+        uv_video = uv / scale[..., None] + obs.boxes[:, None, :2]
+        trans = mm.root_translation(problem.r.mesh, problem.beta, problem.frames)
+        albedo = problem.albedo().clamp(0, 1).permute(1, 2, 0)
+    return Result(beta=np_(problem.beta), frames=np_(problem.frames), translation=np_(trans), uv=np_(uv_video),
+                  error_px=np_(err), albedo=albedo.detach().cpu().numpy().astype(np.float32),
+                  seen=(seen > 0.05).cpu().numpy(), sh=np_(problem.light),
+                  tex=None if problem.tex is None else np_(problem.tex), loss=np.array(losses), seconds=seconds)
