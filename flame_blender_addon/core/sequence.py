@@ -923,13 +923,15 @@ def _fold_rigid_motion(seq: FlameSequence, model: FlameModel | None) -> tuple[np
 
 
 def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: FlameModel | None = None,
-                               dtype: Any = np.float32) -> list[str]:
+                               dtype: Any = np.float32, extra_flame: Mapping[str, np.ndarray] | None = None
+                               ) -> list[str]:
     """Write ``folder/checkpoint/{frame:05d}.frame`` files as metrical-tracker's ``save_checkpoint`` does.
 
     metrical-tracker has no root, neck or translation: root rotation and translation (a rigid
     motion of the whole head) are moved exactly into the camera (a root rotation needs ``model``
     for its pivot, joint 0). A neck rotation or static offsets cannot be represented and raise
-    SequenceError. Texture and lighting (``flame.tex``, ``flame.sh``) are not written.
+    SequenceError. ``extra_flame`` adds per-clip leaves to every frame's ``flame`` dict, e.g. the
+    photometric stage's ``sh`` (1, 9, 3) and ``tex`` (1, n); without it no texture or lighting is written.
     Leaves are ``dtype`` arrays (the tracker's float32 by default). Checkpoints of other frame
     numbers already in the folder are left as they are. Returns warnings.
     """
@@ -959,7 +961,8 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
         frame = {
             "flame": {"exp": leaf(seq.expr[i]), "shape": leaf(seq.shape),
                       "eyes": leaf(matrix_to_rotation_6d(seq.rotations[i, 3:]).reshape(12)),
-                      "eyelids": leaf(eyelids[i]), "jaw": leaf(matrix_to_rotation_6d(seq.rotations[i, 2]))},
+                      "eyelids": leaf(eyelids[i]), "jaw": leaf(matrix_to_rotation_6d(seq.rotations[i, 2])),
+                      **{k: np.ascontiguousarray(v, dtype=dtype) for k, v in (extra_flame or {}).items()}},
             "camera": {"R": leaf(matrix_to_rotation_6d(R_p3d[i])), "t": leaf(T_p3d[i]), "fl": leaf(fl[i]),
                        "pp": leaf(pp[i])},
             "opencv": {"R": leaf(R_cv[i]), "t": leaf(t_cv[i]), "K": leaf(seq.camera.K[i])},

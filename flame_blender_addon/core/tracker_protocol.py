@@ -43,6 +43,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 SEQUENCE_FILE = "flame_sequence.npz"
 CHECKPOINT_DIR = "checkpoint"
 PREVIEW_DIR = "preview"
+ALBEDO_FILE = "albedo.png"  # the photometric stage's albedo texture
 TEMP_PREFIX = ".flame-track-"
 
 

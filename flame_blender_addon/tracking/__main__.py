@@ -91,6 +91,17 @@ def build_parser() -> Parser:
     track.add_argument("--fps", type=positive, help="frame rate (default: the video's, else 25)")
     track.add_argument("--previews", type=int, default=12, help="overlay frames to write (default 12)")
     track.add_argument("--noise-px", type=positive, help="landmark noise in pixels (default 0.4%% of the face size)")
+    photo = track.add_argument_group("photometric stage (texture, lighting, dense refinement)")
+    photo.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
+                       help="run it after the landmark fit (default: only with --device cuda)")
+    photo.add_argument("--texture-space", type=optional_path,
+                       help="albedo model .npz (mean, tex_dir, optional vt/ft; FLAME_texture.npz layout)")
+    photo.add_argument("--uv", type=optional_path, help="OBJ with the model's UVs (e.g. FLAME's head_template.obj)")
+    photo.add_argument("--masks", type=optional_path, help="FLAME_masks.pkl (its 'face' mask limits the stage)")
+    photo.add_argument("--photometric-resolution", type=at_least_one, default=256,
+                       help="side of the face crops it compares (default 256)")
+    photo.add_argument("--photometric-epochs", type=at_least_one, default=100,
+                       help="passes over the clip (default 100)")
     return parser
 
 
@@ -110,15 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         channel(protocol.error(f"cannot import the add-on's core package: {err}"))
         return protocol.EXIT_ERROR
     try:
-        from . import solver, tracker
+        from . import photometric, photometric_stage, solver, tracker
     except ImportError as err:
         channel(protocol.error(f"the tracker needs torch and numpy in this Python ({sys.executable}): {err}"))
         return protocol.EXIT_ERROR
     settings = solver.FitSettings(noise_px=args.noise_px)
+    photo = photometric_stage.Options(
+        enabled=args.photometric, texture_space=args.texture_space, uv=args.uv, masks=args.masks,
+        settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs))
     opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
                            focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
                            n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,
-                           settings=settings)
+                           settings=settings, photometric=photo)
     try:
         tracker.run(opts, channel)
     except FlameError as err:

@@ -76,7 +76,7 @@ class Staging:
         if not staged.is_file():
             raise TrackerError("internal error: no staged flame_sequence.npz to commit")
         final.unlink(missing_ok=True)
-        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR):
+        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR, protocol.ALBEDO_FILE):
             target = self.output / name
             if target.exists():
                 trash = self.path / f"old-{name}"

@@ -14,7 +14,7 @@ m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated 
 hair, neck and background do not pull the fit. At the head's silhouette the rendering is blended
 over the frame by its analytic coverage (:func:`.raster.antialias`). The albedo lives on the
 model's UVs: a free texel image with a smoothness prior, or coefficients of a texture space
-(``FLAME_texture.npz``-like: mean and basis on the same UVs). The first iterations run at half
+(``FLAME_texture.npz``-like: mean and basis on the same UVs). The first passes run at half
 resolution (the landmark fit can be a few pixels off), and the visible triangles are found again
 every ``raster_every`` steps while barycentrics and everything after them are recomputed each step.
 
@@ -47,10 +47,10 @@ class Settings:
 
     resolution: int = 256
     texture_size: int = 256
-    iterations: int = 100
-    coarse_fraction: float = 0.4  # share of the iterations at half resolution
-    batch: int = 16  # frames per step
-    raster_every: int = 2  # steps between visibility updates
+    epochs: int = 100  # passes over the clip, each of ceil(T / batch) steps
+    coarse_fraction: float = 0.4  # share of the epochs at half resolution
+    batch: int = 16  # consecutive frames per step
+    raster_every: int = 2  # epochs between visibility updates
     crop_margin: float = 1.9  # crop side / the landmarks' bounding-box side
     lr_rotation: float = 2e-3
     lr_translation: float = 2e-4
@@ -120,7 +120,8 @@ class Result:
     beta: (S,); frames: (T, P); translation: (T, 3) FLAME translation; uv: (T, L, 2) landmarks in
     video pixels; error_px: (T,) mean landmark distance (NaN without a face); albedo: (Rt, Rt, 3)
     RGB, row 0 at v = 1; seen: (Rt, Rt) bool texels the face region showed; sh: (9, 3) lighting in
-    the OpenCV camera frame; tex: (n,) texture-space coefficients or None; loss: (iterations,).
+    the OpenCV camera frame; tex: (n,) texture-space coefficients or None; loss: (epochs,) mean energy per frame;
+    residual: (T,) mean absolute colour error over each frame's face region (NaN where none).
     """
 
     beta: np.ndarray
@@ -133,6 +134,7 @@ class Result:
     sh: np.ndarray
     tex: np.ndarray | None
     loss: np.ndarray
+    residual: np.ndarray
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -384,8 +386,9 @@ def _pyramid(obs: Observations, level: int) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def init_appearance(problem: _Problem, level: tuple) -> None:
-    """Lighting and albedo from the frames at the landmark fit: the SH that best explains the
-    face-region colours with a uniform albedo of 0.5 (linear least squares over all frames), then
+    """Lighting and albedo from the frames at the landmark fit: the ambient and directional (SH
+    bands 0 and 1) lighting that best explains the face-region colours with a uniform albedo of
+    0.5 (linear least squares over all frames; band 2 is left to the refinement), then
     (free textures) each pixel's colour divided by its shading, averaged into the texels its
     lookup touches; texels never seen get the mean."""
     img, valid, K, _ = level
@@ -399,11 +402,11 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
             w = (region * valid[chunk].reshape(-1)[frags.pixel]).sqrt()[:, None]
             B = sh.basis(Fn.normalize(normals, dim=-1)) * normals.new_tensor(sh.BAND_GAIN)
             colour = img[chunk].reshape(-1, 3)[frags.pixel]
-            rows.append(0.5 * B * w)
+            rows.append(0.5 * B[:, :4] * w)
             rhs.append(colour * w)
             looks.append((B, colour, w[:, 0] ** 2, raster.interpolate_corners(problem.r.corner_uv, frags, bary)))
         A, y = torch.cat(rows), torch.cat(rhs)
-        problem.light.data = torch.linalg.lstsq(A.T @ A + 1e-6 * torch.eye(9, device=A.device), A.T @ y).solution
+        problem.light.data[:4] = torch.linalg.solve(A.T @ A + 1e-6 * torch.eye(4, device=A.device), A.T @ y)
         if problem.space is not None:
             return
         acc = torch.zeros((4,) + problem.albedo_free.shape[1:], device=img.device)
@@ -431,31 +434,27 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     problem = _Problem(renderer, appearance, obs, beta, frames, embedding, priors, s)
     levels = {0: _pyramid(obs, 0), 1: _pyramid(obs, 1)}
     init_appearance(problem, levels[1])
+    batches = torch.arange(obs.n_frames, device=obs.images.device).split(s.batch)
+    steps = s.epochs * len(batches)
     opt = problem.optimizer()
-    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * it / s.iterations)))
-    T = obs.n_frames
-    dev = obs.images.device
-    n_coarse = int(round(s.coarse_fraction * s.iterations))
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 0.1 + 0.45 * (1 + math.cos(math.pi * it / steps)))
+    n_coarse = int(round(s.coarse_fraction * s.epochs))
     losses = []
-    cache: dict[tuple[int, int], raster.Fragments] = {}
-    order = torch.randperm(T, device=dev) if T > s.batch else torch.arange(T, device=dev)
-    batches = list(order.split(s.batch))
-    for it in range(s.iterations):
-        level = 1 if it < n_coarse else 0
+    cache: dict[int, raster.Fragments] = {}
+    for epoch in range(s.epochs):
+        level = 1 if epoch < n_coarse else 0
         img, valid, K, scale = levels[level]
-        b = it % len(batches)
-        idx = batches[b]
-        key = (level, b)
-        frags = cache.get(key) if it % max(1, s.raster_every * len(batches)) >= len(batches) else None
-        opt.zero_grad(set_to_none=True)
-        loss, frags = problem.energy(idx, K[idx], img[idx], valid[idx], scale, frags)
-        cache[key] = frags
-        loss.backward()
-        opt.step()
-        decay.step()
-        losses.append(float(loss.detach()))
-        if it % 10 == 0 or it + 1 == s.iterations:
-            report((it + 1) / s.iterations, f"photometric step {it + 1}/{s.iterations}, loss {losses[-1]:.4f}")
+        fresh = epoch == n_coarse or epoch % max(1, s.raster_every) == 0
+        total = 0.0
+        for b, idx in enumerate(batches):
+            opt.zero_grad(set_to_none=True)
+            loss, cache[b] = problem.energy(idx, K[idx], img[idx], valid[idx], scale, None if fresh else cache[b])
+            loss.backward()
+            opt.step()
+            decay.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / obs.n_frames)
+        report((epoch + 1) / s.epochs, f"photometric pass {epoch + 1}/{s.epochs}, loss {losses[-1]:.4f}")
     return _result(problem, levels, losses, time.perf_counter() - started)
 
 
@@ -465,14 +464,19 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
     np_ = lambda x: x.detach().cpu().numpy().astype(np.float64)  # noqa: E731
     with torch.no_grad():
         idx = torch.arange(obs.n_frames, device=img.device)
-        uv, seen = [], torch.zeros(problem.albedo().shape[1:], device=img.device)
+        uv, residual, seen = [], [], torch.zeros(problem.albedo().shape[1:], device=img.device)
         for chunk in idx.split(problem.s.batch):
             verts = problem.vertices(chunk)
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
-            _, region, tex_uv = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
+            colour, region, tex_uv = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
             w = region * valid[chunk].reshape(-1)[frags.pixel]
             seen += splat((1,) + seen.shape, tex_uv, w[:, None])[0]
             uv.append(problem.landmarks(verts, K[chunk]))
+            err = (colour - img[chunk].reshape(-1, 3)[frags.pixel]).abs().mean(-1) * w
+            per_frame = torch.zeros((2, len(chunk)), device=img.device)
+            per_frame[0].index_add_(0, frags.batch, err)
+            per_frame[1].index_add_(0, frags.batch, w)
+            residual.append(per_frame[0] / per_frame[1])
         uv = torch.cat(uv)
         has = obs.conf > 0
         scale = (obs.images.shape[1] / obs.boxes[:, 2])[:, None]
@@ -485,4 +489,5 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
     return Result(beta=np_(problem.beta), frames=np_(problem.frames), translation=np_(trans), uv=np_(uv_video),
                   error_px=np_(err), albedo=albedo.detach().cpu().numpy().astype(np.float32),
                   seen=(seen > 0.05).cpu().numpy(), sh=np_(problem.light),
-                  tex=None if problem.tex is None else np_(problem.tex), loss=np.array(losses), seconds=seconds)
+                  tex=None if problem.tex is None else np_(problem.tex), loss=np.array(losses),
+                  residual=np_(torch.cat(residual)), seconds=seconds)

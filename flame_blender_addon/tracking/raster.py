@@ -212,19 +212,27 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill) -> torch.Tensor:
     return out
 
 
-def _silhouette_distance(screen: torch.Tensor, faces: torch.Tensor, silhouette: torch.Tensor,
-                         batch: torch.Tensor, face: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Signed distance (pixels, positive inside) of points (M, 2) to the nearest silhouette edge
-    line of their triangles ``face`` (M,) in images ``batch`` (M,); +inf where none. -> (M,)."""
-    tri = screen[batch[:, None], faces[face]]  # (M, 3, 2)
-    a, b = tri, tri.roll(-1, dims=1)
-    e = b - a
-    rel = points[:, None] - a
-    cross = e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0]
-    side = torch.sign(_signed_area(tri))[:, None]  # inside is where cross has the area's sign
-    dist = side * cross / torch.linalg.vector_norm(e, dim=-1).clamp(min=1e-9)
-    dist = torch.where(silhouette[batch, face], dist, torch.full_like(dist, float("inf")))
-    return dist.amin(-1)
+def _crossed_edge(screen: torch.Tensor, faces: torch.Tensor, silhouette: torch.Tensor, adjacency: torch.Tensor,
+                  batch: torch.Tensor, face: torch.Tensor, p: torch.Tensor, q: torch.Tensor):
+    """The silhouette edge between pixel centres p (M, 2) (outside) and q (M, 2) (inside triangle
+    ``face`` (M,) of images ``batch`` (M,)): among the silhouette edges of that triangle and its
+    three neighbours, the one with p outside and nearest. Returns the signed distances (pixels,
+    positive inside) of p and q to its line, (M,) each, and (M,) bool whether one was found."""
+    near = torch.cat([face[:, None], adjacency[face]], 1)  # (M, 4)
+    tri = screen[batch[:, None, None], faces[near.clamp(min=0)]]  # (M, 4, 3, 2)
+    e = tri.roll(-1, dims=2) - tri
+    side = torch.sign(_signed_area(tri))[..., None] / torch.linalg.vector_norm(e, dim=-1).clamp(min=1e-9)
+
+    def dist(x: torch.Tensor) -> torch.Tensor:
+        rel = x[:, None, None] - tri
+        return side * (e[..., 0] * rel[..., 1] - e[..., 1] * rel[..., 0])  # (M, 4, 3)
+
+    dp, dq = dist(p), dist(q)
+    ok = silhouette[batch[:, None], near.clamp(min=0)] & (near >= 0)[..., None] & (dp < 0) & (dq > dp)
+    score = torch.where(ok, dp.detach(), torch.full_like(dp, -float("inf"))).reshape(len(p), -1)
+    k = score.argmax(1)
+    pick = lambda d: d.reshape(len(p), -1).gather(1, k[:, None])[:, 0]  # noqa: E731
+    return pick(dp), pick(dq), ok.reshape(len(p), -1).any(1)
 
 
 def antialias(image: torch.Tensor, frags: Fragments, screen: torch.Tensor, depth_map: torch.Tensor,
@@ -236,10 +244,11 @@ def antialias(image: torch.Tensor, frags: Fragments, screen: torch.Tensor, depth
     gradients; depth_map: (B, H, W) (+inf where empty); adjacency: (F, 3) from :func:`edge_adjacency`.
     A silhouette edge is one whose neighbouring triangle is missing or back-facing. A pixel p whose
     4-neighbour q shows a nearer triangle with such an edge is covered by that triangle to
-    ``a_p = clamp(0.5 + s_p, 0, 1)`` (s: signed distance of the pixel centre to the triangle's
-    silhouette edges, in pixels, positive inside) and becomes ``a_p c_q + (1 - a_p) c_p`` (the
-    neighbour giving the largest a_p wins); q itself is covered to ``a_q = clamp(0.5 + s_q, 0, 1)``
-    and mixes ``1 - a_q`` of its behind-neighbours' mean colour.
+    ``a_p = clamp(0.5 + s_p, 0, 1)`` and becomes ``a_p c_q + (1 - a_p) c_p`` (the neighbour giving
+    the largest a_p wins); s is the signed distance (pixels, positive inside) of the pixel centre
+    to the silhouette edge between p and q, found among the edges of q's triangle and of its
+    neighbours (on fine meshes the edge often belongs to a neighbour). q itself is covered to
+    ``a_q = clamp(0.5 + s_q, 0, 1)`` and mixes ``1 - a_q`` of its behind-neighbours' mean colour.
     """
     B, H, W = frags.size
     C = image.shape[-1]
@@ -266,8 +275,8 @@ def antialias(image: torch.Tensor, frags: Fragments, screen: torch.Tensor, depth
         return torch.stack([rest % W, rest // W], -1).to(screen.dtype) + 0.5
 
     # p: partly covered by the nearer triangle across the edge
-    s = _silhouette_distance(screen, faces, silhouette, b, f, centres(p))
-    a = torch.where(s < 0, (0.5 + s).clamp(0, 1), torch.zeros_like(s))
+    sp, sq, found = _crossed_edge(screen, faces, silhouette, adjacency, b, f, centres(p), centres(q))
+    a = torch.where(found, (0.5 + sp).clamp(0, 1), torch.zeros_like(sp))
     best = torch.zeros(B * H * W, dtype=a.dtype, device=a.device).scatter_reduce(0, p, a.detach(), "amax")
     pair = torch.arange(len(p), device=p.device)
     win = (a > 0) & (a.detach() >= best[p])
@@ -275,12 +284,15 @@ def antialias(image: torch.Tensor, frags: Fragments, screen: torch.Tensor, depth
     win &= first[p] == pair
     p_pix, aw = p[win], a[win, None]
     p_col = aw * colour[q[win]] + (1 - aw) * colour[p_pix]
-    # q: its own coverage, the rest from its behind-neighbours
-    q_pix, inv = torch.unique(q, return_inverse=True)
-    behind = torch.zeros((len(q_pix), C), dtype=colour.dtype, device=colour.device).index_add(0, inv, colour[p])
+    # q: its coverage by the least covering of those edges, the rest from its behind-neighbours
+    q_pix, inv = torch.unique(q[found], return_inverse=True)
+    behind = torch.zeros((len(q_pix), C), dtype=colour.dtype, device=colour.device).index_add(0, inv, colour[p[found]])
     behind = behind / torch.bincount(inv, minlength=len(q_pix))[:, None]
-    sq = _silhouette_distance(screen, faces, silhouette, q_pix // (H * W), fmap.reshape(-1)[q_pix], centres(q_pix))
-    aq = (0.5 + sq).clamp(0, 1)[:, None]
+    aq_pair = (0.5 + sq[found]).clamp(0, 1)
+    worst = torch.ones(len(q_pix), dtype=a.dtype, device=a.device).scatter_reduce(0, inv, aq_pair.detach(), "amin")
+    pick = torch.full((len(q_pix),), len(inv), device=p.device).scatter_reduce(
+        0, inv, torch.where(aq_pair.detach() <= worst[inv], torch.arange(len(inv), device=p.device), len(inv)), "amin")
+    aq = aq_pair[pick][:, None]
     q_col = aq * colour[q_pix] + (1 - aq) * behind
     only_q = ~torch.isin(q_pix, p_pix)
     return torch.cat([q_pix[only_q], p_pix]), torch.cat([q_col[only_q], p_col])

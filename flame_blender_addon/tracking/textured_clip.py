@@ -118,7 +118,7 @@ def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_siz
                           focal=focal, image_size=image_size)
     verts = synthetic.vertices(model, clip)
     albedo = demo_albedo(256, seed)
-    light = sh.from_light(LIGHT_DIRECTION, np.array([0.75, 0.72, 0.68]), np.array([0.55, 0.55, 0.6]))
+    light = sh.from_light(LIGHT_DIRECTION, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
     images = render(model, verts, focal, image_size, albedo, light, background(image_size, seed))
     rng = np.random.default_rng(seed + 1)
     images = np.clip(images + rng.normal(scale=0.005, size=images.shape), 0, 1)

@@ -22,7 +22,7 @@ from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
 from . import landmark_model as lm
 from . import landmarks as lmk
-from . import media, outputs, solver
+from . import media, outputs, photometric_stage, solver
 
 Emit = Callable[[dict[str, Any]], None]
 # OpenCV camera of the fit: at the origin looking along FLAME's -Z (landmark_model's projection)
@@ -48,6 +48,7 @@ class Options:
     fps: float | None = None
     previews: int = 12
     settings: solver.FitSettings = field(default_factory=solver.FitSettings)
+    photometric: photometric_stage.Options = field(default_factory=photometric_stage.Options)
 
 
 class Reporter:
@@ -56,9 +57,12 @@ class Reporter:
     SPANS = {"load": (0.0, 0.05), "read": (0.05, 0.1), "detect": (0.1, 0.6), "fit": (0.6, 0.92),
              "write": (0.92, 1.0)}
 
-    def __init__(self, emit: Emit, detecting: bool) -> None:
+    def __init__(self, emit: Emit, detecting: bool, photometric: bool = False) -> None:
         self.emit = emit
         self.spans = dict(self.SPANS) if detecting else {**self.SPANS, "detect": (0.1, 0.1), "fit": (0.1, 0.92)}
+        if photometric:  # the landmark fit gets the first fifth of its span, the photometric stage the rest
+            a, b = self.spans["fit"]
+            self.spans["fit"], self.spans["photometric"] = (a, a + 0.2 * (b - a)), (a + 0.2 * (b - a), b)
 
     def __call__(self, stage: str, fraction: float, message: str = "") -> None:
         a, b = self.spans[stage]
@@ -189,7 +193,8 @@ def write_previews(folder: Path, source: media.Source, model: FlameModel, arrays
     return written
 
 
-def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter) -> Path | None:
+def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter,
+                      extra: dict[str, np.ndarray] | None = None) -> Path | None:
     """metrical-tracker ``checkpoint/*.frame`` files through core.sequence, read back from the npz."""
     try:
         from ..core.sequence import read_flame_npz, write_metrical_checkpoints
@@ -197,7 +202,7 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
         report.log("metrical-tracker checkpoints skipped: core.sequence has no checkpoint writer", "warning")
         return None
     try:
-        for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model):
+        for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model, extra_flame=extra):
             report.log(warning, "warning")
     except FlameError as err:
         report.log(f"metrical-tracker checkpoints skipped: {err}", "warning")
@@ -208,11 +213,16 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
 def run(opts: Options, emit: Emit) -> dict[str, Any]:
     """Track; returns (and emits) the result message."""
     started = time.perf_counter()
-    report = Reporter(emit, detecting=opts.landmarks is None)
     if opts.input is None and opts.landmarks is None:
         raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
-    report("load", 0.0, "loading the model")
     device = device_of(opts.device)
+    photometric = opts.photometric.active(device)
+    if photometric and opts.input is None:
+        if opts.photometric.enabled:
+            raise TrackerError("the photometric stage needs the video: give --input with --landmarks")
+        photometric = False
+    report = Reporter(emit, detecting=opts.landmarks is None, photometric=photometric)
+    report("load", 0.0, "loading the model")
     model = load_flame(opts)
     for warning in model.warnings:
         report.log(f"{model.name}: {warning}", "warning")
@@ -244,12 +254,23 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
                f"mean landmark error {np.nanmean(fit.error_px):.2f} px; focal {fit.focal:.0f} px"
                + ("" if opts.focal else " (estimated)"))
 
+    extra = None
+    if photometric:  # analysis by synthesis: texture, lighting and a dense refinement of the fit
+        fit, extra = photometric_stage.run(
+            opts.photometric, model, is_demo(opts), media.frames(source), embedding, points, fit, problem, n_shape,
+            n_expr, device, lambda fraction, message: report("photometric", fraction, message))
+        rate = track.n_frames / extra.seconds
+        report.log(f"photometric stage: {track.n_frames} frames in {extra.seconds:.1f} s ({rate:.2f} frames/s); "
+                   f"mean landmark error {np.nanmean(fit.error_px):.2f} px")
+
     report("write", 0.0, "writing outputs")
     arrays = sequence_arrays(fit, points, fps, n_expr)
     with outputs.Staging(opts.output) as stage:
         staged_npz = stage.path / protocol.SEQUENCE_FILE
-        outputs.write_npz(staged_npz, arrays)
-        checkpoint = write_checkpoints(stage.path, staged_npz, model, report)
+        outputs.write_npz(staged_npz, {**arrays, **(extra.arrays if extra else {})})
+        if extra:
+            (stage.path / photometric_stage.ALBEDO_FILE).write_bytes(extra.albedo_png)
+        checkpoint = write_checkpoints(stage.path, staged_npz, model, report, extra.checkpoint_keys if extra else None)
         report("write", 0.4, "previews")
         previews = 0
         if source is not None and opts.previews > 0:
@@ -262,7 +283,8 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
         landmark_error_px=float(np.nanmean(fit.error_px)), fit_seconds=round(fit_seconds, 3),
         seconds=round(time.perf_counter() - started, 3),
         checkpoint_dir=str((opts.output / protocol.CHECKPOINT_DIR).resolve()) if checkpoint else None,
-        preview_dir=str((opts.output / protocol.PREVIEW_DIR).resolve()) if previews else None)
+        preview_dir=str((opts.output / protocol.PREVIEW_DIR).resolve()) if previews else None,
+        albedo_path=str((opts.output / protocol.ALBEDO_FILE).resolve()) if extra else None)
     report("write", 1.0, "done")
     emit(message)
     return message

@@ -1,0 +1,184 @@
+"""The photometric stage inside the tracking job: its options, inputs (UVs, texture space, face
+masks) and outputs (``albedo.png``, extra ``flame_sequence.npz`` keys, checkpoint keys).
+
+Outputs beside the landmark fit's: ``albedo.png`` (the albedo texture on the model's UVs, row 0 at
+v = 1) and, in ``flame_sequence.npz``, ``albedo`` (Rt, Rt, 3) float32 RGB, ``sh`` (9, 3) lighting
+(:mod:`.sh`; OpenCV camera frame of the fit), ``vt`` (Nvt, 2) / ``ft`` (F, 3) the UVs the albedo
+lives on, ``tex`` (n,) texture-space coefficients when a texture space was given, and
+``photometric_error`` (T,) the mean colour residual of the face region per frame. metrical-tracker
+checkpoints get ``flame.sh`` (1, 9, 3) and, with a texture space, ``flame.tex`` (1, n).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as Fn
+
+from ..core import demo_surface, safe_pickle
+from ..core import tracker_protocol as protocol
+from ..core.errors import FlameError, TrackerError
+from ..core.model import FlameModel
+from . import mesh_model as mm
+from . import photometric as ph
+from . import solver
+from .media import png_bytes
+from .landmarks import Embedding, Track
+
+ALBEDO_FILE = protocol.ALBEDO_FILE
+
+
+@dataclass(frozen=True)
+class Options:
+    """``--photometric`` and its files. enabled: None = on when the fit runs on CUDA."""
+
+    enabled: bool | None = None
+    texture_space: Path | None = None
+    uv: Path | None = None
+    masks: Path | None = None
+    n_tex: int = 50
+    settings: ph.Settings = field(default_factory=ph.Settings)
+
+    def active(self, device: torch.device) -> bool:
+        return self.enabled if self.enabled is not None else device.type == "cuda"
+
+
+@dataclass
+class Outputs:
+    """What the stage adds to the tracker's outputs."""
+
+    arrays: dict[str, np.ndarray]
+    checkpoint_keys: dict[str, np.ndarray]
+    albedo_png: bytes
+    seconds: float
+
+
+# ------------------------------------------------------------------------------- inputs
+
+
+def read_obj_uvs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``vt`` (N, 2) and per-corner UV indices ``ft`` (F, 3) (0-based) of an OBJ such as FLAME's
+    ``head_template.obj`` (triangles ``f v/vt ...``)."""
+    vt, ft = [], []
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as err:
+        raise TrackerError(f"{path}: cannot read the UV file ({err.strerror})") from None
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == ["vt"]:
+            vt.append([float(parts[1]), float(parts[2])])
+        elif parts[:1] == ["f"]:
+            if len(parts) != 4 or any(p.count("/") < 1 or not p.split("/")[1] for p in parts[1:]):
+                raise TrackerError(f"{path}: faces must be triangles with UVs ('f v/vt v/vt v/vt')")
+            ft.append([int(p.split("/")[1]) - 1 for p in parts[1:]])
+    if not vt or not ft:
+        raise TrackerError(f"{path}: no 'vt' texture coordinates or no faces with them")
+    return np.array(vt), np.array(ft, dtype=np.int64)
+
+
+def load_texture_space(path: Path, size: int, n_tex: int) -> tuple[ph.TextureSpace, np.ndarray | None,
+                                                                    np.ndarray | None]:
+    """A ``FLAME_texture.npz``-like file: ``mean`` (R, R, 3) and ``tex_dir`` (R, R, 3, n), 0-255 BGR,
+    row 0 at v = 1 (optional ``vt``, ``ft``). Returns the space resampled to size^2 in RGB [0, 1]
+    with its first n_tex components, and vt / ft when stored."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            raw = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise TrackerError(f"{path}: not a readable texture-space .npz ({err})") from None
+    if "mean" not in raw or "tex_dir" not in raw:
+        raise TrackerError(f"{path.name}: a texture space needs 'mean' and 'tex_dir' (found: {', '.join(raw)})")
+    mean, basis = raw["mean"], raw["tex_dir"][..., :n_tex]
+    if mean.ndim != 3 or mean.shape[2] != 3 or basis.ndim != 4 or basis.shape[:3] != mean.shape:
+        raise TrackerError(f"{path.name}: 'mean' {mean.shape} and 'tex_dir' {basis.shape} should be (R, R, 3) "
+                           "and (R, R, 3, n)")
+    R, n = mean.shape[0], basis.shape[3]
+
+    def resample(a: np.ndarray) -> np.ndarray:  # (R, R, C) 0-255 -> (size, size, C) float32 0-1
+        x = torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        return Fn.interpolate(x, size=(size, size), mode="area")[0].permute(1, 2, 0).numpy()
+
+    space = ph.TextureSpace(mean=resample(mean[:, :, ::-1]),  # BGR -> RGB
+                            basis=resample(basis[:, :, ::-1].reshape(R, R, 3 * n)).reshape(size, size, 3, n))
+    return space, raw.get("vt"), raw.get("ft")
+
+
+def face_region(path: Path | None, model: FlameModel, demo: bool) -> np.ndarray:
+    """Vertex weights (V,) of the face: the ``face`` mask of a ``FLAME_masks.pkl`` (or an .npz with
+    a ``face`` index array), else the demo head's face region; every vertex when neither applies."""
+    if path is None:
+        if demo:
+            return np.asarray(demo_surface.face_region())
+        return np.ones(model.n_verts)
+    try:
+        data = path.read_bytes()
+        raw = (dict(np.load(path, allow_pickle=False)) if data[:2] == b"PK"
+               else safe_pickle.loads(safe_pickle.repair_crlf(data) if data[:1] != b"\x80" else data))
+    except (OSError, ValueError, FlameError, zipfile.BadZipFile) as err:
+        raise TrackerError(f"{path}: cannot read the face masks ({err})") from None
+    if not isinstance(raw, dict) or "face" not in raw:
+        raise TrackerError(f"{path.name}: no 'face' vertex mask in it")
+    idx = np.asarray(raw["face"], dtype=np.int64).reshape(-1)
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= model.n_verts:
+        raise TrackerError(f"{path.name}: the 'face' mask indexes vertices outside the model's {model.n_verts}")
+    region = np.zeros(model.n_verts)
+    region[idx] = 1.0
+    return region
+
+
+def appearance(opts: Options, model: FlameModel, demo: bool) -> ph.Appearance:
+    """UVs (the demo head's own, an OBJ, or the texture space's), face region and texture space."""
+    size = opts.settings.texture_size
+    space, vt, ft = (load_texture_space(opts.texture_space, size, opts.n_tex) if opts.texture_space
+                     else (None, None, None))
+    if opts.uv is not None:
+        vt, ft = read_obj_uvs(opts.uv)
+    elif vt is None and demo:
+        vt, ft = demo_surface.uv_layout()
+    if vt is None or ft is None:
+        raise TrackerError("the photometric stage needs the model's UVs: pass --uv head_template.obj (FLAME's "
+                           "template with texture coordinates) or a --texture-space file that stores vt and ft")
+    if len(ft) != len(model.faces) or np.asarray(ft).max() >= len(vt):
+        raise TrackerError(f"the UVs have {len(ft)} faces for {len(vt)} texture coordinates; the model has "
+                           f"{len(model.faces)} faces")
+    return ph.Appearance(vt=np.asarray(vt, dtype=np.float64), ft=np.asarray(ft, dtype=np.int64),
+                         region=face_region(opts.masks, model, demo), space=space)
+
+
+# -------------------------------------------------------------------------------- running
+
+
+def run(opts: Options, model: FlameModel, demo: bool, frames, embedding: Embedding, track: Track,
+        fit: solver.FitResult, problem: solver.Problem, n_shape: int, n_expr: int, device: torch.device,
+        report: Callable[[float, str], None]) -> tuple[solver.FitResult, Outputs]:
+    """Refine ``fit`` against the video ``frames`` (an iterable of RGB uint8 arrays); returns the
+    refined fit and the extra outputs."""
+    look = appearance(opts, model, demo)
+    has_face = track.face_found()
+    s = opts.settings
+    boxes = ph.face_boxes(fit.uv, has_face, s.crop_margin)
+    report(0.0, "cropping the frames")
+    obs = ph.observations(frames, boxes, fit.focal, track.image_size, track.points, track.conf, problem.sigma,
+                          s.resolution, device)
+    mesh = mm.mesh_model(model, n_shape, n_expr, device=device)
+    priors = {"frame": problem.prior_w.cpu().numpy(), "velocity": problem.vel_w.cpu().numpy(),
+              "shape": problem.shape_w}
+    result = ph.refine(mesh, look, obs, fit.beta, fit.frames, (embedding.face_idx, embedding.bary), priors, s,
+                       lambda fraction, message: report(0.05 + 0.95 * fraction, message))
+    refined = dataclasses.replace(fit, beta=result.beta, frames=result.frames, translation=result.translation,
+                                  uv=result.uv, error_px=np.where(has_face, result.error_px, np.nan))
+    arrays = {"albedo": result.albedo, "sh": result.sh, "vt": look.vt, "ft": look.ft,
+              "photometric_error": result.residual}
+    keys = {"sh": result.sh[None]}
+    if result.tex is not None:
+        arrays["tex"], keys["tex"] = result.tex, result.tex[None]
+    return refined, Outputs(arrays=arrays, checkpoint_keys=keys,
+                            albedo_png=png_bytes((result.albedo * 255).round().astype(np.uint8)),
+                            seconds=result.seconds)
