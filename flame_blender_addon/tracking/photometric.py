@@ -35,6 +35,7 @@ import torch.nn.functional as Fn
 
 from . import landmark_model as lm
 from . import mesh_model as mm
+from ..core.sh_lighting import Y0
 from . import raster, sh
 
 Progress = Callable[[float, str], None]
@@ -302,7 +303,7 @@ class _Problem:
             self.tex = None
             self.albedo_free = torch.full((3, Rt, Rt), 0.5, **f32, requires_grad=True)
         light = np.zeros((9, 3))
-        light[0] = 1 / sh.Y0
+        light[0] = 1 / Y0
         self.light = torch.tensor(light, **f32, requires_grad=True)
 
     def albedo(self) -> torch.Tensor:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core import demo_head, demo_surface
+from ..core import demo_head, demo_surface, sh_lighting
 from ..core.demo_embedding import demo_embedding_arrays
 from ..core.model import FlameModel
-from . import raster, sh, synthetic
+from . import raster, synthetic
 from . import mesh_model as mm
 from .landmarks import Embedding, Track, embedding_from_arrays
 from .photometric import Appearance, Renderer
@@ -118,7 +118,7 @@ def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_siz
                           focal=focal, image_size=image_size)
     verts = synthetic.vertices(model, clip)
     albedo = demo_albedo(256, seed)
-    light = sh.from_light(LIGHT_DIRECTION, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
+    light = sh_lighting.from_light(LIGHT_DIRECTION, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
     images = render(model, verts, focal, image_size, albedo, light, background(image_size, seed))
     rng = np.random.default_rng(seed + 1)
     images = np.clip(images + rng.normal(scale=0.005, size=images.shape), 0, 1)
@@ -186,5 +186,5 @@ def albedo_psnr(albedo: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
 
 def direction_error_deg(light: np.ndarray, truth: np.ndarray) -> float:
     """Angle between the dominant light directions of two SH lightings (degrees)."""
-    c = np.clip(sh.dominant_direction(light) @ sh.dominant_direction(truth), -1.0, 1.0)
+    c = np.clip(sh_lighting.dominant_direction(light) @ sh_lighting.dominant_direction(truth), -1.0, 1.0)
     return float(np.degrees(np.arccos(c)))
