@@ -12,7 +12,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from ..core.errors import FlameError
 from ..core.model import load_model
 from ..core.sequence import fit_components, read_sequence, resample, write_metrical_checkpoints, write_sequence_npz
-from . import head, sequence_export, sequence_import
+from . import appearance, head, sequence_export, sequence_import
 from .operators import _BuildOperator, _HeadOperator, target_head
 from .progress import progress
 from .transaction import rollback_on_error
@@ -115,6 +115,9 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                     camera_mode=self.camera_mode,
                     background=background,
                     report=lambda f, m: report(0.3 + 0.7 * f, m))
+                look = appearance.read_appearance(path)  # albedo and lighting of the photometric stage
+                if look is not None:
+                    appearance.apply_appearance(context, armature.flame.mesh, look)
         except Exception as err:  # the scene is restored either way; only surprises get a traceback
             if state:
                 state.restore(context)

@@ -8,13 +8,16 @@ per clip are refined together with Adam, keeping the landmark term of the landma
     E = w_photo mean_t sum_p m_p rho(I_p - a(uv_p) s(n_p)) / n_ref      robust colour term (Charbonnier)
       + w_landmark mean_t mean_l c_tl huber(|uv_tl - x_tl| / sigma)     the landmark fit's data term
       + priors of the landmark fit (expression, jaw, eyes, identity) and its temporal smoothness
-      + w_smooth |grad albedo|^2 (free texture) or |tex|^2 (texture space)
+      + a prior on the texture-space coefficients |tex|^2 (with a texture space)
 
 m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated at the pixel, so
 hair, neck and background do not pull the fit. At the head's silhouette the rendering is blended
 over the frame by its analytic coverage (:func:`.raster.antialias`). The albedo lives on the
-model's UVs: a free texel image with a smoothness prior, or coefficients of a texture space
-(``FLAME_texture.npz``-like: mean and basis on the same UVs). The first passes run at half
+model's UVs: coefficients of a texture space (``FLAME_texture.npz``-like: mean and basis on the same
+UVs), optimised with the rest, or a free texel image. The free image is not left to Adam: after
+every pass it is set to its exact minimiser given the geometry and lighting of that pass, the
+per-texel least-squares albedo of the face-region pixels that look it up, under a membrane
+(smoothness) prior of strength ``w_smooth`` that also fills texels no pixel saw. The first passes run at half
 resolution (the landmark fit can be a few pixels off), and the visible triangles are found again
 every ``raster_every`` steps while barycentrics and everything after them are recomputed each step.
 
@@ -58,14 +61,13 @@ class Settings:
     lr_articulation: float = 4e-3
     lr_expr: float = 2e-2
     lr_shape: float = 1e-2
-    lr_albedo: float = 1e-2
     lr_sh: float = 1e-2
     lr_tex: float = 5e-2
     w_photo: float = 1.0
     w_landmark: float = 0.02
     w_prior: float = 0.002
     w_temporal: float = 0.002
-    w_smooth: float = 0.05
+    w_smooth: float = 0.05  # free albedo: membrane prior relative to a typical texel's data weight
     charbonnier: float = 0.02
     huber: float = 3.0
     silhouette: bool = True
@@ -224,19 +226,20 @@ class Renderer:
         return screen, depth, frags, raster.barycentrics(screen, depth, self.faces, frags)
 
     def shade(self, verts: torch.Tensor, frags: raster.Fragments, bary: torch.Tensor, albedo: torch.Tensor,
-              light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Colour (N, 3), face-region weight (N,) and texture coordinates (N, 2) of the fragments.
-        albedo: (3, Rt, Rt); light: (9, 3)."""
+              light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Colour (N, 3), face-region weight (N,), texture coordinates (N, 2) and shading (N, 3)
+        of the fragments. albedo: (3, Rt, Rt); light: (9, 3)."""
         normals = raster.interpolate(raster.vertex_normals(verts, self.faces), self.faces, frags, bary)
         uv = raster.interpolate_corners(self.corner_uv, frags, bary)
-        colour = sample(albedo, uv) * sh.shading(Fn.normalize(normals, dim=-1), light)
-        return colour, raster.interpolate(self.region, self.faces, frags, bary)[:, 0], uv
+        shading = sh.shading(Fn.normalize(normals, dim=-1), light)
+        region = raster.interpolate(self.region, self.faces, frags, bary)[:, 0]
+        return sample(albedo, uv) * shading, region, uv, shading
 
     def render(self, verts: torch.Tensor, K: torch.Tensor, size: int, albedo: torch.Tensor, light: torch.Tensor,
                background: torch.Tensor) -> torch.Tensor:
         """Antialiased images (B, size, size, 3) over ``background`` (B, size, size, 3)."""
         screen, depth, frags, bary = self.surface(verts, K, size)
-        colour, _, _ = self.shade(verts, frags, bary, albedo, light)
+        colour = self.shade(verts, frags, bary, albedo, light)[0]
         return self.composite(colour, frags, screen, depth, bary, background)
 
     def composite(self, colour: torch.Tensor, frags: raster.Fragments, screen: torch.Tensor, depth: torch.Tensor,
@@ -298,10 +301,10 @@ class _Problem:
             self.space = (torch.as_tensor(sp.mean, **f32).permute(2, 0, 1),
                           torch.as_tensor(sp.basis, **f32).permute(2, 0, 1, 3))
             self.tex = torch.zeros(sp.basis.shape[-1], **f32, requires_grad=True)
-            self.albedo_free = None
         else:
             self.tex = None
-            self.albedo_free = torch.full((3, Rt, Rt), 0.5, **f32, requires_grad=True)
+            self.albedo_free = torch.full((3, Rt, Rt), 0.5, **f32)
+            self.normal_eq = torch.zeros((6, Rt, Rt), **f32)  # sum w s I and sum w s^2 per texel and channel
         light = np.zeros((9, 3))
         light[0] = 1 / Y0
         self.light = torch.tensor(light, **f32, requires_grad=True)
@@ -332,7 +335,10 @@ class _Problem:
         size = images.shape[1]
         verts = self.vertices(idx)
         screen, depth, frags, bary = self.r.surface(verts, K, size, frags)
-        colour, region, _ = self.r.shade(verts, frags, bary, self.albedo(), self.light)
+        colour, region, uv, shading = self.r.shade(verts, frags, bary, self.albedo(), self.light)
+        if self.space is None:
+            w = region * valid.reshape(-1)[frags.pixel]
+            self.accumulate(uv, shading, images.reshape(-1, 3)[frags.pixel], w)
         if s.silhouette:
             rendered = self.r.composite(colour, frags, screen, depth, bary, images)
             weight = raster.to_image(region[:, None], frags, 0.0)[..., 0]
@@ -350,25 +356,36 @@ class _Problem:
         p = self.frames
         prior = 0.5 * (self.prior_w * p * p).sum(-1).mean() + 0.5 * self.shape_w * (self.beta ** 2).sum() / len(p)
         temporal = 0.5 * (self.vel_w * (p[1:] - p[:-1]) ** 2).sum(-1).mean() if len(p) > 1 else p.sum() * 0
-        total = (s.w_photo * photo + s.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
-                 + self.albedo_prior())
+        total = s.w_photo * photo + s.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
+        if self.space is not None:
+            total = total + s.w_prior * 0.5 * (self.tex ** 2).sum() / len(p)
         return total, frags
 
-    def albedo_prior(self) -> torch.Tensor:
-        s = self.s
-        if self.space is not None:
-            return s.w_smooth * 1e-3 * (self.tex ** 2).sum()
+    def accumulate(self, uv: torch.Tensor, shading: torch.Tensor, colour: torch.Tensor, w: torch.Tensor) -> None:
+        """Add pixels (N,) to the free albedo's normal equations: residual ``a(uv) s - I``."""
+        s, c, w = shading.detach(), colour.detach(), w.detach()[:, None]
+        self.normal_eq += splat(self.normal_eq.shape, uv.detach(), torch.cat([w * s * c, w * s * s], 1))
+
+    @torch.no_grad()
+    def solve_albedo(self, iterations: int = 30) -> None:
+        """Set the free albedo to the minimiser of its accumulated least squares plus the membrane
+        prior (Jacobi iterations from the current albedo), and clear the accumulator."""
+        rhs, W = self.normal_eq[:3], self.normal_eq[3:]
+        seen = W > 1e-6
+        lam = self.s.w_smooth * (W[seen].median() if seen.any() else W.new_tensor(1.0))
         a = self.albedo_free
-        dx, dy = a[:, :, 1:] - a[:, :, :-1], a[:, 1:] - a[:, :-1]
-        return s.w_smooth * ((dx ** 2).mean() + (dy ** 2).mean())
+        for _ in range(iterations):
+            p = Fn.pad(a[None], (1, 1, 1, 1), mode="replicate")[0]
+            neighbours = p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]
+            a = (rhs + lam * neighbours) / (W + 4 * lam)
+        self.albedo_free = a.clamp(0, 1)
+        self.normal_eq.zero_()
 
     def optimizer(self) -> torch.optim.Optimizer:
         s = self.s
         groups = [{"params": [self.delta], "lr": 1.0}, {"params": [self.beta], "lr": s.lr_shape},
                   {"params": [self.light], "lr": s.lr_sh}]
-        if self.space is None:
-            groups.append({"params": [self.albedo_free], "lr": s.lr_albedo})
-        else:
+        if self.space is not None:
             groups.append({"params": [self.tex], "lr": s.lr_tex})
         return torch.optim.Adam(groups, betas=(0.9, 0.99))
 
@@ -389,9 +406,8 @@ def _pyramid(obs: Observations, level: int) -> tuple[torch.Tensor, torch.Tensor,
 def init_appearance(problem: _Problem, level: tuple) -> None:
     """Lighting and albedo from the frames at the landmark fit: the ambient and directional (SH
     bands 0 and 1) lighting that best explains the face-region colours with a uniform albedo of
-    0.5 (linear least squares over all frames; band 2 is left to the refinement), then
-    (free textures) each pixel's colour divided by its shading, averaged into the texels its
-    lookup touches; texels never seen get the mean."""
+    0.5 (linear least squares over all frames; band 2 is left to the refinement), then the free
+    albedo for that geometry and lighting (:meth:`_Problem.solve_albedo`)."""
     img, valid, K, _ = level
     rows, rhs, looks = [], [], []
     with torch.no_grad():
@@ -410,14 +426,9 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
         problem.light.data[:4] = torch.linalg.solve(A.T @ A + 1e-6 * torch.eye(4, device=A.device), A.T @ y)
         if problem.space is not None:
             return
-        acc = torch.zeros((4,) + problem.albedo_free.shape[1:], device=img.device)
         for B, colour, w, uv in looks:
-            target = colour / (B @ problem.light).clamp(min=1e-2)
-            acc += splat(acc.shape, uv, torch.cat([target * w[:, None], w[:, None]], 1))
-        seen = acc[3] > 1e-3
-        albedo = acc[:3] / acc[3].clamp(min=1e-3)
-        mean = albedo[:, seen].mean(1) if seen.any() else torch.full((3,), 0.5, device=img.device)
-        problem.albedo_free.data = torch.where(seen, albedo, mean[:, None, None]).clamp(0, 1)
+            problem.accumulate(uv, B @ problem.light, colour, w)
+        problem.solve_albedo(iterations=200)
 
 
 def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: np.ndarray, frames: np.ndarray,
@@ -454,6 +465,8 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
             opt.step()
             decay.step()
             total += float(loss.detach()) * len(idx)
+        if problem.space is None:
+            problem.solve_albedo()
         losses.append(total / obs.n_frames)
         report((epoch + 1) / s.epochs, f"photometric pass {epoch + 1}/{s.epochs}, loss {losses[-1]:.4f}")
     return _result(problem, levels, losses, time.perf_counter() - started)
@@ -469,7 +482,7 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
         for chunk in idx.split(problem.s.batch):
             verts = problem.vertices(chunk)
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
-            colour, region, tex_uv = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
+            colour, region, tex_uv, _ = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
             w = region * valid[chunk].reshape(-1)[frags.pixel]
             seen += splat((1,) + seen.shape, tex_uv, w[:, None])[0]
             uv.append(problem.landmarks(verts, K[chunk]))

@@ -1,0 +1,57 @@
+"""The photometric stage's albedo and lighting, imported with a tracked sequence."""
+
+import bpy
+import numpy as np
+from mathutils import Vector
+from tracker_files import vhap_arrays
+
+from flame_blender_addon.core import demo_surface, sh_lighting
+
+
+def _tracked_npz(tmp_path, rng):
+    vt, ft = demo_surface.uv_layout()
+    arrays = {k: v for k, v in vhap_arrays(rng, 3).items() if k != "static_offset"}
+    light_from = np.array([0.6, -0.3, -0.74]) / np.linalg.norm([0.6, -0.3, -0.74])  # OpenCV camera frame
+    sh = sh_lighting.from_light(light_from, np.array([1.4, 1.3, 1.2]), np.array([0.3, 0.3, 0.35]))
+    albedo = rng.uniform(0.2, 0.9, (64, 64, 3)).astype(np.float32)
+    path = tmp_path / "tracked_flame_params.npz"  # VHAP's keys and camera, plus the photometric stage's
+    np.savez(path, **arrays, albedo=albedo, sh=sh, vt=vt, ft=ft)
+    return path, albedo, light_from, vt, ft
+
+
+def test_albedo_material_uvs_and_light_rig(tmp_path):
+    bpy.ops.flame.add_demo_head()
+    path, albedo, light_from, vt, ft = _tracked_npz(tmp_path, np.random.default_rng(0))
+    assert bpy.ops.flame.import_sequence(filepath=str(path)) == {"FINISHED"}
+    armature = bpy.context.view_layer.objects.active
+    mesh = armature.flame.mesh.data
+
+    uv = np.empty(2 * len(mesh.loops), dtype=np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", uv)
+    assert np.abs(uv.reshape(-1, 3, 2) - vt[ft]).max() < 1e-6
+
+    image = next(n for n in mesh.materials[0].node_tree.nodes if n.type == "TEX_IMAGE").image
+    assert image.packed_file is not None and tuple(image.size) == (64, 64)
+    pixels = np.empty(64 * 64 * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    assert np.abs(pixels.reshape(64, 64, 4)[::-1, :, :3] - albedo).max() < 1 / 255 + 1e-6  # rows flipped, 8 bits
+
+    scene = bpy.context.scene
+    sun = next(o for o in scene.objects if o.type == "LIGHT" and o.data.type == "SUN")
+    assert sun.parent == scene.camera and sun.data.energy > 0
+    shines = sun.matrix_world.to_3x3() @ Vector((0, 0, -1))  # a sun shines along its -Z
+    to_light_cam = scene.camera.matrix_world.to_3x3().inverted() @ -shines  # Blender camera axes
+    expected = np.array([light_from[0], -light_from[1], -light_from[2]])  # OpenCV -> Blender camera axes
+    assert np.allclose(np.array(to_light_cam), expected, atol=1e-5)
+    world = scene.world.node_tree.nodes["Background"].inputs["Color"].default_value
+    assert np.allclose(world[:3], np.array([0.3, 0.3, 0.35]) ** 2.2, atol=1e-4)
+
+
+def test_sequences_without_appearance_add_no_material(tmp_path):
+    bpy.ops.flame.add_demo_head()
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "tracked_flame_params.npz", **{k: v for k, v in vhap_arrays(rng, 3).items()
+                                                          if k != "static_offset"})
+    assert bpy.ops.flame.import_sequence(filepath=str(tmp_path / "tracked_flame_params.npz")) == {"FINISHED"}
+    assert not bpy.context.view_layer.objects.active.flame.mesh.data.materials
+    assert not any(o.type == "LIGHT" for o in bpy.context.scene.objects)

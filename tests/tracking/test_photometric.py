@@ -1,0 +1,153 @@
+"""The photometric stage on synthetic textured clips of the demo head (ground truth known), and
+its place in the ``track`` program."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from flame_blender_addon.core import demo_head, demo_surface, sequence  # noqa: E402
+from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.core.demo_embedding import demo_embedding_arrays  # noqa: E402
+from flame_blender_addon.core.errors import TrackerError  # noqa: E402
+from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
+from flame_blender_addon.tracking import media, solver, textured_clip  # noqa: E402
+from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
+from flame_blender_addon.tracking import photometric as ph  # noqa: E402
+from flame_blender_addon.tracking import photometric_stage as stage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 30  # identity and expression components of the clips and the fits
+SETTINGS = ph.Settings(resolution=128, epochs=40)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A textured clip, its landmark-only fit and what the photometric stage needs."""
+    clip = textured_clip.make_clip(n_frames=8, n_shape=N, n_expr=N, image_size=(192, 192), focal=340.0)
+    model = demo_head.demo_model()
+    basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, N, N)
+    problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
+                                  clip.clip.focal, solver.FitSettings())
+    fit = solver.fit(problem)
+    mesh = mm.mesh_model(model, N, N)
+    return clip, problem, fit, mesh
+
+
+def _refine(fitted, appearance, settings=SETTINGS):
+    clip, problem, fit, mesh = fitted
+    boxes = ph.face_boxes(fit.uv, clip.track.face_found(), settings.crop_margin)
+    obs = ph.observations(iter(clip.images), boxes, fit.focal, clip.track.image_size, clip.track.points,
+                          clip.track.conf, problem.sigma, settings.resolution, torch.device("cpu"))
+    priors = {"frame": problem.prior_w.numpy(), "velocity": problem.vel_w.numpy(), "shape": problem.shape_w}
+    return ph.refine(mesh, appearance, obs, fit.beta, fit.frames, (clip.embedding.face_idx, clip.embedding.bary),
+                     priors, settings)
+
+
+def _dense(fitted, beta, frames):
+    clip, _, _, mesh = fitted
+    verts = mm.vertices(mesh, torch.as_tensor(beta, dtype=torch.float32),
+                        torch.as_tensor(frames, dtype=torch.float32)).numpy()
+    return textured_clip.dense_errors(clip.vertices, verts, demo_surface.face_region(), clip.clip.focal,
+                                      clip.clip.image_size)
+
+
+def test_photometric_stage_beats_the_landmark_fit_and_recovers_albedo_and_light(fitted):
+    clip, _, fit, _ = fitted
+    result = _refine(fitted, textured_clip.demo_appearance())
+    before_px, before_mm = _dense(fitted, fit.beta, fit.frames)
+    after_px, after_mm = _dense(fitted, result.beta, result.frames)
+    assert after_px < 0.7 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
+    assert after_mm < 0.7 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
+    assert np.nanmean(result.error_px) < 1.1 * np.nanmean(fit.error_px)  # the landmarks still agree
+    assert result.seen.mean() > 0.1
+    assert textured_clip.albedo_psnr(result.albedo, clip.albedo, result.seen) > 25.0
+    assert textured_clip.direction_error_deg(result.sh, clip.sh) < 15.0
+    assert result.loss[-1] < result.loss[0]
+
+
+def test_texture_space_coefficients_are_recovered(fitted):
+    """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it."""
+    clip = fitted[0]
+    size = SETTINGS.texture_size
+    rng = np.random.default_rng(5)
+    v = np.linspace(0, 1, size)
+    waves = [np.sin(2 * np.pi * (a * v[:, None] + b * v[None, :]))[..., None] * rng.uniform(0.05, 0.1, 3)
+             for a, b in ((3, 1), (1, 4), (5, 5))]
+    basis = np.stack(waves, -1).astype(np.float32)  # (Rt, Rt, 3, 3)
+    truth = np.array([1.0, -0.8, 0.6])
+    mean = (clip.albedo - basis @ truth).astype(np.float32)
+    look = textured_clip.demo_appearance()
+    space = ph.Appearance(look.vt, look.ft, look.region, ph.TextureSpace(mean=mean, basis=basis))
+    result = _refine(fitted, space, ph.Settings(resolution=96, epochs=25))
+    gain = result.albedo[result.seen].mean() / clip.albedo[result.seen].mean()
+    assert result.tex is not None and np.abs(result.tex - truth).max() < 0.35, (result.tex, gain)
+
+
+def test_obj_uvs_masks_and_texture_space_files_are_read_or_refused(tmp_path):
+    obj = tmp_path / "head.obj"
+    obj.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    vt, ft = stage.read_obj_uvs(obj)
+    assert vt.shape == (3, 2) and ft.tolist() == [[0, 1, 2]]
+    obj.write_text("v 0 0 0\nf 1 2 3\n")
+    with pytest.raises(TrackerError, match="triangles with UVs"):
+        stage.read_obj_uvs(obj)
+    model = demo_head.demo_model()
+    masks = tmp_path / "FLAME_masks.pkl"
+    masks.write_bytes(__import__("pickle").dumps({"face": np.array([1, 2, 3])}, protocol=0).replace(b"\n", b"\r\n"))
+    assert stage.face_region(masks, model, demo=False).sum() == 3  # protocol-0 text pickle, CRLF repaired
+    masks.write_bytes(__import__("pickle").dumps({"nose": np.array([1])}, protocol=2))
+    with pytest.raises(TrackerError, match="no 'face'"):
+        stage.face_region(masks, model, demo=False)
+    bad = tmp_path / "tex.npz"
+    np.savez(bad, mean=np.zeros((8, 8, 3)))
+    with pytest.raises(TrackerError, match="'mean' and 'tex_dir'"):
+        stage.load_texture_space(bad, 4, 2)
+    np.savez(bad, mean=np.full((8, 8, 3), 255.0), tex_dir=np.zeros((8, 8, 3, 5)))
+    space, vt, ft = stage.load_texture_space(bad, 4, 2)
+    assert space.mean.shape == (4, 4, 3) and np.allclose(space.mean, 1) and space.basis.shape == (4, 4, 3, 2)
+    with pytest.raises(TrackerError, match="needs the model's UVs"):
+        stage.appearance(stage.Options(), model, demo=False)
+
+
+def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_path):
+    clip = textured_clip.make_clip(n_frames=4, n_shape=10, n_expr=10, image_size=(96, 96), focal=170.0)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t, img in enumerate(clip.images):
+        (frames / f"{t:04d}.png").write_bytes(media.png_bytes(img))
+    emb = demo_embedding_arrays()
+    lmk = np.full((4, 478, 2), np.nan)
+    lmk[:, emb["landmark_indices"]] = clip.track.points
+    np.savez(tmp_path / "lmk.npz", lmk=lmk, image_size=np.array([96, 96]))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking", "track", "--model", "demo",
+                           "--input", frames, "--landmarks", tmp_path / "lmk.npz", "--output", out, "--focal", "170",
+                           "--n-shape", "10", "--n-expr", "10", "--previews", "0", "--photometric",
+                           "--photometric-resolution", "64", "--photometric-epochs", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == protocol.EXIT_OK, proc.stderr[-3000:]
+    messages = [m for m in map(protocol.parse_line, proc.stdout.splitlines()) if m is not None]
+    assert any(m.type == "progress" and m.stage == "photometric" and "loss" in m.message for m in messages)
+    result = messages[-1]
+    assert result.type == "result" and Path(result.data["albedo_path"]) == (out / protocol.ALBEDO_FILE).resolve()
+    assert (out / protocol.ALBEDO_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(out / protocol.SEQUENCE_FILE) as npz:
+        assert npz["sh"].shape == (9, 3) and npz["albedo"].shape == (256, 256, 3)
+        assert npz["ft"].shape == (len(demo_head.faces()), 3) and npz["photometric_error"].shape == (4,)
+    frame = sequence.read_frame_file(next((out / protocol.CHECKPOINT_DIR).glob("*.frame")))
+    assert frame["flame.sh"].shape == (1, 9, 3)
+    assert sequence.read_sequence(out / protocol.SEQUENCE_FILE).n_frames == 4
+
+
+def test_photometric_without_a_video_is_refused(tmp_path):
+    np.savez(tmp_path / "lmk.npz", lmk=np.zeros((2, 478, 2)), image_size=np.array([64, 64]))
+    proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking", "track", "--model", "demo",
+                           "--landmarks", tmp_path / "lmk.npz", "--output", tmp_path / "out", "--photometric"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == protocol.EXIT_ERROR
+    assert "photometric stage needs the video" in proc.stdout
