@@ -22,6 +22,10 @@ from .tracker_job import TrackerJob, template_argv, tracker_argv
 log = logging.getLogger(__name__)
 
 
+def _abspath(path: str) -> str:
+    return bpy.path.abspath(path) if path else ""
+
+
 class FLAME_OT_track_video(bpy.types.Operator):
     """Track a video (or frames folder, or image) with FLAME in an external process and import it"""
 
@@ -47,6 +51,16 @@ class FLAME_OT_track_video(bpy.types.Operator):
                                      description="Overrides the preference: external tracker command template")
     device: EnumProperty(name="Device", items=(("PREFERENCE", "Preference", ""),) + preferences.DEVICES,
                          default="PREFERENCE")
+    photometric: EnumProperty(
+        name="Photometric stage", default="AUTO",
+        description="Texture, lighting and a dense refinement after the landmark fit (slow without a GPU)",
+        items=(("AUTO", "Automatic", "On when the tracker runs on a CUDA GPU"), ("ON", "On", ""), ("OFF", "Off", "")))
+    texture_space_filepath: StringProperty(name="Texture space", subtype="FILE_PATH",
+                                           description="Albedo model for the photometric stage (FLAME_texture.npz "
+                                                       "layout); default: a free texture")
+    uv_filepath: StringProperty(name="UVs", subtype="FILE_PATH",
+                                description="OBJ with the model's UVs (FLAME's head_template.obj); the demo head "
+                                            "has its own")
 
     _job: TrackerJob | None = None
     _timer = None
@@ -83,7 +97,9 @@ class FLAME_OT_track_video(bpy.types.Operator):
             argv = template_argv(template, model=model, source=source, output=str(output)) if template else \
                 tracker_argv(python, model=model, source=source, output=str(output), device=device, focal=self.focal,
                              landmarks=landmarks,
-                             embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "")
+                             embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "",
+                             photometric=self.photometric, texture_space=_abspath(self.texture_space_filepath),
+                             uv=_abspath(self.uv_filepath))
             self._output = output
             return TrackerJob(argv, output_dir=output)
         except (OSError, ValueError) as err:

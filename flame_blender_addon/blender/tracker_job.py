@@ -28,10 +28,12 @@ _RUNNING: set["TrackerJob"] = set()
 
 
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",
-                 focal: float = 0.0, landmarks: str = "", embedding: str = "") -> list[str]:
+                 focal: float = 0.0, landmarks: str = "", embedding: str = "", photometric: str = "AUTO",
+                 texture_space: str = "", uv: str = "") -> list[str]:
     """The command line of this add-on's own tracker, run as ``python -m <package>.tracking``.
 
-    ``source`` may be empty when ``landmarks`` are given (no detection, no previews)."""
+    ``source`` may be empty when ``landmarks`` are given (no detection, no previews).
+    ``photometric``: 'AUTO' (the tracker's default: on with CUDA), 'ON' or 'OFF'."""
     argv = [python, "-m", f"{ADDON_DIR.name}.tracking", "track", "--model", model, "--output", output]
     if source:
         argv += ["--input", source]
@@ -43,6 +45,11 @@ def tracker_argv(python: str, *, model: str, source: str, output: str, device: s
         argv += ["--landmarks", landmarks]
     if embedding:
         argv += ["--embedding", embedding]
+    if photometric != "AUTO":
+        argv.append("--photometric" if photometric == "ON" else "--no-photometric")
+    for flag, path in (("--texture-space", texture_space), ("--uv", uv)):
+        if path:
+            argv += [flag, path]
     return argv
 
 

@@ -55,3 +55,15 @@ def test_sequences_without_appearance_add_no_material(tmp_path):
     assert bpy.ops.flame.import_sequence(filepath=str(tmp_path / "tracked_flame_params.npz")) == {"FINISHED"}
     assert not bpy.context.view_layer.objects.active.flame.mesh.data.materials
     assert not any(o.type == "LIGHT" for o in bpy.context.scene.objects)
+
+
+def test_track_video_dialog_offers_the_photometric_stage():
+    from flame_blender_addon.blender import tracker_job
+
+    props = bpy.ops.flame.track_video.get_rna_type().properties
+    assert props["photometric"].default == "AUTO" and "texture_space_filepath" in props and "uv_filepath" in props
+    base = dict(model="demo", source="v.mp4", output="out")
+    assert tracker_job.tracker_argv("py", **base) == tracker_job.tracker_argv("py", **base, photometric="AUTO")
+    argv = tracker_job.tracker_argv("py", **base, photometric="ON", texture_space="tex.npz", uv="head.obj")
+    assert argv[-5:] == ["--photometric", "--texture-space", "tex.npz", "--uv", "head.obj"]
+    assert tracker_job.tracker_argv("py", **base, photometric="OFF")[-1] == "--no-photometric"
