@@ -107,15 +107,18 @@ def background(image_size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_size: tuple[int, int] = (256, 256),
-              focal: float = 450.0, distance: float = 0.55, noise_px: float = 1.0, seed: int = 0) -> TexturedClip:
+              focal: float = 450.0, distance: float = 0.55, noise_px: float = 1.0, stride: int = 1,
+              seed: int = 0) -> TexturedClip:
     """A clip of the demo head: smooth head turns, jaw, gaze and expressions
-    (:func:`.synthetic.smooth_clip`), the :func:`demo_albedo` texture, a light from the upper left
-    plus ambient, 0.5 % pixel noise and ``noise_px`` landmark noise."""
+    (:func:`.synthetic.smooth_clip` at 25 fps, every ``stride``-th frame kept), the
+    :func:`demo_albedo` texture, a light from the upper right plus ambient, 0.5 % pixel noise
+    and ``noise_px`` landmark noise."""
     model = demo_head.demo_model()
-    clip = synthetic.smooth_clip(n_frames, n_shape, n_expr, seed=seed, focal=focal, image_size=image_size,
+    clip = synthetic.smooth_clip(n_frames * stride, n_shape, n_expr, seed=seed, focal=focal, image_size=image_size,
                                  distance=distance)
-    clip = synthetic.Clip(shape=clip.shape, expr=0.5 * clip.expr, pose=clip.pose, translation=clip.translation,
-                          focal=focal, image_size=image_size)
+    keep = slice(None, None, stride)
+    clip = synthetic.Clip(shape=clip.shape, expr=0.5 * clip.expr[keep], pose=clip.pose[keep],
+                          translation=clip.translation[keep], focal=focal, image_size=image_size)
     verts = synthetic.vertices(model, clip)
     albedo = demo_albedo(256, seed)
     light = sh_lighting.from_light(LIGHT_DIRECTION, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
