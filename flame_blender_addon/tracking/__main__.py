@@ -100,8 +100,8 @@ def build_parser() -> Parser:
     photo.add_argument("--masks", type=optional_path, help="FLAME_masks.pkl (its 'face' mask limits the stage)")
     photo.add_argument("--photometric-resolution", type=at_least_one, default=256,
                        help="side of the face crops it compares (default 256)")
-    photo.add_argument("--photometric-epochs", type=at_least_one, default=100,
-                       help="passes over the clip (default 100)")
+    photo.add_argument("--photometric-epochs", type=at_least_one, default=40,
+                       help="passes over the clip (default 40)")
     return parser
 
 

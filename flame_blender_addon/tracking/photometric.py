@@ -51,7 +51,7 @@ class Settings:
 
     resolution: int = 256
     texture_size: int = 256
-    epochs: int = 100  # passes over the clip, each of ceil(T / batch) steps
+    epochs: int = 40  # passes over the clip, each of ceil(T / batch) steps
     coarse_fraction: float = 0.4  # share of the epochs at half resolution
     batch: int = 16  # consecutive frames per step
     raster_every: int = 2  # epochs between visibility updates
@@ -59,15 +59,15 @@ class Settings:
     lr_rotation: float = 2e-3
     lr_translation: float = 2e-4
     lr_articulation: float = 4e-3
-    lr_expr: float = 2e-2
-    lr_shape: float = 1e-2
-    lr_sh: float = 1e-2
+    lr_expr: float = 0.4
+    lr_shape: float = 0.2
+    lr_sh: float = 3e-2
     lr_tex: float = 5e-2
     w_photo: float = 1.0
     w_landmark: float = 0.02
-    w_prior: float = 0.002
+    w_prior: float = 0.0005
     w_temporal: float = 0.002
-    w_smooth: float = 0.05  # free albedo: membrane prior relative to a typical texel's data weight
+    w_smooth: float = 0.5  # free albedo: membrane prior relative to a typical texel's data weight
     charbonnier: float = 0.02
     huber: float = 3.0
     silhouette: bool = True
