@@ -253,7 +253,7 @@ class Renderer:
 
 def sample(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear texture lookup. texture: (C, Rt, Rt) with row 0 at v = 1; uv: (N, 2) -> (N, C)."""
-    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1)[None, None]
+    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).clamp(-1, 1)[None, None]
     out = Fn.grid_sample(texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out[0, :, 0].T
 
@@ -416,7 +416,7 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
             normals = raster.interpolate(raster.vertex_normals(verts, problem.r.faces), problem.r.faces, frags, bary)
             region = raster.interpolate(problem.r.region, problem.r.faces, frags, bary)[:, 0]
-            w = (region * valid[chunk].reshape(-1)[frags.pixel]).sqrt()[:, None]
+            w = (region * valid[chunk].reshape(-1)[frags.pixel]).clamp(min=0).sqrt()[:, None]
             B = sh.basis(Fn.normalize(normals, dim=-1)) * normals.new_tensor(sh.BAND_GAIN)
             colour = img[chunk].reshape(-1, 3)[frags.pixel]
             rows.append(0.5 * B[:, :4] * w)

@@ -70,6 +70,7 @@ def _edge_weights(tri: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """Screen-space barycentrics of points p (..., 2) in triangles (..., 3, 2) -> (..., 3)."""
     a, b, c = tri.unbind(-2)
     area = _signed_area(tri)
+    area = torch.where(area.abs() < 1e-12, torch.full_like(area, 1e-12), area)  # an edge-on triangle
 
     def cross(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         du, dv = u - p, v - p
