@@ -21,6 +21,7 @@ from mathutils import Vector
 
 from ..core.errors import SequenceError
 from ..core.sh_lighting import to_light
+from . import compat
 
 KEYS = ("albedo", "sh", "vt", "ft")
 GAMMA = 2.2
@@ -56,7 +57,7 @@ def apply_appearance(context: bpy.types.Context, mesh_obj: bpy.types.Object, arr
     image.pack()
 
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    compat.use_nodes(material)
     nodes = material.node_tree.nodes
     bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     tex = nodes.new("ShaderNodeTexImage")
@@ -73,7 +74,7 @@ def add_light_rig(context: bpy.types.Context, sh: np.ndarray, name: str) -> bpy.
     direction, colour, ambient = to_light(sh)
     scene = context.scene
     world = bpy.data.worlds.new(f"{name}_world")
-    world.use_nodes = True
+    compat.use_nodes(world)
     background = next(n for n in world.node_tree.nodes if n.type == "BACKGROUND")
     background.inputs["Color"].default_value = (*(ambient ** GAMMA), 1.0)
     background.inputs["Strength"].default_value = 1.0

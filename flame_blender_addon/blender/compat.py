@@ -5,6 +5,7 @@
 - Render engine id of Eevee: ``BLENDER_EEVEE_NEXT`` on 4.2-4.5, ``BLENDER_EEVEE`` from 5.0.
 - Video output: 5.0 first switches ``ImageFormatSettings.media_type`` to 'VIDEO'.
 - Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before.
+- Node trees of materials and worlds: always on from 5.0 (``use_nodes`` deprecated), opt-in before.
 """
 
 from __future__ import annotations
@@ -54,3 +55,9 @@ def set_video_output(image_settings: bpy.types.ImageFormatSettings) -> None:
 def sequencer_strips(editor: bpy.types.SequenceEditor) -> bpy.types.bpy_prop_collection:
     """The top-level strips of a sequence editor."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def use_nodes(idblock: bpy.types.ID) -> None:
+    """Give a material or world its node tree (5.0 always has one and deprecates ``use_nodes``)."""
+    if bpy.app.version < (5, 0, 0):
+        idblock.use_nodes = True
