@@ -31,6 +31,8 @@ def machine() -> str:
 
 def flame_sized_model(folder: Path) -> Path:
     """Write a FLAME-sized model in the distributed pickle format; returns its path."""
-    from flame_blender_addon.core import legacy_pickle, synthetic
+    sys.path.insert(0, str(ROOT / "tests"))  # the test suite's model fixtures
+    import legacy_pickle
+    from synthetic_model import random_model_arrays
 
-    return legacy_pickle.write_flame_pickle(folder / "generic_model.pkl", synthetic.random_model_arrays(seed=1))
+    return legacy_pickle.write_flame_pickle(folder / "generic_model.pkl", random_model_arrays(seed=1))

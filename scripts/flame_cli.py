@@ -227,8 +227,8 @@ def export_into(bpy, console: Console, stage: Path, armature, formats: list[str]
 def cmd_demo(args, console: Console) -> None:
     bpy = blender()
     from flame_blender_addon.blender import head, render, sequence_import
-    from flame_blender_addon.core.demo_head import demo_model
-    from flame_blender_addon.core.performance import demo_performance
+    from flame_blender_addon.demo.head import demo_model
+    from flame_blender_addon.demo.performance import demo_performance
     from flame_blender_addon.core.sequence import fit_components
 
     width, height = args.resolution or (512, 512)

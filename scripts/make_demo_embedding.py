@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flame_blender_addon.core import demo_head as dh  # noqa: E402
+from flame_blender_addon.demo import head as dh  # noqa: E402
 
 MID = (40, 41)  # the face's midline lies between these grid columns
 R_OUTER, R_INNER = 26, 34  # the subject's right eye corners (columns); the left eye mirrors them

@@ -103,7 +103,7 @@ class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from ..core import demo_head  # generated on demand: ~50 MB of arrays
+        from ..demo import head as demo_head  # generated on demand: ~50 MB of arrays
 
         return self.build(context, demo_head.demo_model(), "FLAME_demo")
 

@@ -11,7 +11,9 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from ..core.errors import FlameError
 from ..core.model import load_model
-from ..core.sequence import fit_components, read_sequence, resample, write_metrical_checkpoints, write_sequence_npz
+from ..core.formats.metrical import write_metrical_checkpoints
+from ..core.formats.npz import write_sequence_npz
+from ..core.sequence import fit_components, read_sequence, resample
 from . import head, sequence_export, sequence_import
 from .operators import _BuildOperator, _HeadOperator, target_head
 from .progress import progress
@@ -156,7 +158,7 @@ class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
             else:
                 model = None
                 if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
-                    from ..core import demo_head
+                    from ..demo import head as demo_head
 
                     model = load_model(armature.flame.model_path) if armature.flame.model_path \
                         else demo_head.demo_model()

@@ -1,4 +1,5 @@
-"""Restricted unpickling for FLAME model files, metrical-tracker ``.frame`` files and torch zips.
+"""Restricted unpickling for FLAME model files and the pickles inside torch zips (metrical-tracker
+``.frame`` files, whose container :mod:`.formats.torch_zip` reads).
 
 Only what these files need is admitted: numpy's array reconstruction, a few builtins, stubs that
 stand in for ``chumpy`` arrays and ``scipy.sparse`` matrices, and torch tensors rebuilt as numpy
@@ -15,8 +16,6 @@ import importlib
 import io
 import pickle
 import warnings
-import zipfile
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -189,12 +188,3 @@ def loads(data: bytes, storages: Callable[[str], bytes] | None = None) -> Any:
         warnings.simplefilter("ignore")  # numpy 2's "align should be passed as ... boolean"
         return _resolve(SafeUnpickler(io.BytesIO(repair_crlf(data)), storages).load())
 
-
-def load_torch_zip(path: str | Path) -> Any:
-    """Read a ``torch.save`` zip (``<stem>/data.pkl`` + ``<stem>/data/<key>``) without torch."""
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-        if not names:
-            raise pickle.UnpicklingError("no '<name>/data.pkl' member: not a torch.save zip")
-        prefix = names[0][: -len("data.pkl")]
-        return loads(zf.read(names[0]), storages=lambda key: zf.read(f"{prefix}data/{key}"))

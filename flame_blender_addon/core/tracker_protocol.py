@@ -4,7 +4,7 @@ It lives in ``core`` so that Blender never imports the ``tracking`` package: the
 these lines, the front end (``blender/tracker_job.py``) reads them.
 
 The tracker (``python -m flame_blender_addon.tracking track ...``, or the test stand-in
-``python -m flame_blender_addon.tracking.fake``) writes one JSON object per line on stdout and
+``tests/fake_tracker.py``) writes one JSON object per line on stdout and
 nothing else there; diagnostics of third-party libraries go to stderr. Messages:
 
 ``{"type": "progress", "stage": "fit", "fraction": 0.42, "message": "all frames, pass 2/4"}``

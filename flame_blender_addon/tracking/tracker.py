@@ -14,12 +14,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..core import camera, demo_head, lbs
+from ..core import camera, lbs
 from ..core import tracker_protocol as protocol
-from ..core.demo_embedding import demo_embedding_arrays
 from ..core.errors import FlameError, TrackerError
 from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
+from ..demo import head as demo_head
+from ..demo.embedding import demo_embedding_arrays
 from . import landmark_model as lm
 from . import landmarks as lmk
 from . import media, outputs, solver
@@ -190,11 +191,12 @@ def write_previews(folder: Path, source: media.Source, model: FlameModel, arrays
 
 
 def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter) -> Path | None:
-    """metrical-tracker ``checkpoint/*.frame`` files through core.sequence, read back from the npz."""
+    """metrical-tracker ``checkpoint/*.frame`` files through core.formats, read back from the npz."""
     try:
-        from ..core.sequence import read_flame_npz, write_metrical_checkpoints
+        from ..core.formats.metrical import write_metrical_checkpoints
+        from ..core.formats.npz import read_flame_npz
     except ImportError:
-        report.log("metrical-tracker checkpoints skipped: core.sequence has no checkpoint writer", "warning")
+        report.log("metrical-tracker checkpoints skipped: core.formats has no checkpoint writer", "warning")
         return None
     try:
         for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model):

@@ -7,7 +7,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 import flame_blender_addon  # noqa: E402
-from flame_blender_addon.core import legacy_pickle, synthetic  # noqa: E402
+import legacy_pickle  # noqa: E402
+from synthetic_model import random_model_arrays  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,7 +29,7 @@ def empty_scene():
 def small_model_file(tmp_path_factory) -> Path:
     """A small model in the distributed pickle format (chumpy arrays, scipy csc regressor)."""
     path = tmp_path_factory.mktemp("models") / "generic_model.pkl"
-    return legacy_pickle.write_flame_pickle(path, synthetic.random_model_arrays(
+    return legacy_pickle.write_flame_pickle(path, random_model_arrays(
         n_verts=300, n_faces=500, seed=3, joint_spread=5.0))
 
 
@@ -36,7 +37,7 @@ def small_model_file(tmp_path_factory) -> Path:
 def flame_sized_model_file(tmp_path_factory) -> Path:
     """A FLAME-sized model (5023 vertices, 9976 faces, 400 components) in the distributed format."""
     path = tmp_path_factory.mktemp("models") / "generic_model.pkl"
-    return legacy_pickle.write_flame_pickle(path, synthetic.random_model_arrays(seed=1, joint_spread=3.0))
+    return legacy_pickle.write_flame_pickle(path, random_model_arrays(seed=1, joint_spread=3.0))
 
 
 def pytest_sessionfinish(session, exitstatus):

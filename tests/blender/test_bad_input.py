@@ -5,10 +5,11 @@ import pickle
 import bpy
 import numpy as np
 import pytest
+import legacy_pickle
 from bl_helpers import scene_state
+from synthetic_model import random_model_arrays
 
 from flame_blender_addon.blender import head
-from flame_blender_addon.core import legacy_pickle, synthetic
 from flame_blender_addon.core.errors import FlameError
 
 
@@ -21,7 +22,7 @@ def populated_scene(small_model_file):
 
 
 def _files(tmp_path):
-    arrays = synthetic.random_model_arrays(n_verts=50, n_faces=60, seed=1)
+    arrays = random_model_arrays(n_verts=50, n_faces=60, seed=1)
     good = legacy_pickle.dumps_flame(arrays)
     (tmp_path / "truncated.pkl").write_bytes(good[: len(good) // 3])
     (tmp_path / "foreign.pkl").write_bytes(pickle.dumps({"hello": np.zeros(3)}, protocol=2))

@@ -11,9 +11,9 @@ import pytest
 from bl_helpers import scene_state
 
 from flame_blender_addon.blender import head, render, sequence_import
-from flame_blender_addon.core.demo_head import demo_model
+from flame_blender_addon.demo.head import demo_model
 from flame_blender_addon.core.errors import FlameError
-from flame_blender_addon.core.performance import demo_performance
+from flame_blender_addon.demo.performance import demo_performance
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "flame_cli.py"
@@ -21,7 +21,7 @@ sys.path.insert(0, str(CLI.parent))
 import flame_cli  # noqa: E402
 
 SOURCE_COLOUR = (0.2, 0.4, 0.6, 1.0)
-FAKE_TRACKER = f"{sys.executable} -m flame_blender_addon.tracking.fake --output {{output}} --frames 4"
+FAKE_TRACKER = f"{sys.executable} {ROOT / 'tests' / 'fake_tracker.py'} --output {{output}} --frames 4"
 
 
 def cli(*args, timeout=300):

@@ -10,10 +10,10 @@ import pytest
 from bl_helpers import evaluated_vertices, scene_state
 
 from flame_blender_addon.blender import export, head, sequence_import
-from flame_blender_addon.core.demo_head import demo_model
+from flame_blender_addon.demo.head import demo_model
 from flame_blender_addon.core.errors import FlameError
-from flame_blender_addon.core.performance import demo_performance
-from flame_blender_addon.core.sequence import sequence_vertices
+from flame_blender_addon.demo.performance import demo_performance
+from flame_blender_addon.core.evaluation import sequence_vertices
 
 N_SHAPE, N_EXPR, N_POSE = 5, 20, 36
 WINDOW = slice(46, 58)  # 1.84-2.28 s of the performance: speech, the head turned, a glance down

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flame_blender_addon.core import demo_head as dh
 from flame_blender_addon.core import lbs, rotations
-from flame_blender_addon.core.demo_embedding import demo_embedding_arrays
 from flame_blender_addon.core.model import JOINT_NAMES
+from flame_blender_addon.demo import head as dh
+from flame_blender_addon.demo.embedding import demo_embedding_arrays
 
 MEDIAPIPE_POINTS = 478
 # MediaPipe points and their mirror images (the subject's right first): eye corners outer and inner,

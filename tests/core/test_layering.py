@@ -1,7 +1,8 @@
 """The add-on's layers, read from the source (every import statement, lazy ones inside functions too):
 ``blender`` never imports ``tracking`` (it runs the tracker as a separate process and shares only
 ``core.tracker_protocol``); ``core`` and ``tracking`` never import Blender's modules or ``blender``;
-``core`` never imports ``tracking``. test_core_isolation.py checks core's imports at runtime."""
+``core`` never imports ``tracking`` or ``demo``; ``demo`` is numpy content on top of ``core``.
+test_core_isolation.py checks core's imports at runtime."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def test_blender_never_imports_the_tracking_package():
 
 
 @pytest.mark.parametrize("folder, forbidden", [
-    ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
+    ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking", f"{PACKAGE}.demo"}),
+    ("demo", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
     ("tracking", BLENDER_MODULES | {f"{PACKAGE}.blender"}),
 ])
 def test_core_and_tracking_never_import_blender(folder, forbidden):

@@ -7,15 +7,16 @@ import sys
 
 import numpy as np
 import pytest
+import legacy_pickle
+from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core import legacy_pickle, synthetic
 from flame_blender_addon.core.errors import ModelLoadError
 from flame_blender_addon.core.model import load_model
 
 
 @pytest.fixture(scope="module")
 def arrays():
-    return synthetic.random_model_arrays(n_verts=120, n_faces=200, seed=7)
+    return random_model_arrays(n_verts=120, n_faces=200, seed=7)
 
 
 def assert_model_equals(model, arrays):
@@ -131,7 +132,7 @@ def test_truncated_missing_and_foreign_files(arrays, tmp_path):
 
 
 def test_flame_sized_fixture_has_flame_layout():
-    a = synthetic.random_model_arrays()
+    a = random_model_arrays()
     assert a["v_template"].shape == (5023, 3) and a["f"].shape == (9976, 3)
     assert a["shapedirs"].shape == (5023, 3, 400) and a["posedirs"].shape == (5023, 3, 36)
     assert a["J_regressor"].shape == (5, 5023) and a["weights"].shape == (5023, 5)

@@ -5,11 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flame_blender_addon.core import performance
 from flame_blender_addon.core.camera import project_opencv
-from flame_blender_addon.core.demo_head import EXPRESSION_NAMES, demo_model
+from flame_blender_addon.demo import performance
+from flame_blender_addon.demo.head import EXPRESSION_NAMES, demo_model
 from flame_blender_addon.core.rotations import matrix_to_axis_angle
-from flame_blender_addon.core.sequence import sequence_vertices, validate_sequence
+from flame_blender_addon.core.evaluation import sequence_vertices
+from flame_blender_addon.core.sequence import validate_sequence
 
 
 @pytest.fixture(scope="module")

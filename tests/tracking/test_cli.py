@@ -12,11 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scenes import make_scene, write_inputs  # noqa: E402
-from flame_blender_addon.core import camera, demo_head, sequence  # noqa: E402
-from flame_blender_addon.core.demo_embedding import demo_embedding_arrays  # noqa: E402
+import synthetic  # noqa: E402
+from flame_blender_addon.core import camera, evaluation, sequence  # noqa: E402
 from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
-from flame_blender_addon.tracking import landmarks, outputs, synthetic, tracker  # noqa: E402
+from flame_blender_addon.demo import head as demo_head  # noqa: E402
+from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
+from flame_blender_addon.tracking import landmarks, outputs, tracker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +65,7 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
 
 def reprojected(model, embedding, seq) -> np.ndarray:
     """The embedded landmarks of a read sequence through its own cameras: (T, L, 2) pixels."""
-    points = synthetic.landmarks(model, embedding, sequence.sequence_vertices(model, seq))
+    points = synthetic.landmarks(model, embedding, evaluation.sequence_vertices(model, seq))
     return np.stack([camera.project_opencv(p, K, R, t)
                      for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
 

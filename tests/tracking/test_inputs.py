@@ -8,7 +8,7 @@ import pytest
 
 from flame_blender_addon.core.errors import TrackerError
 from flame_blender_addon.core.model import model_from_arrays
-from flame_blender_addon.core.synthetic import random_model_arrays
+from synthetic_model import random_model_arrays
 from flame_blender_addon.tracking import landmarks as lmk
 from flame_blender_addon.tracking import media
 

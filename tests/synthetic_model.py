@@ -1,4 +1,4 @@
-"""Random FLAME-format models for tests and benchmarks (not a face; see :mod:`.demo_head` for one).
+"""Random FLAME-format models for tests and benchmarks (not a face; see ``flame_blender_addon.demo.head`` for one).
 
 The arrays have FLAME's keys, layout and realistic magnitudes: FLAME-sized by default (5023
 vertices, 9976 faces, 400 components, 36 correctives, 5 joints), smaller on request.
@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX
-
-FLAME_VERTS, FLAME_FACES, FLAME_COMPONENTS = 5023, 9976, 400
-
-
-def kintree_table() -> np.ndarray:
-    """FLAME's (2, 5) table with the uint32 root sentinel."""
-    return np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.uint32)
+from flame_blender_addon.core.model import (N_COMPONENTS, N_FACES, N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX, N_VERTS,
+                                            kintree_table)
 
 
-def random_model_arrays(n_verts: int = FLAME_VERTS, n_faces: int = FLAME_FACES,
-                        n_components: int = FLAME_COMPONENTS, seed: int = 0,
+def random_model_arrays(n_verts: int = N_VERTS, n_faces: int = N_FACES,
+                        n_components: int = N_COMPONENTS, seed: int = 0,
                         joint_spread: float = 1.0) -> dict[str, np.ndarray]:
     """A dict in FLAME's pickle layout (``v_template``, ``f``, ``shapedirs``, ``posedirs``, ...).
 

@@ -3,8 +3,7 @@
 Byte strings use the py2 ``STRING`` opcodes, arrays ``numpy.core.multiarray._reconstruct``,
 ``J_regressor`` is a ``scipy.sparse.csc.csc_matrix`` and chosen keys are ``chumpy.ch.Ch`` objects
 (array in state ``'x'``). Neither chumpy nor scipy is needed to write (or, through
-:mod:`.safe_pickle`, to read) such a file. Used for test fixtures and to hand the demo head to
-other FLAME tools.
+``flame_blender_addon.core.safe_pickle``, to read) such a file. Writes the test fixtures.
 """
 
 from __future__ import annotations

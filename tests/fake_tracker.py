@@ -1,6 +1,6 @@
 """A stand-in tracker for testing front ends without torch (standard library only).
 
-``python -m flame_blender_addon.tracking.fake --output DIR [--frames N] [--fail-after N] [--hang]
+``python tests/fake_tracker.py --output DIR [--frames N] [--fail-after N] [--hang]
 [--delay S]`` speaks the protocol of :mod:`..core.tracker_protocol` like the real tracker and writes a
 small valid ``DIR/flame_sequence.npz`` (a slowly turning head opening its jaw). Unknown arguments (``--model``,
 ``--input`` ...) are accepted and ignored, so a front end can run it with the real tracker's argv.
@@ -21,7 +21,11 @@ import time
 import zipfile
 from typing import Sequence
 
-from ..core import tracker_protocol as protocol
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script: the add-on's package sits beside tests/
+    sys.path.insert(0, ROOT)
+
+from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 
 N_SHAPE, N_EXPR, SIZE, FPS, DISTANCE, FOCAL = 10, 10, 256, 25.0, 0.6, 600.0
 
@@ -106,7 +110,7 @@ def run(output: str, frames: int, fail_after: int | None, hang: bool, delay: flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flame_blender_addon.tracking.fake",
+    parser = argparse.ArgumentParser(prog="fake_tracker.py",
                                      description="Stand-in tracker speaking the JSON-lines protocol.")
     parser.add_argument("command", nargs="?", default="track", help="ignored ('track')")
     parser.add_argument("--output", required=True, help="output directory")

@@ -1,7 +1,7 @@
 """MediaPipe face-mesh landmarks on the procedural demo head, as a landmark embedding (numpy only).
 
 :func:`demo_embedding_arrays` gives metrical-tracker's ``mediapipe_landmark_embedding.npz`` schema for
-:mod:`.demo_head`'s mesh, so the tracker fits the demo head to MediaPipe's 478 points without any
+:mod:`.head`'s mesh, so the tracker fits the demo head to MediaPipe's 478 points without any
 FLAME asset. 146 points: both eyelid contours, the eyebrows, the outer and inner lip contours, the
 nose, the face oval's forehead and lower jaw, and both irises (centre and contour).
 
@@ -11,7 +11,7 @@ thin-plate spline through points with a clear counterpart (eye and mouth corners
 tip, nasion, subnasale, chin); eyelid and inner lip contours lie on the demo head's lid and lip
 margins, the iris centres at the eyeballs' front poles and the iris contours on the eyeballs; the
 other points at the closest point of the head's surface. Each row is ``point face b0 b1 b2``: the
-MediaPipe point, a triangle of :func:`.demo_head.faces` and barycentric weights on its corners.
+MediaPipe point, a triangle of :func:`.head.faces` and barycentric weights on its corners.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def demo_embedding_arrays() -> dict[str, np.ndarray]:
     """The demo head's MediaPipe embedding, keyed like ``mediapipe_landmark_embedding.npz``.
 
     ``lmk_face_idx`` (L,) int64 triangles of the demo head (into ``f`` of
-    :func:`.demo_head.demo_model_arrays`), ``lmk_b_coords`` (L, 3) float64 barycentric weights
+    :func:`.head.demo_model_arrays`), ``lmk_b_coords`` (L, 3) float64 barycentric weights
     (rows sum to 1), ``landmark_indices`` (L,) int64 MediaPipe face-mesh points (0..477), increasing.
     """
     table = np.array(_TABLE.split(), dtype=np.float64).reshape(-1, 5)

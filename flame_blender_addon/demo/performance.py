@@ -1,7 +1,7 @@
 """A built-in facial performance for the demo: a few seconds of speech-like animation (numpy only).
 
-:func:`demo_performance` returns a :class:`~.sequence.FlameSequence` for the demo head
-(:mod:`.demo_head`), so the demo goes through the same path as a tracked import. It is fully
+:func:`demo_performance` returns a :class:`~..core.sequence.FlameSequence` for the demo head
+(:mod:`.head`), so the demo goes through the same path as a tracked import. It is fully
 deterministic (fixed syllable timings, no randomness at call time):
 
 - speech: phrases of syllables at ~4.5 Hz with pauses; every syllable opens the jaw (joint 2) and
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .camera import CameraTrack, intrinsics
-from .demo_head import EXPRESSION_NAMES
-from .model import N_JOINTS, N_SHAPE_MAX
-from .rotations import axis_angle_to_matrix
-from .sequence import FlameSequence, validate_sequence
+from ..core.camera import CameraTrack, intrinsics
+from ..core.model import N_JOINTS, N_SHAPE_MAX
+from ..core.rotations import axis_angle_to_matrix
+from ..core.sequence import FlameSequence, validate_sequence
+from .head import EXPRESSION_NAMES
 
 ROOT, NECK, JAW, EYE_L, EYE_R = range(N_JOINTS)
 DEFAULT_DURATION, DEFAULT_FPS = 5.0, 25.0
@@ -142,7 +142,7 @@ def demo_performance(duration: float = DEFAULT_DURATION, fps: float = DEFAULT_FP
     """The built-in performance as a validated sequence of ``round(duration * fps)`` frames.
 
     Identity is the mean head (``shape`` zeros (n_shape,)); ``expr`` (T, n_expr) uses the semantic
-    columns of :data:`.demo_head.EXPRESSION_NAMES` (n_expr must cover them); translation is zero;
+    columns of :data:`.head.EXPRESSION_NAMES` (n_expr must cover them); translation is zero;
     the camera is :func:`demo_camera`. Deterministic: equal arguments give equal arrays.
     """
     needed = max(EXPRESSION_NAMES.values()) + 1

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import lbs, rotations
-from ..core.model import FlameModel
-from .landmarks import Embedding, Track
+from flame_blender_addon.core import lbs, rotations
+from flame_blender_addon.core.model import FlameModel
+from flame_blender_addon.tracking.landmarks import Embedding, Track
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """A procedurally generated demo head in FLAME's exact layout, so the add-on works without FLAME.
 
 :func:`demo_model_arrays` returns the keys, shapes and dtypes of a FLAME pickle (see
-:func:`.synthetic.random_model_arrays`) for a stylised head and neck in FLAME's axes (+X subject's
+the test suite's ``random_model_arrays``) for a stylised head and neck in FLAME's axes (+X subject's
 left, +Y up, +Z forward, metres): 5023 vertices and 9976 triangles, eyeball vertices last, so
 FLAME-indexed assets (eyelid blendshapes, landmark embeddings) fit it. Nothing here derives from
 FLAME's data; the arrays (48 MB) are built at runtime in a fraction of a second.
@@ -34,15 +34,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from .model import N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX, FlameModel, model_from_arrays
-from .synthetic import FLAME_COMPONENTS, kintree_table
+from ..core.model import (N_COMPONENTS, N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX, FlameModel, kintree_table,
+                          model_from_arrays)
 
 N_ROWS, N_COLS = 49, 82
 N_HEAD = 1 + N_ROWS * N_COLS  # 4019 head vertices: the pole and the grid
 EYE_SEGMENTS, EYE_RINGS = 25, 20
 N_EYE = EYE_SEGMENTS * EYE_RINGS + 2  # 502 vertices per eyeball
 N_VERTS = N_HEAD + 2 * N_EYE  # 5023, as FLAME
-N_EXPR = FLAME_COMPONENTS - N_SHAPE_MAX  # 100
+N_EXPR = N_COMPONENTS - N_SHAPE_MAX  # 100
 LID_ROW = 15  # upper eyelid margin ring; LID_ROW + 1 is the lower margin
 LIP_ROW = 29  # upper lip margin ring; LIP_ROW + 1 is the lower margin
 MOUTH_QUADS = np.arange(34, 47)  # grid quads (columns c, c + 1) cut below ring LIP_ROW
@@ -611,7 +611,7 @@ def _pose_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarray:
 
 
 def demo_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
-    """The demo head as a FLAME pickle's dict (keys and layout of :func:`.synthetic.random_model_arrays`).
+    """The demo head as a FLAME pickle's dict (the keys and layout of a FLAME model file).
 
     v_template (5023, 3) float64 metres; f (9976, 3) uint32; shapedirs (5023, 3, 400) float64 with
     300 identity then 100 expression columns; posedirs (5023, 3, 36) float64; J_regressor (5, 5023)
@@ -632,5 +632,5 @@ def demo_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def demo_model(seed: int = 0) -> FlameModel:
-    """The demo head as a validated :class:`.model.FlameModel` named ``demo_head``."""
+    """The demo head as a validated :class:`..core.model.FlameModel` named ``demo_head``."""
     return model_from_arrays(demo_model_arrays(seed), name="demo_head")
