@@ -6,9 +6,11 @@ import logging
 
 import bpy
 
+from .. import cli
 from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
 
 log = logging.getLogger(__name__)
+_cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
            *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *panel.CLASSES)
@@ -45,10 +47,13 @@ def register() -> None:
     for menu, func in MENUS:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
+    _cli_commands.append(bpy.utils.register_cli_command(cli.COMMAND, cli.main))  # blender -c flame ...
 
 
 def unregister() -> None:
     tracker_job.cancel_all()
+    while _cli_commands:
+        bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _stop_tracker_jobs in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):
