@@ -37,7 +37,9 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
 from ..core.errors import FlameError
-from . import head, render
+from . import head
+from .operator_base import HeadOperator
+from .progress import Report
 from .transaction import active_in_mode
 
 FBX_PRESETS = {"UNREAL": "FBX_SCALE_NONE", "UNITY": "FBX_SCALE_UNITS"}  # preset -> the exporter's apply_scale_options
@@ -179,7 +181,7 @@ def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, f
 
 def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: Path, stem: str = "",
                formats: tuple[str, ...] = FORMATS, frame_range: FrameRange | None = None,
-               report: render.Report = lambda f, m: None) -> dict[str, list[Path]]:
+               report: Report = lambda f, m: None) -> dict[str, list[Path]]:
     """Write every format in ``formats`` (ids of ``FORMATS``) to ``folder``; returns id -> files.
 
     Names: ``<stem>_unreal.fbx``, ``<stem>_unity.fbx``, ``<stem>.glb``, ``<stem>.abc``, ``<stem>.usd``,
@@ -210,30 +212,16 @@ def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: P
 # operators
 
 
-class _ExportOperator(ExportHelper):
-    """Mixin: a target head (default: the active one) and error reporting around ``export``."""
+class _ExportOperator(HeadOperator, ExportHelper):
+    """Mixin: export the target head (default: the active one) to ``filepath``."""
 
     bl_options = {"REGISTER"}
-    target: StringProperty(name="Target", description="FLAME head to export (default: the active one)",
-                           options={"SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        return head.find_head(context.active_object) is not None
 
     def export(self, context, armature: bpy.types.Object, filepath: Path) -> list[Path]:
         raise NotImplementedError
 
-    def execute(self, context):
-        armature = head.find_head(bpy.data.objects.get(self.target) if self.target else context.active_object)
-        if armature is None:
-            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
-            return {"CANCELLED"}
-        try:
-            paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+    def run(self, context, armature):
+        paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
         self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
                                                                             if len(paths) > 1 else ""))
         return {"FINISHED"}
@@ -309,7 +297,7 @@ class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
 
 
 CLASSES = (FLAME_OT_export_fbx, FLAME_OT_export_gltf, FLAME_OT_export_alembic, FLAME_OT_export_usd,
-           FLAME_OT_export_mesh_frames, *render.CLASSES)
+           FLAME_OT_export_mesh_frames)
 
 
 def menu_export(self, context):
@@ -321,4 +309,3 @@ def menu_export(self, context):
     layout.operator(FLAME_OT_export_alembic.bl_idname, text="FLAME Head Alembic (.abc)")
     layout.operator(FLAME_OT_export_usd.bl_idname, text="FLAME Head USD (.usd)")
     layout.operator(FLAME_OT_export_mesh_frames.bl_idname, text="FLAME Head per Frame (.obj/.ply)")
-    layout.operator(render.FLAME_OT_render_preview.bl_idname, text="FLAME Preview Render (.png/.mp4)")

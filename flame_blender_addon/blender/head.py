@@ -9,14 +9,13 @@ Armature modifier. Only the armature object's transform turns FLAME's Y-up into 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import bpy
 import numpy as np
 from mathutils import Matrix
 
 from ..core import rig
 from ..core.model import JOINT_NAMES, FlameModel
+from .progress import Report
 from .transaction import active_in_mode
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
@@ -27,6 +26,16 @@ J_REGRESSOR_PROP = "flame_J_regressor"
 def shape_key_names(n_shape: int, n_expr: int) -> list[str]:
     """Names of the blendshape keys in model order: identity then expression."""
     return [f"{SHAPE_PREFIX}{i:03d}" for i in range(n_shape)] + [f"{EXPR_PREFIX}{i:03d}" for i in range(n_expr)]
+
+
+def key_value_path(name: str) -> str:
+    """Data path of a shape key's value on the mesh's Key, e.g. ``key_blocks["exp000"].value``."""
+    return f'key_blocks["{name}"].value'
+
+
+def bone_path(bone: str, prop: str) -> str:
+    """Data path of a pose bone's property on the armature, e.g. ``pose.bones["jaw"].rotation_quaternion``."""
+    return f'pose.bones["{bone}"].{prop}'
 
 
 def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
@@ -57,7 +66,7 @@ def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
             group.add(nonzero[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
 
 
-def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Callable[[float, str], None]) -> None:
+def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) -> None:
     obj.shape_key_add(name="Basis", from_mix=False)
     blendshapes = np.concatenate([model.shapedirs, model.exprdirs], 2)
     blocks = [(shape_key_names(model.n_shape, model.n_expr), blendshapes, 10.0),
@@ -82,7 +91,7 @@ def _add_corrective_drivers(mesh_obj: bpy.types.Object, armature: bpy.types.Obje
             var = driver.variables.new()
             var.name, var.type = component, "SINGLE_PROP"
             var.targets[0].id = armature
-            var.targets[0].data_path = f'pose.bones["{bone}"].rotation_quaternion[{i}]'
+            var.targets[0].data_path = f"{bone_path(bone, 'rotation_quaternion')}[{i}]"
         driver.expression = expression
 
 
@@ -100,7 +109,7 @@ def set_rest_joints(context: bpy.types.Context, armature: bpy.types.Object, join
 
 
 def build_head(context: bpy.types.Context, model: FlameModel, name: str,
-               report: Callable[[float, str], None] = lambda f, m: None) -> bpy.types.Object:
+               report: Report = lambda f, m: None) -> bpy.types.Object:
     """Create armature + mesh for ``model`` in the active collection; returns the armature (active)."""
     report(0.0, "mesh")
     armature = bpy.data.objects.new(name, bpy.data.armatures.new(name))
@@ -148,6 +157,26 @@ def find_head(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     return None
 
 
+def scene_heads(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    """The FLAME armatures of ``scene``, in the scene's object order."""
+    return [obj for obj in scene.objects if obj.type == "ARMATURE" and find_head(obj) is obj]
+
+
+def target_head(context: bpy.types.Context, name: str = "") -> bpy.types.Object | None:
+    """The head an operator acts on: the object named ``name`` (or its head), else the active object's head."""
+    return find_head(bpy.data.objects.get(name) if name else context.active_object)
+
+
+def joint_basis(armature: bpy.types.Object) -> np.ndarray:
+    """The joint basis stored on the head (:meth:`..core.model.FlameModel.joint_basis`): (1 + S + E, J, 3)."""
+    return np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)
+
+
+def joint_regressor(armature: bpy.types.Object) -> np.ndarray:
+    """The model's ``J_regressor`` stored on the head: (J, V)."""
+    return np.asarray(armature[J_REGRESSOR_PROP], dtype=np.float64).reshape(len(JOINT_NAMES), -1)
+
+
 def coefficient_values(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """Current shape (S,) and expression (E,) values read from the head's shape keys."""
     blocks = armature.flame.mesh.data.shape_keys.key_blocks
@@ -158,7 +187,7 @@ def coefficient_values(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarr
 
 def joints_for(armature: bpy.types.Object, shape: np.ndarray, expr: np.ndarray) -> np.ndarray:
     """Rest joints (J, 3) for the given coefficients, from the basis stored on the armature."""
-    basis = np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)
+    basis = joint_basis(armature)
     return basis[0] + np.tensordot(np.concatenate([shape, expr]), basis[1:], axes=1)
 
 

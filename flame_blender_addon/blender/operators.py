@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import bpy
 import numpy as np
 from bpy.props import FloatProperty, IntProperty, StringProperty
@@ -12,53 +10,21 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 from ..core.errors import FlameError
 from ..core.model import FlameModel, load_model
 from . import head
+from .operator_base import HeadOperator, reports_errors
 from .progress import progress
 from .transaction import rollback_on_error
 
-log = logging.getLogger(__name__)
-
-
-def target_head(context: bpy.types.Context, target: str) -> bpy.types.Object | None:
-    return head.find_head(bpy.data.objects.get(target) if target else context.active_object)
-
-
-class _HeadOperator:
-    """Mixin: ``target`` property and a poll that needs a FLAME head."""
-
-    target: StringProperty(name="Target", description="FLAME head object (default: the active one)",
-                           options={"SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        # Properties are unknown here, so a head anywhere in the scene will do (``target``).
-        return head.find_head(context.active_object) is not None or any(
-            head.find_head(obj) for obj in context.scene.objects if obj.type == "ARMATURE")
-
-    def execute(self, context):
-        armature = target_head(context, self.target)
-        if armature is None:
-            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
-            return {"CANCELLED"}
-        return self.run(context, armature)
-
-    def run(self, context, armature: bpy.types.Object) -> set[str]:
-        raise NotImplementedError
-
 
 class _BuildOperator:
-    """Mixin: component counts and the build itself, all-or-nothing."""
+    """Mixin: component counts and the build itself, all-or-nothing (call it inside ``reports_errors``)."""
 
     n_shape: IntProperty(name="Identity components", default=300, min=0, max=300)
     n_expr: IntProperty(name="Expression components", default=100, min=0, max=100)
 
     def build(self, context, model: FlameModel, name: str):
         model = model.truncated(self.n_shape, self.n_expr)
-        try:
-            with rollback_on_error(context), progress(context, f"Building {name}") as report:
-                armature = head.build_head(context, model, name, report)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        with rollback_on_error(context), progress(context, f"Building {name}") as report:
+            armature = head.build_head(context, model, name, report)
         for warning in model.warnings:
             self.report({"WARNING"}, f"{model.name}: {warning}")
         self.report({"INFO"}, f"Built {armature.name} from {model.name} "
@@ -80,19 +46,11 @@ class FLAME_OT_import_model(_BuildOperator, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    @reports_errors
     def execute(self, context):
         if not self.filepath:
-            self.report({"ERROR"}, "No model file given: choose your generic_model.pkl or flame2023.pkl")
-            return {"CANCELLED"}
-        try:
-            model = load_model(bpy.path.abspath(self.filepath))
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"{self.filepath}: cannot be read ({err.strerror or err})")
-            return {"CANCELLED"}
-        return self.build(context, model, "FLAME")
+            raise FlameError("No model file given: choose your generic_model.pkl or flame2023.pkl")
+        return self.build(context, load_model(bpy.path.abspath(self.filepath)), "FLAME")
 
 
 class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
@@ -102,13 +60,14 @@ class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
     bl_label = "FLAME Demo Head"
     bl_options = {"REGISTER", "UNDO"}
 
+    @reports_errors
     def execute(self, context):
         from ..demo import head as demo_head  # generated on demand: ~50 MB of arrays
 
         return self.build(context, demo_head.demo_model(), "FLAME_demo")
 
 
-class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
+class FLAME_OT_update_joints(HeadOperator, bpy.types.Operator):
     """Move the joints to where FLAME regresses them for the current shape and expression"""
 
     bl_idname = "flame.update_joints"
@@ -120,7 +79,7 @@ class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _CoefficientOperator(_HeadOperator):
+class _CoefficientOperator(HeadOperator):
     """Set identity or expression shape-key values to zero or to random N(0, strength^2) draws,
     then update the joints (FLAME's joints follow both)."""
 
@@ -172,7 +131,7 @@ class FLAME_OT_reset_expression(_CoefficientOperator, bpy.types.Operator):
     bl_idname, bl_label, prefix = "flame.reset_expression", "Reset Expression", head.EXPR_PREFIX
 
 
-class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
+class FLAME_OT_reset_pose(HeadOperator, bpy.types.Operator):
     """Reset every joint rotation and the translation"""
 
     bl_idname = "flame.reset_pose"

@@ -8,12 +8,14 @@ import bpy
 
 from .. import cli
 from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
+from .render import operator as render_operator
 
 log = logging.getLogger(__name__)
 _cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
-           *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *panel.CLASSES)
+           *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *render_operator.CLASSES,
+           *panel.CLASSES)
 
 
 def _menu_import(self, context):
@@ -31,7 +33,8 @@ def _menu_add(self, context):
 
 
 MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.TOPBAR_MT_file_export, _menu_export),
-         (bpy.types.VIEW3D_MT_add, _menu_add), (bpy.types.TOPBAR_MT_file_export, export.menu_export))
+         (bpy.types.VIEW3D_MT_add, _menu_add), (bpy.types.TOPBAR_MT_file_export, export.menu_export),
+         (bpy.types.TOPBAR_MT_render, render_operator.menu_render))
 
 
 @bpy.app.handlers.persistent

@@ -9,7 +9,6 @@ All keys are written in bulk (:mod:`.keyframes`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import bpy
 import numpy as np
@@ -17,10 +16,12 @@ from mathutils import Matrix
 
 from ..core import camera as cameras
 from ..core import rig, rotations
+from ..core.formats.per_frame import numbered_images
 from ..core.model import JOINT_NAMES
 from ..core.sequence import FlameSequence
 from . import head
 from .keyframes import write_channels
+from .progress import Report
 
 CAMERA_MODES = (
     ("MOVING_CAMERA", "Moving camera", "The head stays put and the tracker's camera moves around it"),
@@ -53,13 +54,11 @@ def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence,
     J0 = head.joints_for(armature, shape, np.zeros(props.n_expr))
     if seq.static_offset is not None and not keep_identity:
         _ensure_offset_key(mesh_obj, STATIC_OFFSET_KEY, seq.static_offset, 1.0).value = 1.0
-        regressor = np.asarray(armature[head.J_REGRESSOR_PROP]).reshape(len(JOINT_NAMES), -1)
-        J0 = J0 + regressor @ seq.static_offset
+        J0 = J0 + head.joint_regressor(armature) @ seq.static_offset
     elif STATIC_OFFSET_KEY in blocks and not keep_identity:
         blocks[STATIC_OFFSET_KEY].value = 0.0
     head.set_rest_joints(context, armature, J0)
-    basis = np.asarray(armature[head.JOINT_BASIS_PROP]).reshape(-1, len(JOINT_NAMES), 3)
-    return J0, basis[1 + props.n_shape:]
+    return J0, head.joint_basis(armature)[1 + props.n_shape:]
 
 
 def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray,
@@ -70,15 +69,16 @@ def _key_head(armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray
     quats = rotations.continuous_quaternions(rotations.matrix_to_quaternion(seq.rotations))
     channels = []
     for j, name in enumerate(JOINT_NAMES):
-        channels += [(f'pose.bones["{name}"].rotation_quaternion', i, quats[:, j, i]) for i in range(4)]
-        channels += [(f'pose.bones["{name}"].location', i, locations[:, j, i]) for i in range(3)]
+        channels += [(head.bone_path(name, "rotation_quaternion"), i, quats[:, j, i]) for i in range(4)]
+        channels += [(head.bone_path(name, "location"), i, locations[:, j, i]) for i in range(3)]
 
     mesh_obj = armature.flame.mesh
-    key_channels = [(f'key_blocks["{head.EXPR_PREFIX}{e:03d}"].value', 0, seq.expr[:, e]) for e in range(seq.n_expr)]
+    key_channels = [(head.key_value_path(name), 0, seq.expr[:, e])
+                    for e, name in enumerate(head.shape_key_names(0, seq.n_expr))]
     if seq.eyelids is not None and seq.eyelid_dirs is not None:
         for k, name in enumerate(EYELID_KEYS):
             _ensure_offset_key(mesh_obj, name, seq.eyelid_dirs[k], 10.0)
-            key_channels.append((f'key_blocks["{name}"].value', 0, seq.eyelids[:, k]))
+            key_channels.append((head.key_value_path(name), 0, seq.eyelids[:, k]))
     write_channels(mesh_obj.data.shape_keys, f"{armature.name}_expression", frames, key_channels)
     return channels
 
@@ -130,23 +130,24 @@ def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames:
 
 def _add_background(data: bpy.types.Camera, folder: Path, first_frame: int) -> None:
     """The tracker's input frames (``NNNNN.png``) as the camera's background image sequence."""
-    files = sorted(p for p in folder.glob("*.png") if p.stem.isdigit())
+    files = numbered_images(folder)
     if not files:
         return
-    image = bpy.data.images.load(str(files[0]), check_existing=True)
+    first, last = min(files), max(files)
+    image = bpy.data.images.load(str(files[first]), check_existing=True)
     image.source = "SEQUENCE"
     data.show_background_images = True
     bg = data.background_images.new()
     bg.image, bg.alpha, bg.display_depth = image, 1.0, "BACK"
     bg.image_user.frame_start = first_frame
-    bg.image_user.frame_duration = int(files[-1].stem) - int(files[0].stem) + 1
-    bg.image_user.frame_offset = int(files[0].stem) - 1
+    bg.image_user.frame_duration = last - first + 1
+    bg.image_user.frame_offset = first - 1
 
 
 def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, frame_start: int = 1,
                    keep_identity: bool = False, camera_mode: str = "MOVING_CAMERA",
                    background: Path | None = None,
-                   report: Callable[[float, str], None] = lambda f, m: None) -> None:
+                   report: Report = lambda f, m: None) -> None:
     """Animate ``armature`` with ``seq`` (already fitted to the head's component counts).
 
     Sequence frame i lands on scene frame ``frame_start + frame_ids[i]``; the scene's fps and frame

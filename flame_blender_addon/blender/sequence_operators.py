@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import bpy
@@ -15,43 +14,16 @@ from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
 from ..core.sequence import fit_components, read_sequence, resample
 from . import head, sequence_export, sequence_import
-from .operators import _BuildOperator, _HeadOperator, target_head
+from .operator_base import HeadOperator, reports_errors
+from .operators import _BuildOperator
 from .progress import progress
 from .transaction import rollback_on_error
-
-log = logging.getLogger(__name__)
 
 
 def _background_folder(path: Path) -> Path | None:
     """metrical-tracker's ``input/`` frames beside the ``checkpoint/`` folder, if present."""
     base = path if path.is_dir() else path.parent
     return next((p for p in (base / "input", base.parent / "input") if p.is_dir()), None)
-
-
-class _HeadState:
-    """What a sequence import changes on an existing head, to restore it if the import fails."""
-
-    def __init__(self, armature: bpy.types.Object):
-        self.armature = armature
-        self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
-        self.values = np.empty(len(self.blocks), dtype=np.float32)
-        self.blocks.foreach_get("value", self.values)
-        self.joints = np.array([b.head_local for b in armature.data.bones])
-        self.owners = [armature, armature.flame.mesh.data.shape_keys]
-        self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
-        self.matrix = armature.matrix_world.copy()
-        self.rotation_mode = armature.rotation_mode
-
-    def restore(self, context) -> None:
-        for owner, action in zip(self.owners, self.actions):
-            if owner.animation_data:
-                owner.animation_data.action = action
-        for name in [kb.name for kb in self.blocks][len(self.values):]:
-            self.armature.flame.mesh.shape_key_remove(self.blocks[name])
-        self.blocks.foreach_set("value", self.values)
-        head.set_rest_joints(context, self.armature, self.joints)
-        self.armature.rotation_mode = self.rotation_mode
-        self.armature.matrix_world = self.matrix
 
 
 class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
@@ -86,51 +58,38 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    @reports_errors
     def execute(self, context):
         path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = read_sequence(path, fps=self.fps or None,
-                                eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
-            model = load_model(bpy.path.abspath(self.model_filepath)) if self.model_filepath else None
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        armature = None if model else target_head(context, self.target)
+        seq = read_sequence(path, fps=self.fps or None,
+                            eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
+        model = load_model(bpy.path.abspath(self.model_filepath)) if self.model_filepath else None
+        armature = None if model else head.target_head(context, self.target)
         if model is None and armature is None:
-            self.report({"ERROR"}, "No FLAME head to animate: select one, or give a model file to build one")
-            return {"CANCELLED"}
-        state = _HeadState(armature) if armature else None
-        try:
-            with rollback_on_error(context), progress(context, "Importing sequence") as report:
-                if model is not None:
-                    armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
-                                               lambda f, m: report(0.3 * f, m))
-                seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
-                background = _background_folder(path) if self.use_background else None
-                if self.target_fps:
-                    seq = resample(seq, self.target_fps)
-                    if background is not None:  # an image sequence cannot change its rate
-                        seq.warnings.append("resampled: the tracker's input frames are not used as background")
-                        background = None
-                sequence_import.apply_sequence(
-                    context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
-                    camera_mode=self.camera_mode,
-                    background=background,
-                    report=lambda f, m: report(0.3 + 0.7 * f, m))
-        except Exception as err:  # the scene is restored either way; only surprises get a traceback
-            if state:
-                state.restore(context)
-            if not isinstance(err, FlameError):
-                log.exception("sequence import failed")
-            self.report({"ERROR"}, str(err) if isinstance(err, FlameError) else f"Import failed: {err!r}")
-            return {"CANCELLED"}
+            raise FlameError("No FLAME head to animate: select one, or give a model file to build one")
+        with rollback_on_error(context, edited_head=armature), progress(context, "Importing sequence") as report:
+            if model is not None:
+                armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
+                                           lambda f, m: report(0.3 * f, m))
+            seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
+            background = _background_folder(path) if self.use_background else None
+            if self.target_fps:
+                seq = resample(seq, self.target_fps)
+                if background is not None:  # an image sequence cannot change its rate
+                    seq.warnings.append("resampled: the tracker's input frames are not used as background")
+                    background = None
+            sequence_import.apply_sequence(
+                context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
+                camera_mode=self.camera_mode,
+                background=background,
+                report=lambda f, m: report(0.3 + 0.7 * f, m))
         for warning in seq.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
         return {"FINISHED"}
 
 
-class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
+class FLAME_OT_export_sequence(HeadOperator, bpy.types.Operator):
     """Write the head's animation (and the scene camera) as flame_sequence.npz or metrical-tracker checkpoints"""
 
     bl_idname = "flame.export_sequence"
@@ -151,25 +110,18 @@ class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
 
     def run(self, context, armature):
         path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
-            if self.format == "NPZ":
-                write_sequence_npz(path, seq)
-            else:
-                model = None
-                if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
-                    from ..demo import head as demo_head
+        seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
+        if self.format == "NPZ":
+            write_sequence_npz(path, seq)
+        else:
+            model = None
+            if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
+                from ..demo import head as demo_head
 
-                    model = load_model(armature.flame.model_path) if armature.flame.model_path \
-                        else demo_head.demo_model()
-                for warning in write_metrical_checkpoints(path, seq, model):
-                    self.report({"WARNING"}, warning)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"{path}: cannot be written ({err.strerror or err})")
-            return {"CANCELLED"}
+                model = load_model(armature.flame.model_path) if armature.flame.model_path \
+                    else demo_head.demo_model()
+            for warning in write_metrical_checkpoints(path, seq, model):
+                self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Wrote {seq.n_frames} frames to {path}")
         return {"FINISHED"}
 

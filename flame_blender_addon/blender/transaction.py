@@ -1,4 +1,5 @@
-"""All-or-nothing scene edits: a failed import leaves no half-built datablocks behind."""
+"""All-or-nothing scene edits: a failed import leaves no half-built datablocks behind, and an existing head
+it changed as it was. The one rollback mechanism of the add-on's operators."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 from typing import Iterator
 
 import bpy
+import numpy as np
 
 # The ID collections an import can add to; new members are removed if the block fails.
 _COLLECTIONS = ("objects", "meshes", "armatures", "shape_keys", "actions", "cameras", "images",
@@ -16,11 +18,43 @@ def _snapshot() -> dict[str, set[int]]:
     return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in _COLLECTIONS}
 
 
+class _HeadState:
+    """What an import can change on an existing head: shape key values (and added keys), rest joints,
+    actions, and the armature object's transform."""
+
+    def __init__(self, armature: bpy.types.Object):
+        self.armature = armature
+        self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
+        self.values = np.empty(len(self.blocks), dtype=np.float32)
+        self.blocks.foreach_get("value", self.values)
+        self.joints = np.array([b.head_local for b in armature.data.bones])
+        self.owners = [armature, armature.flame.mesh.data.shape_keys]
+        self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
+        self.matrix = armature.matrix_world.copy()
+        self.rotation_mode = armature.rotation_mode
+
+    def restore(self, context: bpy.types.Context) -> None:
+        from .head import set_rest_joints  # head uses this module's active_in_mode
+
+        for owner, action in zip(self.owners, self.actions, strict=True):
+            if owner.animation_data:
+                owner.animation_data.action = action
+        for name in [kb.name for kb in self.blocks][len(self.values):]:
+            self.armature.flame.mesh.shape_key_remove(self.blocks[name])
+        self.blocks.foreach_set("value", self.values)
+        set_rest_joints(context, self.armature, self.joints)
+        self.armature.rotation_mode = self.rotation_mode
+        self.armature.matrix_world = self.matrix
+
+
+
 @contextlib.contextmanager
-def rollback_on_error(context: bpy.types.Context) -> Iterator[None]:
-    """Run a block that creates datablocks; if it raises, delete every datablock it created,
-    restore the active object, selection and mode, and re-raise."""
+def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object | None = None) -> Iterator[None]:
+    """Run a block that creates datablocks; if it raises, delete every datablock it created, restore
+    ``edited_head`` (an existing FLAME armature the block changes, see :class:`_HeadState`), the
+    active object, selection and mode, and re-raise."""
     before = _snapshot()
+    head_state = _HeadState(edited_head) if edited_head is not None else None
     active = context.view_layer.objects.active
     selected = [o for o in context.view_layer.objects if o.select_get()]
     try:
@@ -31,6 +65,8 @@ def rollback_on_error(context: bpy.types.Context) -> Iterator[None]:
         created = [id_ for name in _COLLECTIONS for id_ in getattr(bpy.data, name)
                    if id_.as_pointer() not in before[name]]
         bpy.data.batch_remove(created)
+        if head_state is not None:
+            head_state.restore(context)
         for obj in context.view_layer.objects:
             obj.select_set(obj in selected)
         context.view_layer.objects.active = active

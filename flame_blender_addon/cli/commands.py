@@ -56,9 +56,9 @@ def open_blend(bpy, path: Path) -> None:
 
 def find_head(bpy, name: str = ""):
     """The FLAME head named ``name``, else the first in the scene."""
-    from ..blender.head import find_head as head_of
+    from ..blender.head import scene_heads
 
-    heads = [o for o in bpy.context.scene.objects if head_of(o) is o]
+    heads = scene_heads(bpy.context.scene)
     if name:
         heads = [o for o in heads if o.name == name]
         if not heads:
@@ -80,7 +80,7 @@ def write_blend(bpy, output: Path, console: Console) -> None:
 
 
 def render_settings(args, resolution: tuple[int, int] | None = None, frames: tuple[int, int, int] | None = None):
-    from ..blender.render import RenderSettings
+    from ..blender.render.settings import RenderSettings
 
     samples = args.samples or DEFAULT_SAMPLES[args.engine]
     return RenderSettings(engine=args.engine, resolution=resolution, samples=samples, device=args.device, frames=frames)
@@ -89,9 +89,9 @@ def render_settings(args, resolution: tuple[int, int] | None = None, frames: tup
 def render_into(bpy, console: Console, stage: Path, settings, video: bool, source=None, overlay=False,
                 side_by_side=False) -> None:
     """Render the scene's camera into ``stage/frames`` (+ ``stage/preview.mp4``) with a progress bar."""
-    from ..blender import render
+    from ..blender.render.preview import render_preview
 
-    result = render.render_preview(bpy.context, stage / "frames", settings,
+    result = render_preview(bpy.context, stage / "frames", settings,
                                    video=stage / "preview.mp4" if video else None, source=source,
                                    overlay=overlay, side_by_side=side_by_side,
                                    report=ProgressBar(console, f"render ({settings.engine.lower()})"))
@@ -113,7 +113,8 @@ def export_into(bpy, console: Console, stage: Path, armature, formats: list[str]
 
 def cmd_demo(args, console: Console) -> None:
     bpy = blender()
-    from ..blender import head, render, sequence_import
+    from ..blender import head, sequence_import
+    from ..blender.render.settings import add_preview_lighting
     from ..demo.head import demo_model
     from ..demo.performance import demo_performance
     from ..core.sequence import fit_components
@@ -128,7 +129,7 @@ def cmd_demo(args, console: Console) -> None:
         seq = fit_components(seq if args.frames is None else seq.take(slice(0, args.frames)),
                              armature.flame.n_shape, armature.flame.n_expr)
         sequence_import.apply_sequence(bpy.context, armature, seq)
-        render.add_preview_lighting(bpy.context)
+        add_preview_lighting(bpy.context)
         save_blend(bpy, stage / "demo.blend")
         if not args.no_render:
             render_into(bpy, console, stage, render_settings(args), video=not args.no_video)
@@ -172,7 +173,7 @@ def cmd_track(args, console: Console) -> None:
 
 def cmd_render(args, console: Console) -> None:
     bpy = blender()
-    from ..blender import render
+    from ..blender.render import frames
 
     open_blend(bpy, args.blend)
     scene = bpy.context.scene
@@ -182,9 +183,9 @@ def cmd_render(args, console: Console) -> None:
         resolution = (width, height or max(1, round(width * scene.render.resolution_y / scene.render.resolution_x)))
     source = None
     if args.source:
-        source = render.folder_frames(args.source, (args.frames or (scene.frame_start,))[0])
+        source = frames.folder_frames(args.source, (args.frames or (scene.frame_start,))[0])
     elif args.overlay or args.side_by_side:
-        source = render.camera_background_frames(scene)
+        source = frames.camera_background_frames(scene)
     with staged_output(args.output) as stage:
         render_into(bpy, console, stage, render_settings(args, resolution, args.frames), video=args.mp4, source=source,
                     overlay=args.overlay, side_by_side=args.side_by_side)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from bl_helpers import scene_state
 
-from flame_blender_addon.blender import head, render, sequence_import
+from flame_blender_addon.blender import head, sequence_import
+from flame_blender_addon.blender.render import frames, preview
+from flame_blender_addon.blender.render.settings import PREVIEW_LIGHTS, RenderSettings, engine_id
 from flame_blender_addon.demo.head import demo_model
 from flame_blender_addon.core.errors import FlameError
 from flame_blender_addon.demo.performance import demo_performance
@@ -41,7 +43,7 @@ def write_source_frames(folder: Path, numbers, size=(24, 24), broken=()) -> Path
         if n in broken:
             (folder / f"{n:05d}.png").write_bytes(b"\x89PNG but not really")
         else:
-            render.save_rgba(pixels, folder / f"{n:05d}.png")
+            frames.save_rgba(pixels, folder / f"{n:05d}.png")
     return folder
 
 
@@ -63,7 +65,7 @@ def test_demo_writes_blend_preview_and_every_export(demo):
     assert sorted(p.name for p in (out / "obj").iterdir()) == ["head_0001.obj", "head_0002.obj", "head_0003.obj"]
     assert len(list((out / "ply").iterdir())) == 3
     assert (out / "preview.mp4").read_bytes()[4:8] == b"ftyp"
-    assert render.load_rgba(out / "frames" / "0002.png").shape == (32, 32, 4)
+    assert frames.load_rgba(out / "frames" / "0002.png").shape == (32, 32, 4)
     assert "render (workbench)" in result.stdout and "eta" in result.stdout and "100%" in result.stdout
     assert result.stderr == ""  # Blender's own messages went to the log, which is removed on success
 
@@ -72,7 +74,7 @@ def test_demo_writes_blend_preview_and_every_export(demo):
     armature = next(o for o in scene.objects if head.find_head(o) is o)
     assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 3, 25)
     assert scene.camera is not None and armature.flame.sequence_source == "demo performance"
-    assert sum(o.type == "LIGHT" for o in scene.objects) == len(render.PREVIEW_LIGHTS)
+    assert sum(o.type == "LIGHT" for o in scene.objects) == len(PREVIEW_LIGHTS)
 
 
 def test_render_over_source_frames_side_by_side(demo, tmp_path):
@@ -84,7 +86,7 @@ def test_render_over_source_frames_side_by_side(demo, tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (rendered / "frames").iterdir()) == ["0002.png", "0003.png"]
     assert (rendered / "preview.mp4").is_file()
-    frame = render.load_rgba(rendered / "frames" / "0002.png")
+    frame = frames.load_rgba(rendered / "frames" / "0002.png")
     assert frame.shape == (24, 48, 4)
     np.testing.assert_allclose(frame[:, :24], np.broadcast_to(SOURCE_COLOUR, (24, 24, 4)), atol=1 / 255)
     right = frame[:, 24:]
@@ -184,7 +186,7 @@ def test_compose_overlays_and_places_the_source_on_the_left():
     render_px[0, 0] = (1.0, 0.0, 0.0, 1.0)  # opaque red
     render_px[0, 1] = (1.0, 1.0, 1.0, 0.5)  # half-transparent white
     source = np.full((4, 4, 4), 0.5, dtype=np.float32)  # resized to 2 x 2
-    out = render.compose(render_px, source, overlay=True, side_by_side=True)
+    out = frames.compose(render_px, source, overlay=True, side_by_side=True)
     assert out.shape == (2, 4, 4)
     np.testing.assert_allclose(out[:, :2], 0.5 * np.ones((2, 2, 4)) + [0, 0, 0, 0.5])
     np.testing.assert_allclose(out[0, 2], (1.0, 0.0, 0.0, 1.0))
@@ -207,7 +209,7 @@ def test_render_preview_restores_the_scene_and_removes_temporary_lights(tmp_path
 
     before = scene_state() | settings()
     fractions = []
-    result = render.render_preview(bpy.context, tmp_path, render.RenderSettings(engine="CYCLES", samples=1),
+    result = preview.render_preview(bpy.context, tmp_path, RenderSettings(engine="CYCLES", samples=1),
                                    video=tmp_path / "p.mp4", report=lambda f, m: fractions.append(f))
     assert [p.name for p in result.frames] == ["0001.png", "0002.png", "0003.png"] and result.video.is_file()
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -216,13 +218,13 @@ def test_render_preview_restores_the_scene_and_removes_temporary_lights(tmp_path
     before.pop("images")
     assert after == before and not bpy.data.lights and not bpy.data.worlds
     with pytest.raises(FlameError, match="need source frames"):
-        render.render_preview(bpy.context, tmp_path, render.RenderSettings(), overlay=True)
+        preview.render_preview(bpy.context, tmp_path, RenderSettings(), overlay=True)
     operator_out = tmp_path / "operator"
     assert bpy.ops.flame.render_preview(directory=str(operator_out), use_video=False) == {"FINISHED"}
     assert sorted(p.name for p in operator_out.iterdir()) == ["0001.png", "0002.png", "0003.png"]
     with pytest.raises(RuntimeError, match="need source frames"):
         bpy.ops.flame.render_preview(directory=str(operator_out), side_by_side=True)
-    assert render.engine_id("EEVEE") in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+    assert engine_id("EEVEE") in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
 
 
 def test_source_frames_follow_the_camera_background_sequence(tmp_path):
@@ -230,15 +232,15 @@ def test_source_frames_follow_the_camera_background_sequence(tmp_path):
     source = write_source_frames(tmp_path / "input", range(7, 12), size=(4, 4))
     camera = bpy.data.cameras.new("cam")
     bpy.context.scene.camera = bpy.data.objects.new("cam", camera)
-    assert render.camera_background_frames(bpy.context.scene) is None
+    assert frames.camera_background_frames(bpy.context.scene) is None
     image = bpy.data.images.load(str(source / "00007.png"))
     image.source = "SEQUENCE"
     background = camera.background_images.new()
     background.image = image
     background.image_user.frame_start, background.image_user.frame_duration = 101, 5
     background.image_user.frame_offset = 6
-    lookup = render.camera_background_frames(bpy.context.scene)
+    lookup = frames.camera_background_frames(bpy.context.scene)
     assert [lookup(f).name for f in (101, 103, 105)] == ["00007.png", "00009.png", "00011.png"]
     assert lookup(90).name == "00007.png" and lookup(200).name == "00011.png"  # held outside the range
-    folder = render.folder_frames(source, 1)
+    folder = frames.folder_frames(source, 1)
     assert folder(1).name == "00007.png" and folder(9) is None

@@ -16,6 +16,16 @@ def int_stem(path: Path) -> int | None:
     return int(path.stem) if re.fullmatch(r"\d+", path.stem) else None
 
 
+def numbered_images(folder: Path) -> dict[int, Path]:
+    """Image files in ``folder`` whose name ends in a number: {number: path} (e.g. ``00042.png``)."""
+    out = {}
+    for path in folder.iterdir():
+        match = re.search(r"(\d+)$", path.stem)
+        if match and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            out[int(match.group(1))] = path
+    return out
+
+
 def stack(frames: Sequence[Mapping[str, Any]], key: str, names: Sequence[str],
           width: int | tuple[int, ...] | None, required: bool = True) -> np.ndarray | None:
     """Stack one key over frames (named ``names``) as (T, *width) float64; width None keeps each shape."""

@@ -1,0 +1,159 @@
+"""Frames: rendering the scene's camera to numbered PNGs, finding the source frames they belong to, and
+compositing the two (plain numpy on the pixels, no compositor node trees, whose API changed in 5.0).
+
+Rendering goes frame by frame (``render.render(write_still=True)``), so progress and ETA are
+reported after every frame and Ctrl-C stops between frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import bpy
+import numpy as np
+
+from ...core.errors import FlameError
+from ...core.formats.per_frame import numbered_images
+from ..progress import Report
+
+FRAME_PATTERN = "{:04d}.png"
+
+
+def render_scene(scene: bpy.types.Scene, **options) -> None:
+    """``bpy.ops.render.render`` of ``scene``; its failure (a RuntimeError) becomes a FlameError."""
+    try:
+        bpy.ops.render.render(scene=scene.name, **options)
+    except RuntimeError as err:
+        raise FlameError(f"rendering '{scene.name}' failed: {str(err).strip()}") from None
+
+
+def render_frames(scene: bpy.types.Scene, folder: Path, frames: Sequence[int],
+                  report: Report = lambda f, m: None) -> list[Path]:
+    """Render ``frames`` of ``scene`` as ``folder/NNNN.png``; returns the paths in order.
+
+    ``report(fraction, message)`` is called after each frame. The scene's current frame and output
+    path are restored afterwards.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if scene.camera is None:
+        raise FlameError(f"scene '{scene.name}' has no camera to render from")
+    paths, current, filepath = [], scene.frame_current, scene.render.filepath
+    try:
+        for i, frame in enumerate(frames):
+            scene.frame_set(frame)
+            path = folder / FRAME_PATTERN.format(frame)
+            scene.render.filepath = str(path)
+            render_scene(scene, write_still=True)
+            paths.append(path)
+            report((i + 1) / len(frames), f"frame {frame}")
+    finally:
+        scene.render.filepath = filepath
+        scene.frame_set(current)
+    return paths
+
+
+
+def camera_background_frames(scene: bpy.types.Scene) -> Callable[[int], Path | None] | None:
+    """Source frame lookup from the scene camera's background image sequence (set by a tracked
+    import): scene frame -> file, as Blender's image user maps it; None without such a sequence."""
+    camera = scene.camera
+    if camera is None or camera.type != "CAMERA":
+        return None
+    for bg in camera.data.background_images:
+        if bg.image is not None and bg.image.source == "SEQUENCE":
+            first = Path(bpy.path.abspath(bg.image.filepath))
+            files = numbered_images(first.parent)
+            user = bg.image_user
+
+            def lookup(frame: int, files=files, user=user) -> Path | None:
+                index = min(max(frame - user.frame_start + 1, 1), user.frame_duration)
+                return files.get(index + user.frame_offset)
+
+            return lookup
+    return None
+
+
+def folder_frames(folder: Path, first_scene_frame: int) -> Callable[[int], Path | None]:
+    """Source frame lookup for a folder of numbered images: the lowest number is ``first_scene_frame``."""
+    if not folder.is_dir():
+        raise FlameError(f"{folder}: no such folder of source frames")
+    files = numbered_images(folder)
+    if not files:
+        raise FlameError(f"{folder}: no numbered .png/.jpg frames found")
+    offset = min(files) - first_scene_frame
+    return lambda frame: files.get(frame + offset)
+
+
+def load_rgba(path: Path) -> np.ndarray:
+    """An image file as (H, W, 4) float32 in [0, 1], rows bottom to top (Blender's order), values as
+    stored (no colour conversion)."""
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError:
+        raise FlameError(f"{path}: cannot be read as an image") from None
+    try:
+        width, height = image.size
+        if width == 0 or height == 0:
+            raise FlameError(f"{path}: cannot be read as an image")
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        if image.channels < 4:  # Blender pads to RGBA; make sure alpha is opaque
+            pixels.reshape(-1, 4)[:, 3] = 1.0
+        return pixels.reshape(height, width, 4)
+    finally:
+        bpy.data.images.remove(image)
+
+
+def save_rgba(pixels: np.ndarray, path: Path) -> Path:
+    """Write (H, W, 4) float32 pixels (rows bottom to top) as an 8-bit RGBA PNG."""
+    height, width = pixels.shape[:2]
+    image = bpy.data.images.new(path.stem, width, height, alpha=True)
+    try:
+        image.pixels.foreach_set(np.ascontiguousarray(pixels, dtype=np.float32).ravel())
+        image.filepath_raw, image.file_format = str(path), "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
+    return path
+
+
+def resize_nearest(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(h, w, C) -> (height, width, C) by nearest neighbour (pixel centres)."""
+    h, w = pixels.shape[:2]
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return pixels[rows[:, None], cols[None, :]]
+
+
+def compose(render: np.ndarray, source: np.ndarray | None, overlay: bool, side_by_side: bool) -> np.ndarray:
+    """Combine a render (H, W, 4) straight alpha with its source frame (any size, resized to H x W).
+
+    overlay: the render over the source (``over`` operator); side_by_side: [source | result].
+    Returns (H, W or 2W, 4) float32, opaque.
+    """
+    height, width = render.shape[:2]
+    background = np.zeros_like(render) if source is None else resize_nearest(source, width, height)
+    alpha = render[..., 3:4] if overlay else np.ones_like(render[..., 3:4])
+    result = render * alpha + background * (1.0 - alpha)
+    result[..., 3] = 1.0
+    if side_by_side:
+        left = background.copy()
+        left[..., 3] = 1.0
+        result = np.concatenate([left, result], axis=1)
+    return result.astype(np.float32)
+
+
+def composite_frames(paths: Sequence[Path], frames: Sequence[int], source: Callable[[int], Path | None],
+                     overlay: bool, side_by_side: bool, report: Report = lambda f, m: None) -> list[int]:
+    """Rewrite each rendered PNG in place composed with its source frame; returns frames that had none."""
+    missing = []
+    for i, (path, frame) in enumerate(zip(paths, frames)):
+        src_path = source(frame)
+        if src_path is None:
+            missing.append(frame)
+        save_rgba(compose(load_rgba(path), None if src_path is None else load_rgba(src_path), overlay,
+                          side_by_side), path)
+        report((i + 1) / len(paths), f"compositing frame {frame}")
+    return missing
+
