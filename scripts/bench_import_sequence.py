@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import bpy  # noqa: E402
 import numpy as np
 from bench_common import flame_sized_model, machine
-
-import bpy  # noqa: E402
 
 import flame_blender_addon  # noqa: E402
 from flame_blender_addon.blender import compat  # noqa: E402

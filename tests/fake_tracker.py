@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from typing import Sequence
+from collections.abc import Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script: the add-on's package sits beside tests/

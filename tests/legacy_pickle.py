@@ -9,8 +9,9 @@ Byte strings use the py2 ``STRING`` opcodes, arrays ``numpy.core.multiarray._rec
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from flame_blender_addon.core.model import (N_COMPONENTS, N_FACES, N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX, N_VERTS,
-                                            kintree_table)
+from flame_blender_addon.core.model import (
+    N_COMPONENTS,
+    N_FACES,
+    N_JOINTS,
+    N_POSE_FEATURES,
+    N_SHAPE_MAX,
+    N_VERTS,
+    kintree_table,
+)
 
 
 def random_model_arrays(n_verts: int = N_VERTS, n_faces: int = N_FACES,

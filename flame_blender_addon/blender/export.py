@@ -28,8 +28,8 @@ current frame and frame range afterwards. Nothing is added to the scene.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import addon_utils
 import bpy
@@ -168,7 +168,7 @@ def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, f
                  apply_modifiers=True, export_eval_mode="DAG_EVAL_RENDER", export_materials=False,
                  export_uv=True, export_normals=True, **FRAME_AXES)
         else:
-            for frame, path in zip(frames, paths):
+            for frame, path in zip(frames, paths, strict=True):
                 scene.frame_set(frame)
                 _run(bpy.ops.wm.ply_export, path, "PLY", export_selected_objects=True, apply_modifiers=True,
                      export_uv=True, export_normals=False, export_colors="NONE", ascii_format=False,

@@ -74,7 +74,7 @@ def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) ->
     total, done = sum(len(names) for names, _, _ in blocks), 0
     for names, dirs, limit in blocks:
         coords = (model.v_template[None] + np.moveaxis(dirs, 2, 0)).astype(np.float32)  # (K, V, 3)
-        for name, co in zip(names, coords):
+        for name, co in zip(names, coords, strict=True):
             kb = obj.shape_key_add(name=name, from_mix=False)
             kb.slider_min, kb.slider_max = -limit, limit
             kb.data.foreach_set("co", co.ravel())
@@ -103,7 +103,7 @@ def set_rest_joints(context: bpy.types.Context, armature: bpy.types.Object, join
         for j, name in enumerate(JOINT_NAMES):
             bone = edit_bones.get(name) or edit_bones.new(name)
             bone.head, bone.tail, bone.roll = joints[j], tails[j], 0.0
-        for name, parent in zip(JOINT_NAMES, rig.parent_names()):
+        for name, parent in zip(JOINT_NAMES, rig.parent_names(), strict=True):
             edit_bones[name].parent = edit_bones[parent] if parent else None
             edit_bones[name].use_connect = False
 

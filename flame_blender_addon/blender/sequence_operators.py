@@ -9,9 +9,9 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.errors import FlameError
-from ..core.model import load_model
 from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
+from ..core.model import load_model
 from ..core.sequence import fit_components, read_sequence, resample
 from . import head, sequence_export, sequence_import
 from .operator_base import HeadOperator, reports_errors

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..core import tracker_protocol as protocol
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
-_RUNNING: set["TrackerJob"] = set()
+_RUNNING: set[TrackerJob] = set()
 
 
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",

@@ -4,7 +4,7 @@ it changed as it was. The one rollback mechanism of the add-on's operators."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import bpy
 import numpy as np

@@ -7,8 +7,8 @@ when a command runs, so ``--help`` and argument errors need no Blender.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .console import CliError, Console, ProgressBar, staged_output
 
@@ -115,9 +115,9 @@ def cmd_demo(args, console: Console) -> None:
     bpy = blender()
     from ..blender import head, sequence_import
     from ..blender.render.settings import add_preview_lighting
+    from ..core.sequence import fit_components
     from ..demo.head import demo_model
     from ..demo.performance import demo_performance
-    from ..core.sequence import fit_components
 
     width, height = args.resolution or (512, 512)
     height = height or width

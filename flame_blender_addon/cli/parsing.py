@@ -6,8 +6,17 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from .commands import (ALL_EXPORTS, ENGINES, EXPORT_CHOICES, cmd_build, cmd_demo, cmd_export, cmd_import, cmd_render,
-                       cmd_track)
+from .commands import (
+    ALL_EXPORTS,
+    ENGINES,
+    EXPORT_CHOICES,
+    cmd_build,
+    cmd_demo,
+    cmd_export,
+    cmd_import,
+    cmd_render,
+    cmd_track,
+)
 
 HELP = """The FLAME add-on's pipeline from the command line.
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class FlameModel:
     def n_expr(self) -> int:
         return self.exprdirs.shape[2]
 
-    def truncated(self, n_shape: int | None = None, n_expr: int | None = None) -> "FlameModel":
+    def truncated(self, n_shape: int | None = None, n_expr: int | None = None) -> FlameModel:
         """The same model keeping the first ``n_shape`` identity and ``n_expr`` expression components."""
         s = self.n_shape if n_shape is None else max(0, min(n_shape, self.n_shape))
         e = self.n_expr if n_expr is None else max(0, min(n_expr, self.n_expr))

@@ -9,14 +9,15 @@ hostile pickle that would call ``os.system`` is refused. Neither chumpy, scipy n
 
 from __future__ import annotations
 
-import collections
 import codecs
+import collections
 import copyreg
 import importlib
 import io
 import pickle
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -14,9 +14,9 @@ them. The vertices and joints of a sequence are computed by :mod:`.evaluation`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class FlameSequence:
     def n_expr(self) -> int:
         return self.expr.shape[1]
 
-    def take(self, index: np.ndarray | slice) -> "FlameSequence":
+    def take(self, index: np.ndarray | slice) -> FlameSequence:
         """The frames selected by ``index`` (index array, boolean mask or slice); shared data is kept."""
         return dataclasses.replace(
             self, expr=self.expr[index], rotations=self.rotations[index],
@@ -105,7 +105,7 @@ def frame_labels(frame_ids: np.ndarray) -> list[str]:
 
 def _runs_text(starts: np.ndarray, ends: np.ndarray, limit: int = 8) -> str:
     """Inclusive runs -> '3-5, 9, 12-20' (at most ``limit`` runs, then '...')."""
-    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts[:limit], ends[:limit]))
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts[:limit], ends[:limit], strict=True))
     return text + (", ..." if len(starts) > limit else "")
 
 
@@ -149,7 +149,7 @@ def _check_shapes(seq: FlameSequence, where: str) -> None:
         value = getattr(seq, key)
         if value is None:
             continue
-        if value.ndim != len(want) or any(w is not None and s != w for s, w in zip(value.shape, want)):
+        if value.ndim != len(want) or any(w is not None and s != w for s, w in zip(value.shape, want, strict=True)):
             raise SequenceError(f"{where}: {key} has shape {value.shape}, expected "
                                 f"({', '.join('n' if w is None else str(w) for w in want)})")
     cam = seq.camera

@@ -34,8 +34,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..core.model import (N_COMPONENTS, N_JOINTS, N_POSE_FEATURES, N_SHAPE_MAX, FlameModel, kintree_table,
-                          model_from_arrays)
+from ..core.model import (
+    N_COMPONENTS,
+    N_JOINTS,
+    N_POSE_FEATURES,
+    N_SHAPE_MAX,
+    FlameModel,
+    kintree_table,
+    model_from_arrays,
+)
 
 N_ROWS, N_COLS = 49, 82
 N_HEAD = 1 + N_ROWS * N_COLS  # 4019 head vertices: the pole and the grid
@@ -199,7 +206,7 @@ def _base_grid() -> np.ndarray:
     The front, side and back meridians blend around the head as 1, cos and cos^2 harmonics.
     """
     (front_r, front_y), (side_r, side_y), (back_r, back_y) = (
-        _profile_rings(points, heights).T for points, heights in zip(_PROFILES, _ANCHOR_HEIGHTS))
+        _profile_rings(points, heights).T for points, heights in zip(_PROFILES, _ANCHOR_HEIGHTS, strict=True))
     theta = column_angles()
     c1, c2 = np.cos(theta)[None, :], np.cos(theta)[None, :] ** 2
 

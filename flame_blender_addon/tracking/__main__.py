@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ..core import tracker_protocol as protocol
 

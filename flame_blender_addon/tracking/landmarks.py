@@ -183,4 +183,4 @@ def select(track: Track, embedding: Embedding) -> Track:
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive (first, last) frame ranges where ``mask`` (T,) is True."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import TrackerError
 from ..core import tracker_protocol as protocol
+from ..core.errors import TrackerError
 
 STALE_SECONDS_WINDOWS = 6 * 3600  # no safe liveness test for a pid on Windows: go by age
 
@@ -63,7 +63,7 @@ class Staging:
         self.path = Path(tempfile.mkdtemp(prefix=f"{protocol.TEMP_PREFIX}{os.getpid()}-", dir=self.output))
         self.committed = False
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc) -> None:

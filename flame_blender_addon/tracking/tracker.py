@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -174,7 +175,7 @@ def write_previews(folder: Path, source: media.Source, model: FlameModel, arrays
     verts = posed_vertices(model, arrays, chosen)
     folder.mkdir()
     written = 0
-    wanted = dict(zip(chosen.tolist(), range(len(chosen))))
+    wanted = dict(zip(chosen.tolist(), range(len(chosen)), strict=True))
     for t, rgb in enumerate(media.frames(source)):
         if t not in wanted:
             continue

@@ -6,9 +6,10 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-import flame_blender_addon  # noqa: E402
 import legacy_pickle  # noqa: E402
 from synthetic_model import random_model_arrays  # noqa: E402
+
+import flame_blender_addon  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

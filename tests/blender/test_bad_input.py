@@ -3,9 +3,9 @@
 import pickle
 
 import bpy
+import legacy_pickle
 import numpy as np
 import pytest
-import legacy_pickle
 from bl_helpers import scene_state
 from synthetic_model import random_model_arrays
 

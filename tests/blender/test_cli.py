@@ -13,8 +13,8 @@ from bl_helpers import scene_state
 from flame_blender_addon.blender import head, sequence_import
 from flame_blender_addon.blender.render import frames, preview
 from flame_blender_addon.blender.render.settings import PREVIEW_LIGHTS, RenderSettings, engine_id
-from flame_blender_addon.demo.head import demo_model
 from flame_blender_addon.core.errors import FlameError
+from flame_blender_addon.demo.head import demo_model
 from flame_blender_addon.demo.performance import demo_performance
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,17 +1,17 @@
 """Tracked sequences as keyframed animation: every frame exact, and the tracker's camera with it."""
 
 import bpy
+import legacy_pickle
 import numpy as np
 import pytest
 from bl_helpers import evaluated_vertices, scene_state
-import legacy_pickle
 from bpy_extras.object_utils import world_to_camera_view
-from tracker_files import metrical_frame, vhap_arrays, write_metrical_output
 from synthetic_model import random_model_arrays
+from tracker_files import metrical_frame, vhap_arrays, write_metrical_output
 
 from flame_blender_addon.core.camera import project_opencv
-from flame_blender_addon.core.model import load_model
 from flame_blender_addon.core.evaluation import sequence_vertices
+from flame_blender_addon.core.model import load_model
 from flame_blender_addon.core.sequence import fit_components, read_sequence
 
 FRAME_IDS = [0, 1, 2, 3, 5, 6, 7, 9]  # gaps at 4 and 8: keyed at their true numbers

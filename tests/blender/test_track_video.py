@@ -14,8 +14,8 @@ from mathutils import Vector
 
 from flame_blender_addon.blender import tracker_job
 from flame_blender_addon.core import lbs, rotations
-from flame_blender_addon.core.camera import project_opencv
 from flame_blender_addon.core import tracker_protocol as protocol
+from flame_blender_addon.core.camera import project_opencv
 from flame_blender_addon.demo import embedding as demo_embedding
 from flame_blender_addon.demo import head as demo_head
 

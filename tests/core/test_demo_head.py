@@ -8,8 +8,8 @@ import pytest
 from synthetic_model import random_model_arrays
 
 from flame_blender_addon.core import lbs, rotations
-from flame_blender_addon.demo import head as dh
 from flame_blender_addon.core.model import JOINT_NAMES, N_SHAPE_MAX, kintree_table
+from flame_blender_addon.demo import head as dh
 
 LEFT_EYE = slice(dh.N_HEAD, dh.N_HEAD + dh.N_EYE)
 RIGHT_EYE = slice(dh.N_HEAD + dh.N_EYE, dh.N_VERTS)

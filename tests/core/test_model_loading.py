@@ -5,9 +5,9 @@ import pickletools
 import subprocess
 import sys
 
+import legacy_pickle
 import numpy as np
 import pytest
-import legacy_pickle
 from synthetic_model import random_model_arrays
 
 from flame_blender_addon.core.errors import ModelLoadError

@@ -6,17 +6,25 @@ import zipfile
 import numpy as np
 import pytest
 from synthetic_model import random_model_arrays
-from tracker_files import (I6D, gaussian_avatars_arrays, metrical_frame, vhap_arrays, write_flame_param_folder,
-                           write_hostile_frame, write_metrical_output, write_torch_save_zip)
+from tracker_files import (
+    I6D,
+    gaussian_avatars_arrays,
+    metrical_frame,
+    vhap_arrays,
+    write_flame_param_folder,
+    write_hostile_frame,
+    write_metrical_output,
+    write_torch_save_zip,
+)
 
 from flame_blender_addon.core import camera as cam
 from flame_blender_addon.core import evaluation
 from flame_blender_addon.core import sequence as sq
 from flame_blender_addon.core.errors import SequenceError, UnsafePickleError
-from flame_blender_addon.core.lbs import forward
-from flame_blender_addon.core.model import model_from_arrays
 from flame_blender_addon.core.formats.metrical import load_eyelid_blendshapes, write_metrical_checkpoints
 from flame_blender_addon.core.formats.npz import write_sequence_npz
+from flame_blender_addon.core.lbs import forward
+from flame_blender_addon.core.model import model_from_arrays
 from flame_blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix, slerp
 
 N_VERTS = 200

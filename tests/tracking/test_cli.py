@@ -11,11 +11,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scenes import make_scene, write_inputs  # noqa: E402
 import synthetic  # noqa: E402
+from scenes import make_scene, write_inputs  # noqa: E402
+
 from flame_blender_addon.core import camera, evaluation, sequence  # noqa: E402
-from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
 from flame_blender_addon.tracking import landmarks, outputs, tracker  # noqa: E402
@@ -67,7 +68,7 @@ def reprojected(model, embedding, seq) -> np.ndarray:
     """The embedded landmarks of a read sequence through its own cameras: (T, L, 2) pixels."""
     points = synthetic.landmarks(model, embedding, evaluation.sequence_vertices(model, seq))
     return np.stack([camera.project_opencv(p, K, R, t)
-                     for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
+                     for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t, strict=True)])
 
 
 def test_demo_model_fits_mediapipe_landmarks_with_its_own_embedding(tmp_path):
@@ -171,11 +172,10 @@ def test_staging_removes_its_folder_on_failure_and_stale_ones(tmp_path):
     stale = tmp_path / f"{protocol.TEMP_PREFIX}{int(dead.stdout)}-abc"
     (stale / protocol.CHECKPOINT_DIR).mkdir(parents=True)
     (tmp_path / protocol.SEQUENCE_FILE).write_bytes(b"old")
-    with pytest.raises(TrackerError):
-        with outputs.Staging(tmp_path) as stage:
-            assert not stale.exists() or sys.platform == "win32"
-            (stage.path / "partial.npz").write_bytes(b"x")
-            raise TrackerError("boom")
+    with pytest.raises(TrackerError), outputs.Staging(tmp_path) as stage:
+        assert not stale.exists() or sys.platform == "win32"
+        (stage.path / "partial.npz").write_bytes(b"x")
+        raise TrackerError("boom")
     assert sorted(os.listdir(tmp_path)) == [protocol.SEQUENCE_FILE]
     with outputs.Staging(tmp_path) as stage:
         (stage.path / protocol.SEQUENCE_FILE).write_bytes(b"new")

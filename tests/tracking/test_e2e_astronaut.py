@@ -12,8 +12,8 @@ pytest.importorskip("mediapipe")
 pytest.importorskip("av")
 skimage_data = pytest.importorskip("skimage.data")
 
-from flame_blender_addon.core.sequence import read_sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.core.sequence import read_sequence  # noqa: E402
 from flame_blender_addon.tracking import media  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,10 +5,10 @@ import zlib
 
 import numpy as np
 import pytest
+from synthetic_model import random_model_arrays
 
 from flame_blender_addon.core.errors import TrackerError
 from flame_blender_addon.core.model import model_from_arrays
-from synthetic_model import random_model_arrays
 from flame_blender_addon.tracking import landmarks as lmk
 from flame_blender_addon.tracking import media
 
@@ -50,7 +50,7 @@ def test_frame_sources(tmp_path):
         (tmp_path / f"{i:03d}.png").write_bytes(media.png_bytes(img))
     source = media.open_source(tmp_path)
     assert (source.kind, source.n_frames) == ("frames", 2)
-    for got, want in zip(media.frames(source), imgs):
+    for got, want in zip(media.frames(source), imgs, strict=True):
         np.testing.assert_array_equal(got, want)
     assert media.open_source(tmp_path / "001.png").kind == "image"
 

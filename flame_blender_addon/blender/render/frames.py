@@ -7,8 +7,8 @@ reported after every frame and Ctrl-C stops between frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import bpy
 import numpy as np
@@ -148,7 +148,7 @@ def composite_frames(paths: Sequence[Path], frames: Sequence[int], source: Calla
                      overlay: bool, side_by_side: bool, report: Report = lambda f, m: None) -> list[int]:
     """Rewrite each rendered PNG in place composed with its source frame; returns frames that had none."""
     missing = []
-    for i, (path, frame) in enumerate(zip(paths, frames)):
+    for i, (path, frame) in enumerate(zip(paths, frames, strict=True)):
         src_path = source(frame)
         if src_path is None:
             missing.append(frame)

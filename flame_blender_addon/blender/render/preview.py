@@ -4,9 +4,9 @@ side with them, and an MP4, with a progress callback (headless and in the UI).""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import bpy
 

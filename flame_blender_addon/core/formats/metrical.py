@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

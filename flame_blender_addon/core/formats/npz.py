@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -176,7 +176,7 @@ def _npz_array(arrays: Mapping[str, np.ndarray], key: str, where: str, shape: tu
     value = arrays[key]
     if value.dtype.kind not in "fiub":
         raise SequenceError(f"{where}: '{key}' has dtype {value.dtype}, expected numbers")
-    if value.ndim != len(shape) or any(w is not None and s != w for s, w in zip(value.shape, shape)):
+    if value.ndim != len(shape) or any(w is not None and s != w for s, w in zip(value.shape, shape, strict=True)):
         want = ", ".join("n" if w is None else str(w) for w in shape)
         raise SequenceError(f"{where}: '{key}' has shape {value.shape}, expected ({want})")
     value = value.astype(np.float64)
