@@ -1,7 +1,8 @@
 """The add-on's layers, read from the source (every import statement, lazy ones inside functions too):
 ``blender`` never imports ``tracking`` (it runs the tracker as a separate process and shares only
 ``core.tracker_protocol``); ``core`` and ``tracking`` never import Blender's modules or ``blender``;
-``core`` never imports ``tracking`` or ``demo``; ``demo`` is numpy content on top of ``core``.
+``core`` never imports ``tracking`` or ``demo``; ``demo`` is numpy content on top of ``core``; ``cli``
+never imports ``tracking``.
 test_core_isolation.py checks core's imports at runtime."""
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def test_blender_never_imports_the_tracking_package():
 @pytest.mark.parametrize("folder, forbidden", [
     ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking", f"{PACKAGE}.demo"}),
     ("demo", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
+    ("cli", {f"{PACKAGE}.tracking"}),  # the track subcommand runs the tracker process, like the operator
     ("tracking", BLENDER_MODULES | {f"{PACKAGE}.blender"}),
 ])
-def test_core_and_tracking_never_import_blender(folder, forbidden):
+def test_each_layer_imports_only_what_it_may(folder, forbidden):
     bad = {m: within(names, forbidden) for m, names in imports_of(folder).items()}
     assert not any(bad.values()), {m: n for m, n in bad.items() if n}
