@@ -47,7 +47,6 @@ class _HeadState:
         self.armature.matrix_world = self.matrix
 
 
-
 @contextlib.contextmanager
 def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object | None = None) -> Iterator[None]:
     """Run a block that creates datablocks; if it raises, delete every datablock it created, restore

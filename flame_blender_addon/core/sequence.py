@@ -197,6 +197,9 @@ def _require_rotations(where: str, key: str, R: np.ndarray, labels: Sequence[str
         raise SequenceError(f"{where}: '{key}' in {labels[frame]} is not a rotation matrix")
 
 
+# --------------------------------------------------------------------------------------------------
+# reading (the formats live in .formats)
+
 
 def read_sequence(path: str | Path, fps: float | None = None,
                   eyelid_blendshapes: str | Path | None = None) -> FlameSequence:

@@ -53,7 +53,6 @@ def render_frames(scene: bpy.types.Scene, folder: Path, frames: Sequence[int],
     return paths
 
 
-
 def camera_background_frames(scene: bpy.types.Scene) -> Callable[[int], Path | None] | None:
     """Source frame lookup from the scene camera's background image sequence (set by a tracked
     import): scene frame -> file, as Blender's image user maps it; None without such a sequence."""

@@ -106,7 +106,6 @@ def configure(scene: bpy.types.Scene, settings: RenderSettings) -> None:
             scene.cycles.device = "GPU"
 
 
-
 def add_preview_lighting(context: bpy.types.Context, lights: bool = True) -> list[bpy.types.ID]:
     """Three area lights aimed at the head (for Eevee and Cycles) and a dark grey world if the scene
     has none; returns what was created (objects, lights, world) so callers can remove it."""
@@ -138,7 +137,6 @@ def preview_lighting(context: bpy.types.Context, engine: str) -> Iterator[None]:
     finally:
         if created:
             bpy.data.batch_remove(created)
-
 
 
 def _settings_owners(scene: bpy.types.Scene) -> list[tuple[bpy.types.bpy_struct, tuple[str, ...]]]:

@@ -202,7 +202,6 @@ def attach_eyelid_dirs(seq: FlameSequence, folder: str | Path | None,
     return seq
 
 
-
 def _is_identity(R: np.ndarray) -> np.ndarray:
     """R: (T, 3, 3) -> (T,) bool, within float32 rounding."""
     return np.abs(R - np.eye(3)).max(axis=(-2, -1)) <= _ROTATION_TOL

@@ -288,7 +288,6 @@ def _sequence_from_arrays(arrays: Mapping[str, np.ndarray], where: str, path: st
     return validate_sequence(seq, where)
 
 
-
 def sequence_arrays(seq: FlameSequence) -> dict[str, np.ndarray]:
     """The ``flame_sequence.npz`` arrays of a sequence (see the module docstring)."""
     aa = matrix_to_axis_angle(seq.rotations)  # (T, 5, 3)
