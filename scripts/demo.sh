@@ -10,5 +10,5 @@ source scripts/venv.sh
 source scripts/system_deps.sh
 ensure_egl
 BLENDER_VERSION=${BLENDER_VERSION:-4.5.15}
-ensure_venv "bpy-$BLENDER_VERSION" "bpy==$BLENDER_VERSION" "numpy<2" pytest "chumpy-fixed==0.71"
+ensure_bpy_venv "$BLENDER_VERSION" pytest "chumpy-fixed==0.71"
 exec ".venvs/bpy-$BLENDER_VERSION/bin/python" scripts/flame_cli.py demo --output "$out" "$@"

@@ -23,14 +23,14 @@ run_tier() {  # run_tier LABEL PYTHON PYTEST_ARGS...; pytest's 5 (nothing collec
 }
 
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then  # first, so the Blender tier can run the real tracker end to end
-  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
+  ensure_venv tracker 3.11 "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
   export FLAME_TRACKER_PYTHON="$PWD/.venvs/tracker/bin/python"
 fi
 for version in $BLENDER_VERSIONS; do
-  ensure_venv "bpy-$version" "bpy==$version" "numpy<2" "${TEST_DEPS[@]}"
+  ensure_bpy_venv "$version" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
 done
-ensure_venv numpy2 "numpy>=2" pytest ruff
+ensure_venv numpy2 3.11 "numpy>=2" pytest ruff
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")
