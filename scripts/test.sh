@@ -2,14 +2,19 @@
 # The project's test command (README): every tier, on a fresh machine too.
 #   bash scripts/test.sh              # all tiers
 #   BLENDER_VERSIONS="5.0.1" bash scripts/test.sh -k exactness   # extra args go to pytest
-# Virtual environments are made on first use under .venvs/ (Python 3.11: the bpy wheels need it):
-#   bpy-<version>: the bpy wheel (numpy<2) + pytest + chumpy-fixed -> core and Blender tiers
-#   numpy2:        numpy 2 + pytest + ruff                         -> core tier on numpy 2, lint
-#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image -> core and tracker tiers
+# Virtual environments are made on first use under .venvs/ (scripts/venv.sh finds the Pythons):
+#   bpy-<version>: the bpy wheel + pytest + chumpy-fixed -> core and Blender tiers; Python 3.11 and
+#                  numpy<2 up to 5.0, Python 3.13 and the wheel's numpy 2 from 5.1
+#   numpy2:        numpy 2 + pytest + ruff (3.11)                        -> core tier on numpy 2, lint
+#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image (3.11) -> core and tracker tiers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-BLENDER_VERSIONS=${BLENDER_VERSIONS:-"4.2.23 4.5.15 5.0.1"}
+# 4.2 LTS, 4.5 LTS, 5.0, 5.1, 5.2 LTS: about a minute each on the 2-core CI machine.
+BLENDER_VERSIONS=${BLENDER_VERSIONS:-"4.2.23 4.5.15 5.0.1 5.1.2 5.2.3"}
+for version in $BLENDER_VERSIONS; do  # every Python needed, before any tier runs
+  find_python "$(bpy_python_version "$version")" >/dev/null
+done
 TORCH=${TORCH:-torch==2.13.0}
 TEST_DEPS=(pytest "chumpy-fixed==0.71")
 
