@@ -6,9 +6,9 @@
 - Video output: 5.0 first switches ``ImageFormatSettings.media_type`` to 'VIDEO'.
 - Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before.
 
-5.1 and 5.2 need no new switch: the types, enum items and operator arguments the add-on uses are unchanged
-from 5.0 (their API change logs and RNA compared). 5.1 deprecates ``Strip.frame_start`` and
-``frame_duration`` (removal in 6.0); the add-on uses neither, and the tests turn any deprecation
+5.1 and 5.2 need no new switch: the types, enum items and operator arguments the add-on uses are
+unchanged from 5.0 (their API change logs and RNA compared). 5.1 deprecates ``Strip.frame_start``
+and ``frame_duration`` (removal in 6.0); the add-on uses neither, and the tests turn any deprecation
 warning raised from the add-on into a failure. From 5.1 Blender runs Python 3.13 with numpy 2.
 """
 
