@@ -8,13 +8,14 @@ top-left corner, NaN where there is no face.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import TrackerError
+from ..core import safe_files
+from ..core.errors import TrackerError, guarded
+from ..core.limits import LARGE, SMALL, Budget, Limits
 from ..core.model import FlameModel
 
 MEDIAPIPE_POINTS = 478
@@ -59,14 +60,12 @@ class Track:
         return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
 
 
-def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
+    """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
     if not path.is_file():
         raise TrackerError(f"{path}: {what} file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise TrackerError(f"{path.name}: not a readable .npz {what} file ({err})") from None
+    with safe_files.NpzArchive.open(path, limits, Budget(limits)) as npz:
+        return {"__files__": sorted(npz), **{k: npz[k] for k in keys if k in npz}}
 
 
 def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
@@ -92,21 +91,23 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
     return Embedding(face_idx.astype(np.int64), bary, points, name)
 
 
+@guarded
 def load_embedding(path: str | Path) -> Embedding:
     """Read an embedding ``.npz`` (metrical-tracker's schema)."""
     path = Path(path)
-    return embedding_from_arrays(_read_npz(path, "landmark embedding"), path.name)
+    return embedding_from_arrays(_read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
+                                 path.name)
 
 
+@guarded
 def embedding_in_model_file(path: str | Path) -> Embedding | None:
     """An embedding stored in a ``.npz`` model file under the embedding keys, else None."""
     path = Path(path)
     if path.suffix.lower() != ".npz":
         return None
-    with np.load(path, allow_pickle=False) as npz:
-        if not all(k in npz.files for k in EMBEDDING_KEYS):
-            return None
-        raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz.files}
+    raw = _read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
+    if not all(k in raw for k in EMBEDDING_KEYS):
+        return None
     return embedding_from_arrays(raw, f"{path.name} (embedded landmarks)")
 
 
@@ -143,14 +144,15 @@ def vertex_faces(faces: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, n
     return flat // 3, flat % 3
 
 
+@guarded
 def load_track(path: str | Path) -> Track:
     """Read precomputed landmarks: ``lmk`` (T, L, 2) pixels, optional ``conf`` (T, L),
     ``image_size`` [H, W], optional ``fps``."""
     path = Path(path)
-    raw = _read_npz(path, "landmarks")
+    raw = _read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
     if "lmk" not in raw or "image_size" not in raw:
         raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
-                           f"{', '.join(sorted(raw)) or 'nothing'}")
+                           f"{', '.join(raw['__files__']) or 'nothing'}")
     lmk = np.asarray(raw["lmk"], dtype=np.float64)
     if lmk.ndim != 3 or lmk.shape[2] != 2 or lmk.shape[0] == 0:
         raise TrackerError(f"{path.name}: 'lmk' has shape {lmk.shape}, expected (T, L, 2)")

@@ -1,0 +1,153 @@
+"""Run the project's loaders on untrusted files in a child process, so a crash fails a test, not the run.
+
+The child (``python tests/hostile_harness.py SPEC.json``) sets a memory limit (RLIMIT_AS) before
+importing numpy, then runs each case with an alarm and prints one JSON line when a case starts and
+one when it ends: the outcome (``ok``, ``error``, ``internal``, ``foreign``, ``timeout``), the error
+class and message, warnings, the peak RSS so far, and whether an allowlisted function or stub class
+was modified. The parent (:func:`run_cases`) restarts the child after the case that killed it (a
+signal, or silence past the case's timeout) and reports that case as ``crash`` or ``hang``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_MB = 2048  # the child's address-space limit: far above any hostile case, far below the machine
+
+LOADERS = {  # name -> (module, function); each takes one path
+    "model": ("flame_blender_addon.core.model", "load_model"),
+    "sequence": ("flame_blender_addon.core.sequence", "read_sequence"),
+    "eyelids": ("flame_blender_addon.core.sequence", "load_eyelid_blendshapes"),
+    "landmarks": ("flame_blender_addon.tracking.landmarks", "load_track"),
+    "embedding": ("flame_blender_addon.tracking.landmarks", "load_embedding"),
+}
+
+
+def run_cases(cases: list[dict[str, Any]], workdir: Path, memory_mb: int = MEMORY_MB) -> dict[str, dict[str, Any]]:
+    """Run ``cases`` ({id, loader, path, timeout?, ext?}) in child processes -> {id: result}."""
+    results: dict[str, dict[str, Any]] = {}
+    pending = list(cases)
+    while pending:
+        spec = workdir / f"spec-{len(results)}.json"
+        spec.write_text(json.dumps({"memory_mb": memory_mb, "cases": pending}))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+        child = subprocess.Popen([sys.executable, str(Path(__file__)), str(spec)], cwd=workdir, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in child.stdout] + [lines.put(None)], daemon=True).start()
+        stderr: list[str] = []
+        threading.Thread(target=lambda: stderr.extend(child.stderr), daemon=True).start()
+        current, limit = None, 60.0  # start-up allowance until the first case starts
+        while True:
+            try:
+                line = lines.get(timeout=limit)
+            except queue.Empty:
+                child.kill()
+                child.wait()
+                outcome = "hang"
+                break
+            if line is None:
+                child.wait()
+                outcome = "crash" if child.returncode else None
+                break
+            event = json.loads(line)
+            if event["event"] == "start":
+                current = event["id"]
+                limit = float(next(c for c in pending if c["id"] == current).get("timeout", 20)) + 20.0
+            else:
+                results[event["id"]] = event
+                current, limit = None, 60.0
+        done = set(results)
+        if outcome is not None:
+            if current is None:  # died outside a case: report the rest, do not loop forever
+                tail = "".join(stderr[-20:])
+                for case in pending:
+                    if case["id"] not in done:
+                        results[case["id"]] = {"id": case["id"], "outcome": outcome, "message": tail}
+                break
+            results[current] = {"id": current, "outcome": outcome, "returncode": child.returncode,
+                                "message": "".join(stderr[-20:])[-2000:]}
+            done.add(current)
+        pending = [c for c in pending if c["id"] not in done]
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# child
+
+
+class CaseTimeout(BaseException):
+    """Raised by the alarm; a BaseException so the loaders' guard lets it through."""
+
+
+def _fingerprint() -> str:
+    """The mutable state a hostile BUILD could reach: allowlisted functions and the stub classes."""
+    import codecs
+    import copyreg
+
+    from flame_blender_addon.core import safe_pickle
+
+    parts = []
+    for func in (copyreg._reconstructor, codecs.encode, set, dict):
+        parts.append(repr((getattr(func, "__defaults__", None), sorted(getattr(func, "__dict__", {}) or {}))))
+    for cls in (safe_pickle.ChumpyArray, safe_pickle.SparseMatrix, *safe_pickle._SPARSE.values()):
+        parts.append(repr(sorted(cls.__dict__)))
+    return "|".join(parts)
+
+
+def _child(spec_path: str) -> None:
+    import resource
+    import signal
+
+    spec = json.loads(Path(spec_path).read_text())
+    limit = spec["memory_mb"] << 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import copyreg
+    import importlib
+
+    from flame_blender_addon.core.errors import FlameError, InternalError
+
+    loaders = {name: getattr(importlib.import_module(mod), func) for name, (mod, func) in LOADERS.items()}
+    before = _fingerprint()
+
+    def alarm(*_: Any) -> None:
+        raise CaseTimeout
+
+    signal.signal(signal.SIGALRM, alarm)
+    for case in spec["cases"]:
+        print(json.dumps({"event": "start", "id": case["id"]}), flush=True)
+        for module, name, code in case.get("ext", []):
+            copyreg.add_extension(module, name, code)
+        result: dict[str, Any] = {"event": "done", "id": case["id"]}
+        signal.alarm(int(case.get("timeout", 20)))
+        try:
+            value = loaders[case["loader"]](case["path"])
+            result.update(outcome="ok", warnings=[str(w) for w in getattr(value, "warnings", [])])
+        except CaseTimeout:
+            result.update(outcome="timeout")
+        except InternalError as err:
+            result.update(outcome="internal", error="InternalError", message=str(err))
+        except FlameError as err:
+            result.update(outcome="error", error=type(err).__name__, message=str(err))
+        except BaseException as err:  # noqa: BLE001 - reported, never raised: that is the test
+            result.update(outcome="foreign", error=type(err).__name__, message=str(err)[:500])
+        finally:
+            signal.alarm(0)
+            for module, name, code in case.get("ext", []):
+                copyreg.remove_extension(module, name, code)
+        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["state_changed"] = _fingerprint() != before
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])
