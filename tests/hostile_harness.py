@@ -25,7 +25,7 @@ MEMORY_MB = 2048  # the child's address-space limit: far above any hostile case,
 LOADERS = {  # name -> (module, function); each takes one path
     "model": ("flame_blender_addon.core.model", "load_model"),
     "sequence": ("flame_blender_addon.core.sequence", "read_sequence"),
-    "eyelids": ("flame_blender_addon.core.sequence", "load_eyelid_blendshapes"),
+    "eyelids": ("flame_blender_addon.core.formats.metrical", "load_eyelid_blendshapes"),
     "landmarks": ("flame_blender_addon.tracking.landmarks", "load_track"),
     "embedding": ("flame_blender_addon.tracking.landmarks", "load_embedding"),
 }
@@ -38,47 +38,52 @@ def run_cases(cases: list[dict[str, Any]], workdir: Path, memory_mb: int = MEMOR
     while pending:
         spec = workdir / f"spec-{len(results)}.json"
         spec.write_text(json.dumps({"memory_mb": memory_mb, "cases": pending}))
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
-        child = subprocess.Popen([sys.executable, str(Path(__file__)), str(spec)], cwd=workdir, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in child.stdout] + [lines.put(None)], daemon=True).start()
-        stderr: list[str] = []
-        threading.Thread(target=lambda: stderr.extend(child.stderr), daemon=True).start()
-        current, limit = None, 60.0  # start-up allowance until the first case starts
-        while True:
-            try:
-                line = lines.get(timeout=limit)
-            except queue.Empty:
-                child.kill()
-                child.wait()
-                outcome = "hang"
-                break
-            if line is None:
-                child.wait()
-                outcome = "crash" if child.returncode else None
-                break
-            event = json.loads(line)
-            if event["event"] == "start":
-                current = event["id"]
-                limit = float(next(c for c in pending if c["id"] == current).get("timeout", 20)) + 20.0
-            else:
-                results[event["id"]] = event
-                current, limit = None, 60.0
-        done = set(results)
+        current, outcome, returncode, stderr = _run_child(spec, pending, results)
         if outcome is not None:
-            if current is None:  # died outside a case: report the rest, do not loop forever
-                tail = "".join(stderr[-20:])
-                for case in pending:
-                    if case["id"] not in done:
-                        results[case["id"]] = {"id": case["id"], "outcome": outcome, "message": tail}
-                break
-            results[current] = {"id": current, "outcome": outcome, "returncode": child.returncode,
-                                "message": "".join(stderr[-20:])[-2000:]}
-            done.add(current)
-        pending = [c for c in pending if c["id"] not in done]
+            failed = [current] if current is not None else [c["id"] for c in pending if c["id"] not in results]
+            for case_id in failed:  # died outside a case: report the rest rather than loop
+                results[case_id] = {"id": case_id, "outcome": outcome, "returncode": returncode,
+                                    "message": stderr[-2000:]}
+        pending = [c for c in pending if c["id"] not in results]
     return results
+
+
+def _run_child(spec: Path, pending: list[dict[str, Any]], results: dict[str, dict[str, Any]]
+               ) -> tuple[str | None, str | None, int | None, str]:
+    """One child over ``pending``; results go into ``results``. Returns (case running when it died,
+    'crash' / 'hang' / None, return code, end of stderr)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    child = subprocess.Popen([sys.executable, str(Path(__file__)), str(spec)], cwd=spec.parent, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    stderr: list[str] = []
+
+    def read_stdout() -> None:
+        for line in child.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read_stdout, daemon=True).start()
+    threading.Thread(target=lambda: stderr.extend(child.stderr), daemon=True).start()
+    timeouts = {c["id"]: float(c.get("timeout", 20)) + 20.0 for c in pending}
+    current, limit = None, 60.0  # start-up allowance until the first case starts
+    while True:
+        try:
+            line = lines.get(timeout=limit)
+        except queue.Empty:
+            child.kill()
+            child.wait()
+            return current, "hang", None, "".join(stderr)
+        if line is None:
+            child.wait()
+            return current, "crash" if child.returncode else None, child.returncode, "".join(stderr)
+        event = json.loads(line)
+        if event["event"] == "start":
+            current, limit = event["id"], timeouts[event["id"]]
+        else:
+            results[event["id"]] = event
+            current, limit = None, 60.0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,12 @@ SMALL = Limits(file_bytes=64 * MiB, decoded_bytes=64 * MiB)
 # Per-frame files of one folder (metrical .frame, GaussianAvatars flame_param/<n>.npz), with one
 # budget for the whole folder: 10 000 .frame files hold ~40 MB of arrays.
 FOLDER = Limits(file_bytes=64 * MiB, decoded_bytes=2 * GiB)
+
+
+# What a Blender scene can hold: checked before an import or the tracker changes anything.
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene frames and keyframes lie in [0, MAX_FRAME] here
+FPS_RANGE = (0.01, 1000.0)  # frame rates a scene can be set to without rounding to nonsense
+IMAGE_SIDE = (4, 65536)  # render resolution per side, as Blender's resolution_x / _y accept
 
 
 class Budget:

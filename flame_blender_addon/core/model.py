@@ -124,7 +124,7 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
     if v_template.shape[1] != 3 or V < 3:
         raise ModelLoadError(f"{name}: 'v_template' has shape {v_template.shape}, expected (V, 3)")
     faces = _array(raw, "f", name, np.int64, 2)
-    if faces.shape[1] != 3:
+    if faces.shape[1] != 3 or len(faces) == 0:
         raise ModelLoadError(f"{name}: 'f' has shape {faces.shape}, expected (F, 3) triangles")
     if faces.size and (faces.min() < 0 or faces.max() >= V):
         raise ModelLoadError(f"{name}: 'f' indexes vertex {faces.max()}, but there are only {V}")

@@ -24,7 +24,8 @@ import pickletools
 import re
 import struct
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -163,6 +164,7 @@ class _Unpickler(pickle.Unpickler):
             **{(m, "_reconstructor"): reconstructor for m in ("copy_reg", "copyreg")},
             **{(m, "object"): obj for m in ("__builtin__", "builtins")},
             **{(m, "set"): set_ for m in ("__builtin__", "builtins")},
+            **{(m, "bytes"): _Global("builtins.bytes", _empty_bytes) for m in ("__builtin__", "builtins")},
             ("_codecs", "encode"): _Global("_codecs.encode", _latin1_encode),
             ("collections", "OrderedDict"): _Global("collections.OrderedDict", dict),
             ("torch._utils", "_rebuild_tensor_v2"): _Global("torch._utils._rebuild_tensor_v2", self._tensor),
@@ -220,7 +222,7 @@ class _Unpickler(pickle.Unpickler):
             raise FileFormatError(f"tensor: {len(dims)} sizes but {len(steps)} strides")
         if math.prod(dims) == 0:
             return _Built(np.zeros(dims, dtype=flat.dtype))
-        last = start + sum((n - 1) * s for n, s in zip(dims, steps))
+        last = start + sum((n - 1) * s for n, s in zip(dims, steps, strict=True))
         if last >= len(flat):
             raise FileFormatError(f"tensor: size {dims}, stride {steps} and offset {start} reach element "
                                   f"{last}, but its storage holds {len(flat)}")
@@ -262,6 +264,11 @@ def _set(items: Any = ()) -> set:
     if not isinstance(items, (list, tuple)):
         raise FileFormatError("set: its items are not a list")
     return set(items)
+
+
+def _empty_bytes() -> bytes:
+    """``bytes()``: how protocol 2 writes the data of an empty array (``bytes(n)`` would allocate n)."""
+    return b""
 
 
 def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
@@ -403,7 +410,7 @@ class _Resolver:
             coords = s.get("coords") or (s.get("row"), s.get("col"))
             if not isinstance(coords, (tuple, list)) or len(coords) != 2:
                 raise FileFormatError(f"{what}: needs 'row' and 'col'")
-            rows, cols = (self._indices(v, len(data), n, what) for v, n in zip(coords, dims))
+            rows, cols = (self._indices(v, len(data), n, what) for v, n in zip(coords, dims, strict=True))
         else:
             outer_n, inner_n = dims[::-1] if obj.layout == "csc" else dims
             indptr = self._numeric(s.get("indptr", []), what).reshape(-1)

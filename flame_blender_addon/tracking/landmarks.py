@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core import safe_files
 from ..core.errors import TrackerError, guarded
-from ..core.limits import LARGE, SMALL, Budget, Limits
+from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
 from ..core.model import FlameModel
 
 MEDIAPIPE_POINTS = 478
@@ -75,7 +75,7 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
         raise TrackerError(f"{name}: missing key(s) {', '.join(missing)}; a landmark embedding needs "
                            f"{', '.join(EMBEDDING_KEYS)} (like metrical-tracker's mediapipe_landmark_embedding.npz)")
     face_idx = np.asarray(raw["lmk_face_idx"]).reshape(-1)
-    bary = np.asarray(raw["lmk_b_coords"], dtype=np.float64)
+    bary = _numbers(raw, "lmk_b_coords", name)
     if face_idx.dtype.kind not in "iu" or bary.shape != (len(face_idx), 3) or len(face_idx) == 0:
         raise TrackerError(f"{name}: lmk_face_idx {face_idx.shape} ({face_idx.dtype}) and lmk_b_coords "
                            f"{bary.shape} do not describe L landmarks as (L,) integers and (L, 3) weights")
@@ -153,18 +153,34 @@ def load_track(path: str | Path) -> Track:
     if "lmk" not in raw or "image_size" not in raw:
         raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
                            f"{', '.join(raw['__files__']) or 'nothing'}")
-    lmk = np.asarray(raw["lmk"], dtype=np.float64)
+    lmk = _numbers(raw, "lmk", path.name)  # NaN marks frames without a face
     if lmk.ndim != 3 or lmk.shape[2] != 2 or lmk.shape[0] == 0:
         raise TrackerError(f"{path.name}: 'lmk' has shape {lmk.shape}, expected (T, L, 2)")
-    conf = np.asarray(raw.get("conf", np.ones(lmk.shape[:2])), dtype=np.float64)
+    conf = _numbers(raw, "conf", path.name) if "conf" in raw else np.ones(lmk.shape[:2])
     if conf.shape != lmk.shape[:2]:
         raise TrackerError(f"{path.name}: 'conf' has shape {conf.shape}, expected {lmk.shape[:2]}")
-    size = np.asarray(raw["image_size"]).reshape(-1)
-    if size.shape != (2,) or not (size > 0).all():
-        raise TrackerError(f"{path.name}: 'image_size' must be [H, W], got {size.tolist()}")
-    fps = float(raw["fps"]) if "fps" in raw else None
+    size = _numbers(raw, "image_size", path.name).reshape(-1)
+    low, high = IMAGE_SIDE
+    if size.shape != (2,) or np.any(size % 1) or not ((size >= low) & (size <= high)).all():
+        raise TrackerError(f"{path.name}: 'image_size' is {size.tolist()[:4]}, expected [H, W] of {low} to "
+                           f"{high} pixels")
+    fps = None
+    if "fps" in raw:
+        fps_value = _numbers(raw, "fps", path.name).reshape(-1)
+        if fps_value.shape != (1,) or not FPS_RANGE[0] <= fps_value[0] <= FPS_RANGE[1]:
+            raise TrackerError(f"{path.name}: 'fps' is {fps_value.tolist()[:4]}, expected one number from "
+                               f"{FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+        fps = float(fps_value[0])
     conf = np.where(np.isfinite(lmk).all(axis=2), np.clip(np.nan_to_num(conf), 0, 1), 0.0)
     return Track(lmk, conf, (int(size[0]), int(size[1])), fps)
+
+
+def _numbers(raw: dict[str, np.ndarray], key: str, name: str) -> np.ndarray:
+    """raw[key] as float64, refusing text and other non-numeric arrays."""
+    value = np.asarray(raw[key])
+    if value.dtype.kind not in "biuf":
+        raise TrackerError(f"{name}: '{key}' holds {value.dtype} values, expected numbers")
+    return value.astype(np.float64)
 
 
 def select(track: Track, embedding: Embedding) -> Track:

@@ -107,7 +107,7 @@ def read_metrical(path: str | Path, fps: float | None = None,
     rotations[:, 2] = rotation_6d_to_matrix(raw["flame.jaw"])
     rotations[:, 3:] = rotation_6d_to_matrix(raw["flame.eyes"].reshape(T, 2, 6))
     shapes = raw["flame.shape"]
-    spread = float(np.abs(shapes - shapes[0]).max())
+    spread = float(np.abs(shapes - shapes[0]).max(initial=0.0))
     if spread > 1e-5:
         warnings.append(f"{where}: the identity ('flame.shape') differs between frames by up to "
                         f"{spread:.3g}; using {names[0]}'s")
@@ -127,12 +127,12 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
     if not all("img_size" in f for f in frames):
         warnings.append(f"{where}: no 'img_size' in the checkpoints; camera not imported")
         return None
-    sizes = {tuple(int(v) for v in np.asarray(f["img_size"]).reshape(-1)[:2]) for f in frames}
+    sizes = {_image_size(f["img_size"], name) for f, name in zip(frames, names, strict=True)}
     if len(sizes) > 1:
         raise SequenceError(f"{where}: 'img_size' changes between frames ({sorted(sizes)})")
     image_size = sizes.pop()
     p3d = {k: stack(frames, f"camera.{k}", names, w, required=False)
-           for k, w in (("R", 6), ("t", 3), ("fl", -1), ("pp", 2))}
+           for k, w in (("R", 6), ("t", 3), ("fl", 1), ("pp", 2))}
     cv = {k: stack(frames, f"opencv.{k}", names, w, required=False)
           for k, w in (("R", (3, 3)), ("t", 3), ("K", (3, 3)))}
     for group, values in (("camera", p3d), ("opencv", cv)):
@@ -149,6 +149,17 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
         warnings.append(f"{where}: no complete 'camera' or 'opencv' entries; camera not imported")
         return None
     return CameraTrack(K, R, t, image_size)
+
+
+def _image_size(value: Any, name: str) -> tuple[int, int]:
+    """``img_size`` [H, W] as two positive whole numbers."""
+    size = np.asarray(value)
+    if (size.dtype.kind not in "iuf" or size.size != 2 or not np.isfinite(size).all() or np.any(size < 1)
+            or np.any(size % 1)):
+        raise SequenceError(f"{name}: 'img_size' is {size.reshape(-1)[:4].tolist()} ({size.dtype}), expected "
+                            "[H, W] in pixels")
+    height, width = (int(v) for v in size.reshape(-1))
+    return height, width
 
 
 def _compare_cameras(where: str, ours: tuple, stored: tuple, warnings: list[str]) -> None:
