@@ -4,8 +4,9 @@
 #   BLENDER_VERSIONS="5.0.1" bash scripts/test.sh -k exactness   # extra args go to pytest
 # Virtual environments are made on first use under .venvs/ (Python 3.11: the bpy wheels need it):
 #   bpy-<version>: the bpy wheel (numpy<2) + pytest + chumpy-fixed -> core and Blender tiers
-#   numpy2:        numpy 2 + pytest + ruff                         -> core tier on numpy 2, lint
-#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image -> core and tracker tiers
+#   numpy2:        numpy 2 + pytest + ruff + hypothesis            -> core tier on numpy 2 (fuzzed), lint
+#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image, hypothesis -> core (fuzzed) and tracker
+# The loader fuzzer (tests/core/test_fuzz.py) runs where hypothesis is: FLAME_FUZZ_SECONDS per tier (30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -23,14 +24,14 @@ run_tier() {  # run_tier LABEL PYTHON PYTEST_ARGS...; pytest's 5 (nothing collec
 }
 
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then  # first, so the Blender tier can run the real tracker end to end
-  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
+  ensure_venv tracker "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image hypothesis
   export FLAME_TRACKER_PYTHON="$PWD/.venvs/tracker/bin/python"
 fi
 for version in $BLENDER_VERSIONS; do
   ensure_venv "bpy-$version" "bpy==$version" "numpy<2" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
 done
-ensure_venv numpy2 "numpy>=2" pytest ruff
+ensure_venv numpy2 "numpy>=2" pytest ruff hypothesis
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FileFormatError, FlameError, LimitError, UnsafePickleError
-from .limits import SMALL, Budget, Limits, plain_dtype
+from .limits import SMALL, Budget, Limits, checked_shape, plain_dtype
 
 
 class _Stub:
@@ -404,6 +404,9 @@ class _Resolver:
         shape = s.get("_shape", s.get("shape"))
         if not isinstance(shape, tuple) or len(shape) != 2 or "data" not in s:
             raise FileFormatError(f"{what}: needs 'data' and a 2-d shape")
+        if math.prod(checked_shape(shape, what)) > MAX_SPARSE_DENSE:
+            raise LimitError(f"{what}: shape {shape} is larger than the {MAX_SPARSE_DENSE:,} values a dense "
+                             "FLAME matrix may have (J_regressor has 25,115)")
         dims = self.budget.take(shape, np.dtype(np.float64), what)
         data = self._numeric(s["data"], what).astype(np.float64).reshape(-1)
         if obj.layout == "coo":
@@ -432,6 +435,7 @@ class _Resolver:
         return idx.astype(np.int64)
 
 
+MAX_SPARSE_DENSE = 1 << 25  # values of a densified sparse matrix: 256 MiB, 1300 times FLAME's J_regressor
 _SPARSE_KEYS = ("_shape", "shape", "data", "indices", "indptr", "row", "col", "coords")
 
 
