@@ -47,10 +47,12 @@ SMALL = Limits(file_bytes=64 * MiB, decoded_bytes=64 * MiB)
 FOLDER = Limits(file_bytes=64 * MiB, decoded_bytes=2 * GiB)
 
 
-# What a Blender scene can hold: checked before an import or the tracker changes anything.
-MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene frames and keyframes lie in [0, MAX_FRAME] here
-FPS_RANGE = (0.01, 1000.0)  # frame rates a scene can be set to without rounding to nonsense
-IMAGE_SIDE = (4, 65536)  # render resolution per side, as Blender's resolution_x / _y accept
+# What a Blender scene can hold, within sane bounds: checked before an import or the tracker
+# changes anything (Blender would clamp silently).
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME; a scene's frame range starts at 0 or later
+MAX_FRAMES = 100_000  # frames in one import: over an hour at 25 fps; ~11 KB of keys per frame in Blender
+FPS_RANGE = (0.01, 1000.0)  # Blender's fps (1..32767) / fps_base hold these exactly
+IMAGE_SIDE = (16, 16384)  # pixels per side: Blender takes 4..65536, trackers' images are far inside
 
 
 class Budget:
