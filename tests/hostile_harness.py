@@ -109,6 +109,18 @@ def _fingerprint() -> str:
     return "|".join(parts)
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the address space, which exec replaces;
+    ru_maxrss would also count the parent's peak at fork (a Blender test process: ~600 MB)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(spec_path: str) -> None:
     import resource
     import signal
@@ -149,7 +161,7 @@ def _child(spec_path: str) -> None:
             signal.alarm(0)
             for module, name, code in case.get("ext", []):
                 copyreg.remove_extension(module, name, code)
-        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["rss_mb"] = _peak_rss_mb()
         result["state_changed"] = _fingerprint() != before
         print(json.dumps(result), flush=True)
 

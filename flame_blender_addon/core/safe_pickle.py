@@ -66,11 +66,11 @@ class _Dtype(_Stub):
         self.descr, self.order, self.built = descr, "=", False
 
     def __setstate__(self, state: Any) -> None:
-        if (self.built or not isinstance(state, tuple) or len(state) not in (8, 9) or state[1] not in _ORDERS
-                or any(s is not None for s in state[2:5])):
+        if (self.built or not isinstance(state, tuple) or len(state) not in (8, 9)
+                or _text(state[1]) not in _ORDERS or any(s is not None for s in state[2:5])):
             raise FileFormatError(f"dtype '{self.descr}': unsupported state (structured, sub-array or "
                                   "repeated); only plain numeric arrays are read")
-        self.order, self.built = state[1], True
+        self.order, self.built = _text(state[1]), True
 
     def dtype(self) -> np.dtype:
         order = "" if self.descr[:1] in _ORDERS else self.order
@@ -81,7 +81,7 @@ _ORDERS = ("<", ">", "|", "=")
 
 
 def _raw_bytes(raw: Any, what: str) -> bytes | bytearray:
-    """Array data as bytes: Python-2 strings arrive decoded with latin1 and are re-encoded."""
+    """Array data as bytes (Python-2 strings arrive as bytes; a text pickle may hand over latin1 text)."""
     if isinstance(raw, str):
         try:
             return raw.encode("latin1")
@@ -144,10 +144,14 @@ class _StorageType(_Global):
 
 
 class _Unpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` (latin1) whose every global is a loader-owned stub or checked function."""
+    """``pickle.Unpickler`` whose every global is a loader-owned stub or checked function.
+
+    Python-2 strings are read as bytes (``encoding='bytes'``), so array data is not decoded to text
+    and encoded back (two copies of a 400 MB model); the resolver turns the remaining ones into
+    latin1 text, as ``encoding='latin1'`` would have."""
 
     def __init__(self, data: bytes, budget: Budget, storages: Callable[[str, int], bytes] | None):
-        super().__init__(io.BytesIO(data), encoding="latin1")
+        super().__init__(io.BytesIO(data), encoding="bytes")
         self.budget, self.storages = budget, storages
         self.storage_cache: dict[str, bytes] = {}
         array = _Global("numpy.core.multiarray._reconstruct", self._reconstruct)
@@ -186,6 +190,8 @@ class _Unpickler(pickle.Unpickler):
         return found
 
     def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple):
+            pid = tuple(_text(v) for v in pid)
         if not (self.storages is not None and isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
                 and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
                 and re.fullmatch(r"\w{1,64}", pid[2])):
@@ -245,7 +251,13 @@ def _counts(values: Any, what: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _text(value: Any) -> Any:
+    """A Python-2 string (bytes here) as latin1 text; anything else as it is."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
 def _dtype(descr: Any, align: Any = False, copy: Any = True) -> _Dtype:
+    descr = _text(descr)
     if not isinstance(descr, str):
         raise FileFormatError(f"dtype {_short(descr)}: only plain numeric types are read")
     plain_dtype(descr, f"dtype '{descr[:20]}'")  # refuse early, before its state arrives
@@ -272,7 +284,7 @@ def _empty_bytes() -> bytes:
 
 
 def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+    if not isinstance(text, str) or _text(encoding) not in ("latin1", "latin-1"):
         raise UnsafePickleError(f"refused _codecs.encode with {_short(encoding)}")
     return _raw_bytes(text, "encoded bytes")
 
@@ -294,7 +306,7 @@ class _Stateful(_Stub):
     def __setstate__(self, state: Any) -> None:
         if self.state is not None or not isinstance(state, dict):
             raise FileFormatError(f"{type(self).__name__}: unsupported or repeated state")
-        self.state = state
+        self.state = {_text(k): v for k, v in state.items()}
 
 
 class ChumpyArray(_Stateful):
@@ -332,7 +344,7 @@ class _Resolver:
     def resolve(self, obj: Any, level: int) -> tuple[Any, int]:
         """(result, number of values it expands to)."""
         if isinstance(obj, (str, bytes)):
-            return obj, max(1, len(obj))
+            return _text(obj), max(1, len(obj))
         if isinstance(obj, (int, float, bool, complex, type(None), np.generic)):
             return obj, 1
         key = id(obj)
@@ -382,7 +394,7 @@ class _Resolver:
     def _key(key: Any) -> Any:
         if not isinstance(key, (str, bytes, int, float, bool, type(None))):
             raise FileFormatError(f"a dict key or set item of type {type(key).__name__.strip('_')}")
-        return key
+        return _text(key)
 
     @staticmethod
     def _numeric(value: Any, what: str) -> np.ndarray:
