@@ -9,6 +9,7 @@ real data; docs/reliability.md lists them with the real sizes they were checked 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -101,11 +102,17 @@ _PLAIN_DTYPE = re.compile(r"([<>|=]?)(b1|i[1248]|u[1248]|f[248]|[US][1-9][0-9]{0
 
 def plain_dtype(descr: Any, where: str) -> np.dtype:
     """The numpy dtype for an allowlisted type string such as ``'<f8'``, ``'u1'`` or ``'<U12'``."""
-    match = _PLAIN_DTYPE.fullmatch(descr) if isinstance(descr, str) else None
-    if match is None:
+    dtype = _allowed_dtype(descr) if isinstance(descr, str) else None
+    if dtype is None:
         raise FileFormatError(f"{where}: values of type {_shape_text_value(descr)} are refused; only plain "
                               "numbers and text are read")
-    return np.dtype(match.group(1).replace("|", "") + match.group(2))
+    return dtype
+
+
+@functools.lru_cache(maxsize=64)
+def _allowed_dtype(descr: str) -> np.dtype | None:
+    match = _PLAIN_DTYPE.fullmatch(descr)
+    return None if match is None else np.dtype(match.group(1).replace("|", "") + match.group(2))
 
 
 def _shape_text_value(value: Any) -> str:

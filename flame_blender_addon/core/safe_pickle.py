@@ -154,26 +154,7 @@ class _Unpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data), encoding="bytes")
         self.budget, self.storages = budget, storages
         self.storage_cache: dict[str, bytes] = {}
-        array = _Global("numpy.core.multiarray._reconstruct", self._reconstruct)
-        scalar = _Global("numpy.core.multiarray.scalar", _scalar)
-        frombuffer = _Global("numpy.core.numeric._frombuffer", self._frombuffer)
-        reconstructor = _Global("copyreg._reconstructor", _reconstructor)
-        obj, set_ = _Global("builtins.object", None), _Global("builtins.set", _set)
-        self.allowed: dict[tuple[str, str], _Global] = {
-            **{(m, "_reconstruct"): array for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-            **{(m, "scalar"): scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-            **{(m, "_frombuffer"): frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
-            ("numpy", "ndarray"): _NDARRAY,
-            ("numpy", "dtype"): _Global("numpy.dtype", _dtype),
-            **{(m, "_reconstructor"): reconstructor for m in ("copy_reg", "copyreg")},
-            **{(m, "object"): obj for m in ("__builtin__", "builtins")},
-            **{(m, "set"): set_ for m in ("__builtin__", "builtins")},
-            **{(m, "bytes"): _Global("builtins.bytes", _empty_bytes) for m in ("__builtin__", "builtins")},
-            ("_codecs", "encode"): _Global("_codecs.encode", _latin1_encode),
-            ("collections", "OrderedDict"): _Global("collections.OrderedDict", dict),
-            ("torch._utils", "_rebuild_tensor_v2"): _Global("torch._utils._rebuild_tensor_v2", self._tensor),
-            ("torch._utils", "_rebuild_parameter"): _Global("torch._utils._rebuild_parameter", _parameter),
-        }
+        self.bound = {method: _Global(method, getattr(self, method)) for method in set(_BOUND.values())}
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
@@ -182,7 +163,7 @@ class _Unpickler(pickle.Unpickler):
             return _SPARSE[name]
         if module == "torch" and name in _TORCH_STORAGES:
             return _StorageType(f"torch.{name}", plain_dtype(_TORCH_STORAGES[name], name))
-        found = self.allowed.get((module, name))
+        found = _SHARED.get((module, name)) or self.bound.get(_BOUND.get((module, name), ""))
         if found is None:
             raise UnsafePickleError(
                 f"refused to load '{module}.{name}': it is not something a FLAME or tracker file "
@@ -238,6 +219,7 @@ class _Unpickler(pickle.Unpickler):
 
 
 _NDARRAY = _Global("numpy.ndarray", None)
+_OBJECT = _Global("builtins.object", None)
 _TORCH_STORAGES = {  # torch storage class -> little-endian numpy dtype, as torch writes them
     "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2", "LongStorage": "<i8",
     "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "b1",
@@ -291,6 +273,28 @@ def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
 
 def _parameter(data: Any, *_: Any) -> Any:
     return data
+
+
+# Globals a pickle may name. Those that need the load's budget or storages are bound per load (_BOUND);
+# the rest are shared: BUILD on any of them is refused, so nothing about them can change.
+_BOUND = {  # (module, name) -> the method of the load's unpickler that stands for it
+    **{(m, "_reconstruct"): "_reconstruct" for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): "_frombuffer" for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("torch._utils", "_rebuild_tensor_v2"): "_tensor",
+}
+_SHARED: dict[tuple[str, str], _Global] = {
+    **{(m, "scalar"): _Global("numpy.core.multiarray.scalar", _scalar)
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Global("numpy.dtype", _dtype),
+    **{(m, "_reconstructor"): _Global("copyreg._reconstructor", _reconstructor) for m in ("copy_reg", "copyreg")},
+    **{(m, "object"): _OBJECT for m in ("__builtin__", "builtins")},
+    **{(m, "set"): _Global("builtins.set", _set) for m in ("__builtin__", "builtins")},
+    **{(m, "bytes"): _Global("builtins.bytes", _empty_bytes) for m in ("__builtin__", "builtins")},
+    ("_codecs", "encode"): _Global("_codecs.encode", _latin1_encode),
+    ("collections", "OrderedDict"): _Global("collections.OrderedDict", dict),
+    ("torch._utils", "_rebuild_parameter"): _Global("torch._utils._rebuild_parameter", _parameter),
+}
 
 
 def _short(value: Any) -> str:
@@ -451,51 +455,71 @@ MAX_SPARSE_DENSE = 1 << 25  # values of a densified sparse matrix: 256 MiB, 1300
 _SPARSE_KEYS = ("_shape", "shape", "data", "indices", "indptr", "row", "col", "coords")
 
 
+def _opcode_tables() -> tuple[list[int], list[tuple[str, int, int, bool] | None]]:
+    """Per opcode byte: the size of its fixed argument (-1: not fixed, or an opcode needing a look),
+    and (name, kind, width, signed) with kind 0 = fixed ``width`` bytes, 1 = ``width`` lines,
+    2 = a ``width``-byte length then that many bytes (None for bytes that are no opcode)."""
+    fixed, table = [-1] * 256, [None] * 256
+    counted = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False), pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+               pickletools.TAKEN_FROM_ARGUMENT4U: (4, False), pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
+    for op in pickletools.opcodes:
+        desc = op.arg
+        if desc is None or desc.n >= 0:
+            entry = (op.name, 0, 0 if desc is None else desc.n, False)
+        elif desc.n == pickletools.UP_TO_NEWLINE:
+            entry = (op.name, 1, 2 if desc is pickletools.stringnl_noescape_pair else 1, False)
+        else:
+            entry = (op.name, 2, *counted[desc.n])
+        table[ord(op.code)] = entry
+        if entry[1] == 0 and op.name not in _MEMO_OPS and op.name != "STOP":
+            fixed[ord(op.code)] = entry[2]
+    return fixed, table
+
+
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
-_COUNTED = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False), pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
-            pickletools.TAKEN_FROM_ARGUMENT4U: (4, False), pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
+_FIXED, _OPCODES = _opcode_tables()
 
 
 def _prescan(data: bytes, limits: Limits) -> None:
     """Walk the opcodes without running or decoding them: bound their count and memo indices and
     check that every declared length fits in the data (so nothing is allocated for a lying length)."""
-    pos, end = 0, len(data)
+    pos, end, fixed, table, find = 0, len(data), _FIXED, _OPCODES, data.find
     for _ in range(limits.pickle_ops):
-        op = pickletools.code2op.get(chr(data[pos])) if pos < end else None
-        if op is None:
-            raise FileFormatError("not a readable pickle (truncated or damaged: "
-                                  f"{'ends' if pos >= end else 'unknown opcode'} at byte {pos:,})")
+        if pos >= end:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: ends at byte {pos:,})")
+        width = fixed[data[pos]]
+        if width >= 0:  # the common case: an opcode with a fixed-size argument
+            pos += 1 + width
+            continue
+        entry = table[data[pos]]
+        if entry is None:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: unknown opcode at byte {pos:,})")
+        name, kind, width, signed = entry
         start = pos = pos + 1
-        desc = op.arg
-        if desc is None:
-            size = 0
-        elif desc.n >= 0:
-            size = desc.n
-        elif desc.n == pickletools.UP_TO_NEWLINE:
-            stop = pos
-            for _line in range(2 if desc is pickletools.stringnl_noescape_pair else 1):
-                stop = data.find(b"\n", stop) + 1
-                if stop == 0:
-                    stop = end + 1
+        if kind == 0:
+            pos += width
+        elif kind == 1:
+            for _line in range(width):
+                pos = find(b"\n", pos) + 1
+                if pos == 0:
+                    pos = end + 1
                     break
-            size = stop - pos
         else:
-            width, signed = _COUNTED[desc.n]
-            size = width + int.from_bytes(data[pos:pos + width], "little", signed=signed)
-            if size < width:
+            size = int.from_bytes(data[pos:pos + width], "little", signed=signed)
+            if size < 0:
                 raise FileFormatError(f"not a readable pickle (truncated or damaged: negative length at byte {pos:,})")
-        if pos + size > end:
-            raise FileFormatError(f"not a readable pickle (truncated or damaged: {op.name} at byte {pos - 1:,} "
-                                  f"needs {size:,} bytes, {end - pos:,} remain)")
-        pos += size
-        if op.name in _MEMO_OPS:
+            pos += width + size
+        if pos > end:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: {name} at byte {start - 1:,} "
+                                  f"needs {pos - start:,} bytes, {end - start:,} remain)")
+        if name in _MEMO_OPS:
             arg = data[start:pos]
-            if desc.n == pickletools.UP_TO_NEWLINE and not arg[:-1].isdigit():
-                raise FileFormatError(f"not a readable pickle (truncated or damaged: {op.name} at byte {pos:,})")
-            index = int(arg) if desc.n == pickletools.UP_TO_NEWLINE else int.from_bytes(arg, "little")
+            if kind == 1 and not arg[:-1].isdigit():
+                raise FileFormatError(f"not a readable pickle (truncated or damaged: {name} at byte {pos:,})")
+            index = int(arg) if kind == 1 else int.from_bytes(arg, "little")
             if index > limits.pickle_ops:
                 raise LimitError(f"memo index {index:,} is beyond the {limits.pickle_ops:,} opcodes allowed")
-        if op.name == "STOP":
+        elif name == "STOP":
             return
     raise LimitError(f"more than {limits.pickle_ops:,} pickle opcodes")
 
@@ -519,14 +543,12 @@ def loads(data: bytes, budget: Budget | None = None,
     budget = budget or Budget(SMALL)
     data = repair_crlf(data)
     _prescan(data, budget.limits)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy 2's "align should be passed as ... boolean"
-        try:
-            return _Resolver(budget)(_Unpickler(data, budget, storages).load())
-        except FlameError:
-            raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-                UnicodeError, OverflowError, struct.error, RecursionError) as err:
-            raise FileFormatError(f"not a readable pickle (truncated or damaged: {type(err).__name__}: "
-                                  f"{_short(str(err))})") from None
+    try:
+        return _Resolver(budget)(_Unpickler(data, budget, storages).load())
+    except FlameError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeError, OverflowError, struct.error, RecursionError) as err:
+        raise FileFormatError(f"not a readable pickle (truncated or damaged: {type(err).__name__}: "
+                              f"{_short(str(err))})") from None
 

@@ -8,6 +8,7 @@ top-left corner, NaN where there is no face.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class Track:
 
 def _read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
     """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise TrackerError(f"{path}: {what} file not found")
     with safe_files.NpzArchive.open(path, limits, Budget(limits)) as npz:
         return {"__files__": sorted(npz), **{k: npz[k] for k in keys if k in npz}}
