@@ -455,11 +455,12 @@ MAX_SPARSE_DENSE = 1 << 25  # values of a densified sparse matrix: 256 MiB, 1300
 _SPARSE_KEYS = ("_shape", "shape", "data", "indices", "indptr", "row", "col", "coords")
 
 
-def _opcode_tables() -> tuple[list[int], list[tuple[str, int, int, bool] | None]]:
-    """Per opcode byte: the size of its fixed argument (-1: not fixed, or an opcode needing a look),
-    and (name, kind, width, signed) with kind 0 = fixed ``width`` bytes, 1 = ``width`` lines,
-    2 = a ``width``-byte length then that many bytes (None for bytes that are no opcode)."""
-    fixed, table = [-1] * 256, [None] * 256
+def _opcode_tables() -> tuple[list[int], list[int], list[tuple[str, int, int, bool] | None]]:
+    """Per opcode byte: the size of its fixed argument and the width of its unsigned length prefix
+    (-1: neither, or an opcode needing a closer look), and (name, kind, width, signed) with kind
+    0 = fixed ``width`` bytes, 1 = ``width`` lines, 2 = a ``width``-byte length then that many bytes
+    (None for bytes that are no opcode)."""
+    fixed, counted_fast, table = [-1] * 256, [-1] * 256, [None] * 256
     counted = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False), pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
                pickletools.TAKEN_FROM_ARGUMENT4U: (4, False), pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
     for op in pickletools.opcodes:
@@ -471,25 +472,34 @@ def _opcode_tables() -> tuple[list[int], list[tuple[str, int, int, bool] | None]
         else:
             entry = (op.name, 2, *counted[desc.n])
         table[ord(op.code)] = entry
-        if entry[1] == 0 and op.name not in _MEMO_OPS and op.name != "STOP":
-            fixed[ord(op.code)] = entry[2]
-    return fixed, table
+        if op.name not in _MEMO_OPS and op.name != "STOP":
+            if entry[1] == 0:
+                fixed[ord(op.code)] = entry[2]
+            elif entry[1] == 2 and not entry[3]:
+                counted_fast[ord(op.code)] = entry[2]
+    return fixed, counted_fast, table
 
 
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
-_FIXED, _OPCODES = _opcode_tables()
+_FIXED, _COUNTED, _OPCODES = _opcode_tables()
 
 
 def _prescan(data: bytes, limits: Limits) -> None:
     """Walk the opcodes without running or decoding them: bound their count and memo indices and
     check that every declared length fits in the data (so nothing is allocated for a lying length)."""
-    pos, end, fixed, table, find = 0, len(data), _FIXED, _OPCODES, data.find
+    pos, end, fixed, counted, table, find = 0, len(data), _FIXED, _COUNTED, _OPCODES, data.find
+    from_bytes = int.from_bytes
     for _ in range(limits.pickle_ops):
         if pos >= end:
             raise FileFormatError(f"not a readable pickle (truncated or damaged: ends at byte {pos:,})")
-        width = fixed[data[pos]]
-        if width >= 0:  # the common case: an opcode with a fixed-size argument
+        code = data[pos]
+        width = fixed[code]
+        if width >= 0:  # the common cases: a fixed-size argument, or a length and that many bytes
             pos += 1 + width
+            continue
+        width = counted[code]
+        if width >= 0:
+            pos += 1 + width + from_bytes(data[pos + 1:pos + 1 + width], "little")
             continue
         entry = table[data[pos]]
         if entry is None:
