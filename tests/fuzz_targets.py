@@ -246,30 +246,17 @@ def mutated_files(target: Target, draw: Any) -> dict[str, bytes]:
 # child: the fuzzing loop
 
 
-class ExampleTimeout(BaseException):
-    """The alarm; a BaseException so that neither the loaders' guard nor hypothesis swallows it."""
-
-
 def _child(seconds: float, work: Path, names: list[str]) -> None:
-    import resource
     import signal
 
-    limit = MEMORY_MB << 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import importlib
+    from hostile_harness import CaseTimeout, _fingerprint, child_setup
 
-    from hostile_harness import LOADERS, _fingerprint
+    loaders, before = child_setup(MEMORY_MB)
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
 
     from flame_blender_addon.core.errors import FlameError, InternalError
 
-    loaders = {name: getattr(importlib.import_module(mod), func) for name, (mod, func) in LOADERS.items()}
-    before = _fingerprint()
-    def alarm(*_: Any) -> None:
-        raise ExampleTimeout
-
-    signal.signal(signal.SIGALRM, alarm)
     example = work / "example"
 
     def prop(target: Target, stats: dict[str, int]) -> Callable[[Any], None]:
@@ -306,7 +293,7 @@ def _child(seconds: float, work: Path, names: list[str]) -> None:
         while time.monotonic() < end and failure is None:
             try:
                 check()
-            except ExampleTimeout:
+            except CaseTimeout:  # a BaseException: neither the loaders' guard nor hypothesis swallows it
                 failure = "hang (10 s)"
             except Exception as err:  # noqa: BLE001 - the property's counterexample, reported below
                 failure = f"{type(err).__name__}: {str(err)[:300]}"

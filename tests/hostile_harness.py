@@ -121,25 +121,32 @@ def _peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(spec_path: str) -> None:
+def child_setup(memory_mb: int) -> tuple[dict[str, Any], str]:
+    """In a child process: limit its address space (before numpy is imported), make SIGALRM raise
+    :class:`CaseTimeout`, import the loaders. Returns (loaders by name, :func:`_fingerprint`)."""
+    import importlib
     import resource
     import signal
 
-    spec = json.loads(Path(spec_path).read_text())
-    limit = spec["memory_mb"] << 20
+    limit = memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    import copyreg
-    import importlib
-
-    from flame_blender_addon.core.errors import FlameError, InternalError
-
-    loaders = {name: getattr(importlib.import_module(mod), func) for name, (mod, func) in LOADERS.items()}
-    before = _fingerprint()
 
     def alarm(*_: Any) -> None:
         raise CaseTimeout
 
     signal.signal(signal.SIGALRM, alarm)
+    loaders = {name: getattr(importlib.import_module(mod), func) for name, (mod, func) in LOADERS.items()}
+    return loaders, _fingerprint()
+
+
+def _child(spec_path: str) -> None:
+    import copyreg
+    import signal
+
+    spec = json.loads(Path(spec_path).read_text())
+    loaders, before = child_setup(spec["memory_mb"])
+    from flame_blender_addon.core.errors import FlameError, InternalError
+
     for case in spec["cases"]:
         print(json.dumps({"event": "start", "id": case["id"]}), flush=True)
         for module, name, code in case.get("ext", []):
