@@ -17,15 +17,19 @@ os.environ.setdefault("XDG_CACHE_HOME", str(_sandbox / "cache"))
 
 
 def machine() -> str:
-    """One line: CPU model, cores, Python, numpy and Blender versions."""
-    import bpy
+    """One line: CPU model, cores, Python, numpy and (where bpy is installed) Blender versions."""
     import numpy as np
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
         cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"Blender {bpy.app.version_string}")
+    try:
+        import bpy
+
+        blender = f", Blender {bpy.app.version_string}"
+    except ImportError:
+        blender = ""
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}{blender}"
 
 
 def flame_sized_model(folder: Path) -> Path:

@@ -5,8 +5,9 @@
 # Virtual environments are made on first use under .venvs/ (scripts/venv.sh finds the Pythons):
 #   bpy-<version>: the bpy wheel + pytest + chumpy-fixed -> core and Blender tiers; Python 3.11 and
 #                  numpy<2 up to 5.0, Python 3.13 and the wheel's numpy 2 from 5.1
-#   numpy2:        numpy 2 + pytest + ruff (3.11)                        -> core tier on numpy 2, lint
-#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image (3.11) -> core and tracker tiers
+#   numpy2:        numpy 2 + pytest + ruff + hypothesis (3.11)             -> core tier on numpy 2 (fuzzed), lint
+#   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image, hypothesis (3.11) -> core (fuzzed), tracker
+# The loader fuzzer (tests/core/test_fuzz.py) runs where hypothesis is: FLAME_FUZZ_SECONDS per tier (30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -28,14 +29,14 @@ run_tier() {  # run_tier LABEL PYTHON PYTEST_ARGS...; pytest's 5 (nothing collec
 }
 
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then  # first, so the Blender tier can run the real tracker end to end
-  ensure_venv tracker 3.11 "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image
+  ensure_venv tracker 3.11 "$TORCH" "numpy<2" pytest "av>=12" "mediapipe==0.10.21" scikit-image hypothesis
   export FLAME_TRACKER_PYTHON="$PWD/.venvs/tracker/bin/python"
 fi
 for version in $BLENDER_VERSIONS; do
   ensure_bpy_venv "$version" "${TEST_DEPS[@]}"
   run_tier "core + Blender tiers on bpy $version" ".venvs/bpy-$version/bin/python" tests/core tests/blender "$@"
 done
-ensure_venv numpy2 3.11 "numpy>=2" pytest ruff
+ensure_venv numpy2 3.11 "numpy>=2" pytest ruff hypothesis
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")

@@ -6,7 +6,8 @@ small valid ``DIR/flame_sequence.npz`` (a slowly turning head opening its jaw). 
 ``--input`` ...) are accepted and ignored, so a front end can run it with the real tracker's argv.
 
 ``--fail-after N`` reports an error after N progress steps and exits ``EXIT_ERROR`` leaving no
-outputs; ``--hang`` stops after the first progress step and sleeps until killed.
+outputs; ``--hang`` stops after the first progress step and sleeps until killed; ``--fps F`` writes
+that frame rate (a result the front end must refuse, e.g. -5).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def npy_bytes(values: Sequence[float], shape: tuple[int, ...]) -> bytes:
             + struct.pack(f"<{len(values)}f", *values))
 
 
-def fake_sequence(frames: int) -> dict[str, tuple[list[float], tuple[int, ...]]]:
+def fake_sequence(frames: int, fps: float = FPS) -> dict[str, tuple[list[float], tuple[int, ...]]]:
     """The arrays of a small flame_sequence.npz: key -> (row-major values, shape)."""
     T = frames
     angle = [0.3 * math.sin(2 * math.pi * t / max(T, 1)) for t in range(T)]
@@ -58,7 +59,7 @@ def fake_sequence(frames: int) -> dict[str, tuple[list[float], tuple[int, ...]]]
         "shape": ([0.5 * (-1) ** i / (i + 1) for i in range(N_SHAPE)], (N_SHAPE,)),
         "expr": ([math.sin(0.3 * t + i) * 0.5 for t in range(T) for i in range(N_EXPR)], (T, N_EXPR)),
         "eyelids": ([0.0] * (2 * T), (T, 2)),
-        "fps": ([FPS], ()),
+        "fps": ([fps], ()),
         "image_size": ([float(SIZE), float(SIZE)], (2,)),
         "K": (K, (3, 3)),
         "cam_R": ([1.0, 0, 0, 0, -1.0, 0, 0, 0, -1.0], (3, 3)),
@@ -78,7 +79,7 @@ def emit(message: dict) -> None:
     sys.stdout.flush()
 
 
-def run(output: str, frames: int, fail_after: int | None, hang: bool, delay: float) -> int:
+def run(output: str, frames: int, fail_after: int | None, hang: bool, delay: float, fps: float = FPS) -> int:
     """Pretend to track; returns the exit code."""
     output = os.path.abspath(output)
     os.makedirs(output, exist_ok=True)
@@ -96,7 +97,7 @@ def run(output: str, frames: int, fail_after: int | None, hang: bool, delay: flo
                     time.sleep(3600)
             time.sleep(delay)
         staged = os.path.join(tmp, protocol.SEQUENCE_FILE)
-        write_npz(staged, fake_sequence(frames))
+        write_npz(staged, fake_sequence(frames, fps))
         final = os.path.join(output, protocol.SEQUENCE_FILE)
         os.replace(staged, final)
         emit(protocol.progress("write", 1.0, "done"))
@@ -118,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fail-after", type=int, default=None, metavar="N")
     parser.add_argument("--hang", action="store_true")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between progress steps")
+    parser.add_argument("--fps", type=float, default=FPS, help="frame rate written into the result")
     args, _ignored = parser.parse_known_args(argv)
     if args.frames < 1:
         parser.error("--frames must be at least 1")
-    return run(args.output, args.frames, args.fail_after, args.hang, args.delay)
+    return run(args.output, args.frames, args.fail_after, args.hang, args.delay, args.fps)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import numpy as np
 from mathutils import Matrix
 
 from ..core import rig
-from ..core.model import JOINT_NAMES, FlameModel
+from ..core.errors import FlameError
+from ..core.model import JOINT_NAMES, N_POSE_FEATURES, FlameModel
 from .progress import Report
 from .transaction import active_in_mode
 
@@ -165,6 +166,47 @@ def scene_heads(scene: bpy.types.Scene) -> list[bpy.types.Object]:
 def target_head(context: bpy.types.Context, name: str = "") -> bpy.types.Object | None:
     """The head an operator acts on: the object named ``name`` (or its head), else the active object's head."""
     return find_head(bpy.data.objects.get(name) if name else context.active_object)
+
+
+def check_head(armature: bpy.types.Object) -> None:
+    """Refuse (FlameError saying what is missing) a head an operator is about to change whose mesh,
+    shape keys, bones or stored joint basis are gone or renamed (users edit heads): keys written to
+    them would be lost silently, and re-creating bones would leave the renamed ones behind. Changes
+    nothing; :func:`repair_head` fixes what needs no model data."""
+    props, name = armature.flame, armature.name
+    mesh = props.mesh
+    if mesh is None or mesh.type != "MESH" or mesh.data.shape_keys is None:
+        raise FlameError(f"{name}: the head's mesh or its shape keys are gone; rebuild the head")
+    bones = armature.data.bones
+    missing = [b for b in JOINT_NAMES if b not in bones]
+    if missing:
+        others = sorted(set(bones.keys()) - set(JOINT_NAMES))
+        raise FlameError(f"{name}: bone(s) {', '.join(missing)} missing"
+                         + (f" (renamed to {', '.join(others)}?)" if others else "")
+                         + "; rename them back or rebuild the head")
+    blocks = mesh.data.shape_keys.key_blocks
+    wanted = shape_key_names(props.n_shape, props.n_expr) + [f"{POSE_PREFIX}{k:02d}" for k in range(N_POSE_FEATURES)]
+    gone = [k for k in wanted if k not in blocks]
+    if gone:
+        raise FlameError(f"{name}: shape key(s) {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''} missing "
+                         f"({len(gone)} in all; deleted or renamed?); rebuild the head from its model file")
+    stored = len(armature.get(JOINT_BASIS_PROP, ()))
+    if stored != (1 + props.n_shape + props.n_expr) * len(JOINT_NAMES) * 3:
+        raise FlameError(f"{name}: the joint basis stored on the head does not match its {props.n_shape} identity "
+                         f"and {props.n_expr} expression keys; rebuild the head")
+
+
+def repair_head(armature: bpy.types.Object) -> list[str]:
+    """Set pose bones switched to Euler rotation back to quaternions (Euler would ignore the quaternion
+    keys and the correctives' drivers); returns a warning for each repair."""
+    warnings, name = [], armature.name
+    for bone_name in JOINT_NAMES:
+        bone = armature.pose.bones[bone_name]
+        if bone.rotation_mode != "QUATERNION":
+            warnings.append(f"{name}: bone '{bone_name}' was set to {bone.rotation_mode} rotation; set back to "
+                            "quaternion, which the head's keys and correctives use")
+            bone.rotation_mode = "QUATERNION"
+    return warnings
 
 
 def joint_basis(armature: bpy.types.Object) -> np.ndarray:

@@ -65,6 +65,9 @@ class HeadOperator:
         armature = head.target_head(context, self.target)
         if armature is None:
             raise FlameError(f"'{self.target or 'active object'}' is not a FLAME head")
+        head.check_head(armature)
+        for warning in head.repair_head(armature):
+            self.report({"WARNING"}, warning)
         return self.run(context, armature)
 
     def run(self, context, armature: bpy.types.Object) -> set[str]:

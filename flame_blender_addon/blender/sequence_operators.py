@@ -12,7 +12,7 @@ from ..core.errors import FlameError
 from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
 from ..core.model import load_model
-from ..core.sequence import fit_components, read_sequence, resample
+from ..core.sequence import fit_components, read_sequence, resample, scene_frames
 from . import head, sequence_export, sequence_import
 from .operator_base import HeadOperator, reports_errors
 from .operators import _BuildOperator
@@ -67,7 +67,11 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
         armature = None if model else head.target_head(context, self.target)
         if model is None and armature is None:
             raise FlameError("No FLAME head to animate: select one, or give a model file to build one")
+        scene_frames(seq, self.frame_start, self.target_fps or None)  # checked before anything changes
+        if armature is not None:
+            head.check_head(armature)
         with rollback_on_error(context, edited_head=armature), progress(context, "Importing sequence") as report:
+            repairs = head.repair_head(armature) if model is None else []
             if model is not None:
                 armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
                                            lambda f, m: report(0.3 * f, m))
@@ -83,7 +87,7 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                 camera_mode=self.camera_mode,
                 background=background,
                 report=lambda f, m: report(0.3 + 0.7 * f, m))
-        for warning in seq.warnings:
+        for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
         return {"FINISHED"}

@@ -18,6 +18,7 @@ from bpy.props import EnumProperty, FloatProperty, StringProperty
 from ..core import tracker_protocol as protocol
 from . import head, preferences
 from .tracker_job import TrackerJob, template_argv, tracker_argv
+from .transaction import rollback_on_error
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +102,16 @@ class FLAME_OT_track_video(bpy.types.Operator):
         result = job.result.path if job.result else str(self._output)
         armature = head.find_head(context.active_object)
         kwargs = {"filepath": result if Path(result).is_file() and result.endswith(".npz") else str(self._output)}
-        if armature is None:
-            model = self._model_arg(context)
-            if model == "demo":
-                bpy.ops.flame.add_demo_head()
-            else:
-                kwargs["model_filepath"] = model
-        try:
-            bpy.ops.flame.import_sequence(**kwargs)
-        except RuntimeError as err:  # the import reported an error; the scene is unchanged
+        try:  # a demo head made for the result goes again if the result cannot be imported
+            with rollback_on_error(context):
+                if armature is None:
+                    model = self._model_arg(context)
+                    if model == "demo":
+                        bpy.ops.flame.add_demo_head()
+                    else:
+                        kwargs["model_filepath"] = model
+                bpy.ops.flame.import_sequence(**kwargs)
+        except RuntimeError as err:  # the import reported an error; the scene is as it was
             self.report({"ERROR"}, f"Tracking finished but its result could not be imported: {err}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Tracked {self.filepath} -> {result}")

@@ -1,9 +1,11 @@
-"""All-or-nothing scene edits: a failed import leaves no half-built datablocks behind, and an existing head
-it changed as it was. The one rollback mechanism of the add-on's operators."""
+"""All-or-nothing scene edits: a failed import leaves no half-built datablocks behind, the scene's settings
+(frame rate, range and current frame, render resolution, camera) and an existing head it changed as they
+were. The one rollback mechanism of the add-on's operators."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import bpy
@@ -14,8 +16,32 @@ _COLLECTIONS = ("objects", "meshes", "armatures", "shape_keys", "actions", "came
                 "collections", "materials", "node_groups", "movieclips")
 
 
+# Scene settings an import sets (sequence_import: frame rate and range, render size, scene camera).
+_SCENE_SETTINGS = ("render.fps", "render.fps_base", "render.resolution_x", "render.resolution_y",
+                   "render.resolution_percentage", "render.pixel_aspect_x", "render.pixel_aspect_y",
+                   "frame_start", "frame_end", "frame_current", "camera")
+
+
 def _snapshot() -> dict[str, set[int]]:
     return {name: {id_.as_pointer() for id_ in getattr(bpy.data, name)} for name in _COLLECTIONS}
+
+
+def _owner(scene: bpy.types.Scene, path: str) -> tuple[object, str]:
+    *parents, attribute = path.split(".")
+    return functools.reduce(getattr, parents, scene), attribute
+
+
+class _SceneState:
+    """The values of :data:`_SCENE_SETTINGS` of a scene."""
+
+    def __init__(self, scene: bpy.types.Scene):
+        self.scene = scene
+        self.values = {path: getattr(*_owner(scene, path)) for path in _SCENE_SETTINGS}
+
+    def restore(self) -> None:
+        for _ in range(2):  # frame_start and frame_end clamp each other: the second pass lands
+            for path, value in self.values.items():
+                setattr(*_owner(self.scene, path), value)
 
 
 class _HeadState:
@@ -32,6 +58,7 @@ class _HeadState:
         self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
         self.matrix = armature.matrix_world.copy()
         self.rotation_mode = armature.rotation_mode
+        self.bone_modes = {b.name: b.rotation_mode for b in armature.pose.bones}
 
     def restore(self, context: bpy.types.Context) -> None:
         from .head import set_rest_joints  # head uses this module's active_in_mode
@@ -45,14 +72,17 @@ class _HeadState:
         set_rest_joints(context, self.armature, self.joints)
         self.armature.rotation_mode = self.rotation_mode
         self.armature.matrix_world = self.matrix
+        for bone in self.armature.pose.bones:
+            bone.rotation_mode = self.bone_modes.get(bone.name, bone.rotation_mode)
 
 
 @contextlib.contextmanager
 def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object | None = None) -> Iterator[None]:
     """Run a block that creates datablocks; if it raises, delete every datablock it created, restore
-    ``edited_head`` (an existing FLAME armature the block changes, see :class:`_HeadState`), the
-    active object, selection and mode, and re-raise."""
+    the scene's settings (:data:`_SCENE_SETTINGS`), ``edited_head`` (an existing FLAME armature the
+    block changes, see :class:`_HeadState`), the active object, selection and mode, and re-raise."""
     before = _snapshot()
+    scene_state = _SceneState(context.scene)
     head_state = _HeadState(edited_head) if edited_head is not None else None
     active = context.view_layer.objects.active
     selected = [o for o in context.view_layer.objects if o.select_get()]
@@ -61,13 +91,15 @@ def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object 
     except BaseException:
         if context.object is not None and context.object.mode != "OBJECT":
             bpy.ops.object.mode_set(mode="OBJECT")
+        scene_state.restore()  # first: the scene's camera may be one the block created
         created = [id_ for name in _COLLECTIONS for id_ in getattr(bpy.data, name)
                    if id_.as_pointer() not in before[name]]
         bpy.data.batch_remove(created)
         if head_state is not None:
             head_state.restore(context)
         for obj in context.view_layer.objects:
-            obj.select_set(obj in selected)
+            if obj is not None:  # bases of objects just removed can linger until the layer syncs
+                obj.select_set(obj in selected)
         context.view_layer.objects.active = active
         raise
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelLoadError
+from . import safe_files
+from .errors import ModelLoadError, guarded
 from .formats.model_file import read_model_file
+from .limits import LARGE
 
 N_VERTS, N_FACES = 5023, 9976  # FLAME's mesh
 N_COMPONENTS = 400  # columns of the released models' ``shapedirs``
@@ -122,7 +124,7 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
     if v_template.shape[1] != 3 or V < 3:
         raise ModelLoadError(f"{name}: 'v_template' has shape {v_template.shape}, expected (V, 3)")
     faces = _array(raw, "f", name, np.int64, 2)
-    if faces.shape[1] != 3:
+    if faces.shape[1] != 3 or len(faces) == 0:
         raise ModelLoadError(f"{name}: 'f' has shape {faces.shape}, expected (F, 3) triangles")
     if faces.size and (faces.min() < 0 or faces.max() >= V):
         raise ModelLoadError(f"{name}: 'f' indexes vertex {faces.max()}, but there are only {V}")
@@ -166,12 +168,15 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
         warnings=tuple(warnings))
 
 
+@guarded
 def load_model(path: str | Path) -> FlameModel:
-    """Load and validate a FLAME ``.pkl`` (any release, chumpy or not) or ``.npz`` model file."""
+    """Load and validate a FLAME ``.pkl`` (any release, chumpy or not) or ``.npz`` model file.
+
+    Only FlameError leaves: ModelLoadError for wrong content, FileFormatError, LimitError,
+    FileAccessError, UnsafePickleError.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: file not found")
-    data = path.read_bytes()
+    data = safe_files.read_bytes(path, LARGE)
     model = model_from_arrays(read_model_file(path.name, data), name=path.name,
                               sha256=hashlib.sha256(data).hexdigest())
     return dataclasses.replace(model, path=str(path.resolve()))

@@ -22,6 +22,7 @@ import numpy as np
 
 from .camera import CameraTrack
 from .errors import SequenceError
+from .limits import FPS_RANGE, IMAGE_SIDE, MAX_FRAME, MAX_FRAMES
 from .model import N_JOINTS
 from .rotations import matrix_to_quaternion, quaternion_to_matrix, slerp
 
@@ -180,12 +181,57 @@ def validate_sequence(seq: FlameSequence, where: str = "sequence") -> FlameSeque
     for key in ("shape", "static_offset", "eyelid_dirs"):
         if getattr(seq, key) is not None:
             require_finite(where, key, getattr(seq, key))
-    if not (np.isfinite(seq.fps) and seq.fps > 0):
-        raise SequenceError(f"{where}: fps is {seq.fps}, expected a positive number")
+    check_fps(seq.fps, f"{where}: fps")
     _require_rotations(where, "rotations", seq.rotations, labels)
     if seq.camera is not None:
         _require_rotations(where, "camera R", seq.camera.R, labels)
+        _check_image_size(seq.camera.image_size, where)
     return _clean_frame_ids(seq, where)
+
+
+def check_fps(fps: float, what: str) -> float:
+    """``fps`` if it lies in :data:`.limits.FPS_RANGE`, else SequenceError (``what`` names it)."""
+    low, high = FPS_RANGE
+    if not (np.isfinite(fps) and low <= fps <= high):
+        raise SequenceError(f"{what} is {fps:g}, expected {low:g} to {high:g} frames per second")
+    return float(fps)
+
+
+def _check_image_size(size: tuple[int, int], where: str) -> None:
+    low, high = IMAGE_SIDE
+    if not all(low <= side <= high for side in size):
+        raise SequenceError(f"{where}: the camera's image is {size[1]} x {size[0]} pixels; expected {low} to "
+                            f"{high} per side")
+
+
+def scene_frames(seq: FlameSequence, frame_start: int, target_fps: float | None = None) -> tuple[int, int, int]:
+    """(first, last, count) of the scene frames an import of ``seq`` keys, resampled to ``target_fps``.
+
+    Raises SequenceError, before anything is allocated, unless they fit in a Blender scene:
+    frames 0 to :data:`.limits.MAX_FRAME`, at most :data:`.limits.MAX_FRAMES` of them, and both
+    frame rates within :data:`.limits.FPS_RANGE`.
+    """
+    ids = seq.frame_ids
+    check_fps(seq.fps, "the sequence's fps")
+    if target_fps:
+        first, last = _resampled_range(ids, check_fps(target_fps, "the fps to resample to") / seq.fps)
+        count = last - first + 1
+    else:
+        first, last, count = int(ids[0]), int(ids[-1]), len(ids)
+    if count > MAX_FRAMES:
+        raise SequenceError(f"{count:,} frames{f' at {target_fps:g} fps' if target_fps else ''}: more than the "
+                            f"{MAX_FRAMES:,} one import may key")
+    lo, hi = frame_start + first, frame_start + last
+    if lo < 0 or hi > MAX_FRAME:
+        raise SequenceError(f"the sequence's frames {first}..{last} would land on scene frames {lo}..{hi}; a scene "
+                            f"holds frames 0..{MAX_FRAME}: choose another start frame")
+    return lo, hi, count
+
+
+def _resampled_range(ids: np.ndarray, scale: float) -> tuple[int, int]:
+    """First and last frame number of ``ids`` (sorted) resampled by ``scale``."""
+    first = int(np.ceil(ids[0] * scale - 1e-9))
+    return first, max(first, int(np.floor(ids[-1] * scale + 1e-9)))
 
 
 def _require_rotations(where: str, key: str, R: np.ndarray, labels: Sequence[str]) -> None:
@@ -259,12 +305,13 @@ def resample(seq: FlameSequence, fps: float) -> FlameSequence:
     Covers the same time span (source frame f is at f / seq.fps); vectors are interpolated
     linearly and rotations (joints and camera) by slerp, bridging gaps. Shape and offsets are shared.
     """
-    if not (np.isfinite(fps) and fps > 0):
-        raise SequenceError(f"cannot resample to {fps} fps")
     ids = seq.frame_ids
-    scale = fps / seq.fps
-    first, last = int(np.ceil(ids[0] * scale - 1e-9)), int(np.floor(ids[-1] * scale + 1e-9))
-    new_ids = np.arange(first, max(first, last) + 1, dtype=np.int64)
+    scale = check_fps(fps, "the fps to resample to") / seq.fps
+    first, last = _resampled_range(ids, scale)
+    if last - first + 1 > MAX_FRAMES:
+        raise SequenceError(f"resampling to {fps:g} fps gives {last - first + 1:,} frames, more than the "
+                            f"{MAX_FRAMES:,} allowed")
+    new_ids = np.arange(first, last + 1, dtype=np.int64)
     src = np.clip(new_ids / scale, ids[0], ids[-1])  # source time, in source frame units
     i1 = np.clip(np.searchsorted(ids, src, side="right"), 1, max(1, len(ids) - 1))
     i0 = i1 - 1 if len(ids) > 1 else np.zeros_like(i1)
@@ -282,4 +329,5 @@ def resample(seq: FlameSequence, fps: float) -> FlameSequence:
         warnings=list(seq.warnings) + [f"resampled from {seq.fps:g} to {fps:g} fps"])
 
 
-__all__ = ["DEFAULT_FPS", "FlameSequence", "fit_components", "read_sequence", "resample", "validate_sequence"]
+__all__ = ["DEFAULT_FPS", "FlameSequence", "check_fps", "fit_components", "read_sequence", "resample", "scene_frames",
+           "validate_sequence"]

@@ -8,6 +8,7 @@ folder is deleted; folders left by killed processes are deleted by the next run.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -60,7 +61,10 @@ class Staging:
         except OSError as err:
             raise TrackerError(f"{self.output}: cannot create the output folder ({err.strerror})") from None
         remove_stale(self.output)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{protocol.TEMP_PREFIX}{os.getpid()}-", dir=self.output))
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=f"{protocol.TEMP_PREFIX}{os.getpid()}-", dir=self.output))
+        except OSError as err:
+            raise write_error(err, self.output) from None
         self.committed = False
 
     def __enter__(self) -> Staging:
@@ -86,6 +90,22 @@ class Staging:
         os.replace(staged, final)
         self.committed = True
         return final
+
+
+def write_error(err: OSError, output: Path) -> TrackerError:
+    """The user's words for a failed write into ``output``: a full disk is named as such."""
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return TrackerError(f"{output}: the disk is full (no space left for the results); free some space or "
+                            "choose another output folder, then track again")
+    return TrackerError(f"{output}: cannot write the results ({err.strerror or err})")
+
+
+def check_free_space(output: Path, needed: int) -> None:
+    """TrackerError before any fitting when ``output``'s disk has less than ``needed`` bytes free."""
+    free = shutil.disk_usage(output).free
+    if free < needed:
+        raise TrackerError(f"{output}: the disk is full ({free / 2**20:.0f} MB free; the results need about "
+                           f"{needed / 2**20:.0f} MB); free some space or choose another output folder")
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

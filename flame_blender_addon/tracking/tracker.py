@@ -18,6 +18,7 @@ import torch
 from ..core import camera, lbs
 from ..core import tracker_protocol as protocol
 from ..core.errors import FlameError, TrackerError
+from ..core.limits import FPS_RANGE, IMAGE_SIDE
 from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
 from ..demo import head as demo_head
@@ -208,12 +209,34 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
     return stage / protocol.CHECKPOINT_DIR
 
 
+# Room the results need: the npz and checkpoints (~4 KB a frame) and the preview PNGs (~1 MB each).
+BYTES_PER_FRAME, BYTES_PER_PREVIEW = 4096, 1 << 20
+
+
+def check_inputs(track: lmk.Track, fps: float, where: Path | None) -> None:
+    """The frame rate and image size the result will carry must be importable (see core.limits)."""
+    low, high = FPS_RANGE
+    if not low <= fps <= high:
+        raise TrackerError(f"{where}: a frame rate of {fps:g} fps cannot be imported (expected {low:g} to {high:g}); "
+                           "pass --fps")
+    low, high = IMAGE_SIDE
+    if not all(low <= side <= high for side in track.image_size):
+        raise TrackerError(f"{where}: images of {track.image_size[1]} x {track.image_size[0]} pixels; expected "
+                           f"{low} to {high} per side")
+
+
 def run(opts: Options, emit: Emit) -> dict[str, Any]:
-    """Track; returns (and emits) the result message."""
-    started = time.perf_counter()
-    report = Reporter(emit, detecting=opts.landmarks is None)
+    """Track; returns (and emits) the result message. Inputs and the output folder are checked before
+    anything slow runs; results are staged (:class:`.outputs.Staging`) and moved into place at the end."""
     if opts.input is None and opts.landmarks is None:
         raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
+    with outputs.Staging(opts.output) as stage:  # the output folder exists and is writable before the fit
+        return _run(opts, emit, stage)
+
+
+def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
+    started = time.perf_counter()
+    report = Reporter(emit, detecting=opts.landmarks is None)
     report("load", 0.0, "loading the model")
     device = device_of(opts.device)
     model = load_flame(opts)
@@ -226,6 +249,8 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
 
     track = read_landmarks(opts, source, report)
     fps = opts.fps or track.fps or (source.fps if source else None) or DEFAULT_FPS
+    check_inputs(track, fps, opts.input if opts.landmarks is None else opts.landmarks)
+    outputs.check_free_space(opts.output, track.n_frames * BYTES_PER_FRAME + opts.previews * BYTES_PER_PREVIEW)
     points = lmk.select(track, embedding)
     has_face = points.face_found()
     if not has_face.any():
@@ -249,7 +274,7 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
 
     report("write", 0.0, "writing outputs")
     arrays = sequence_arrays(fit, points, fps, n_expr)
-    with outputs.Staging(opts.output) as stage:
+    try:
         staged_npz = stage.path / protocol.SEQUENCE_FILE
         outputs.write_npz(staged_npz, arrays)
         checkpoint = write_checkpoints(stage.path, staged_npz, model, report)
@@ -259,6 +284,8 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
             previews = write_previews(stage.path / protocol.PREVIEW_DIR, source, model, arrays, points, fit.uv,
                                       opts.previews)
         final = stage.commit()
+    except OSError as err:
+        raise outputs.write_error(err, opts.output) from None
     message = protocol.result(
         str(final.resolve()), output_dir=str(opts.output.resolve()), frames=int(track.n_frames),
         frames_without_face=int((~has_face).sum()), fps=float(fps), focal=float(fit.focal),

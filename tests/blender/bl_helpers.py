@@ -16,9 +16,14 @@ def evaluated_vertices(obj) -> np.ndarray:
 
 
 def scene_state() -> dict:
-    """Names of every datablock that an import could create, plus mode and active object."""
+    """Names of every datablock that an import could create, mode and active object, and the scene
+    settings an import sets (frame rate, range and current frame, render size, camera)."""
     names = {c: sorted(i.name for i in getattr(bpy.data, c)) for c in (
         "objects", "meshes", "armatures", "shape_keys", "actions", "cameras", "images", "collections",
         "materials")}
     active = bpy.context.view_layer.objects.active
-    return {**names, "active": active.name if active else None, "mode": bpy.context.mode}
+    scene, render = bpy.context.scene, bpy.context.scene.render
+    settings = (render.fps, render.fps_base, render.resolution_x, render.resolution_y, render.resolution_percentage,
+                render.pixel_aspect_x, render.pixel_aspect_y, scene.frame_start, scene.frame_end, scene.frame_current,
+                scene.camera.name if scene.camera else None)
+    return {**names, "active": active.name if active else None, "mode": bpy.context.mode, "scene": settings}

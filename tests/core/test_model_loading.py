@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core.errors import ModelLoadError
+from flame_blender_addon.core.errors import FileAccessError, FileFormatError, ModelLoadError, UnsafePickleError
 from flame_blender_addon.core.model import load_model
 
 
@@ -86,14 +86,14 @@ class _Hostile:
 def test_hostile_pickle_is_refused_and_never_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"v_template": _Hostile()}, protocol=4))
-    with pytest.raises(ModelLoadError, match=r"evil.pkl: refused to load 'subprocess.call'"):
+    with pytest.raises(UnsafePickleError, match=r"evil.pkl: refused to load 'subprocess.call'"):
         load_model(tmp_path / "evil.pkl")
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_os_system_global_is_refused(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(b"cos\nsystem\n(S'touch /tmp/pwned'\ntR.")
-    with pytest.raises(ModelLoadError, match="refused to load 'os.system'"):
+    with pytest.raises(UnsafePickleError, match="refused to load 'os.system'"):
         load_model(tmp_path / "evil.pkl")
 
 
@@ -119,15 +119,15 @@ def test_wrong_content_is_named(arrays, tmp_path, mutate, message):
 def test_truncated_missing_and_foreign_files(arrays, tmp_path):
     data = legacy_pickle.dumps_flame(arrays)
     (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match=r"cut.pkl: not a readable FLAME pickle \(truncated or damaged"):
+    with pytest.raises(FileFormatError, match=r"cut.pkl: not a readable FLAME pickle \(truncated or damaged"):
         load_model(tmp_path / "cut.pkl")
-    with pytest.raises(ModelLoadError, match="file not found"):
+    with pytest.raises(FileAccessError, match="nope.pkl: file not found"):
         load_model(tmp_path / "nope.pkl")
     (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
     with pytest.raises(ModelLoadError, match="expected a dict of FLAME arrays, found list"):
         load_model(tmp_path / "list.pkl")
     (tmp_path / "text.pkl").write_text("hello, not a pickle")
-    with pytest.raises(ModelLoadError, match="text.pkl: not a readable FLAME pickle"):
+    with pytest.raises(FileFormatError, match="text.pkl: not a readable FLAME pickle"):
         load_model(tmp_path / "text.pkl")
 
 

@@ -167,6 +167,60 @@ def test_bad_input_gives_one_clear_error(scene, tmp_path, case, expected):
         run_in_process(tmp_path, **kwargs)
 
 
+def _fitted(sent):
+    return any(m["type"] == "progress" and m["stage"] == "fit" for m in sent)
+
+
+def test_inputs_and_output_folder_are_checked_before_fitting(scene, tmp_path):
+    paths = write_inputs(scene, tmp_path)
+    kwargs = {"model": paths["model"], "landmarks": paths["landmarks"], "embedding": paths["embedding"]}
+    (tmp_path / "a_file").write_bytes(b"")
+    sent = []
+    with pytest.raises(TrackerError, match="cannot create the output folder"):
+        tracker.run(tracker.Options(output=tmp_path / "a_file" / "out", **kwargs), sent.append)
+    assert sent == []  # not even the model was loaded
+    for fps, message in ((-5.0, "'fps' is \\[-5.0\\], expected one number from 0.01 to 1000"),
+                         (1e9, "'fps' is \\[1000000000.0\\]")):
+        with np.load(paths["landmarks"]) as npz:
+            np.savez(tmp_path / "lmk_fps.npz", **dict(npz), fps=np.array(fps))
+        sent = []
+        with pytest.raises(TrackerError, match=message):
+            tracker.run(tracker.Options(output=tmp_path / "out", **dict(kwargs, landmarks=tmp_path / "lmk_fps.npz")),
+                        sent.append)
+        assert not _fitted(sent)
+    sent = []
+    with pytest.raises(TrackerError, match="a frame rate of 5000 fps cannot be imported"):
+        tracker.run(tracker.Options(output=tmp_path / "out", fps=5000.0, **kwargs), sent.append)
+    assert not _fitted(sent)
+    assert not list((tmp_path / "out").iterdir())  # staging removed
+
+
+def test_a_full_disk_is_named_before_fitting_and_while_writing(scene, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    paths = write_inputs(scene, tmp_path)
+    opts = tracker.Options(output=tmp_path / "out", model=paths["model"], landmarks=paths["landmarks"],
+                           embedding=paths["embedding"], n_shape=5, n_expr=5)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    sent = []
+    with pytest.raises(TrackerError, match="the disk is full \\(0 MB free; the results need about"):
+        tracker.run(opts, sent.append)
+    assert not _fitted(sent)
+    monkeypatch.undo()
+
+    def full(path, arrays):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(outputs, "write_npz", full)
+    with pytest.raises(TrackerError, match="the disk is full \\(no space left for the results\\)"):
+        run_in_process(tmp_path, model=paths["model"], landmarks=paths["landmarks"], embedding=paths["embedding"],
+                       n_shape=5, n_expr=5)
+    assert not list((tmp_path / "out").iterdir())
+
+
 def test_staging_removes_its_folder_on_failure_and_stale_ones(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f"{protocol.TEMP_PREFIX}{int(dead.stdout)}-abc"

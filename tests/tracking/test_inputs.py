@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core.errors import TrackerError
+from flame_blender_addon.core.errors import FileFormatError, TrackerError
 from flame_blender_addon.core.model import model_from_arrays
 from flame_blender_addon.tracking import landmarks as lmk
 from flame_blender_addon.tracking import media
@@ -66,7 +66,7 @@ def test_embedding_validation(tmp_path):
         with pytest.raises(TrackerError, match=message):
             lmk.embedding_from_arrays(broken, "e")
     (tmp_path / "bad.npz").write_bytes(b"nonsense")
-    with pytest.raises(TrackerError, match="not a readable"):
+    with pytest.raises(FileFormatError, match="bad.npz: not a readable zip archive"):
         lmk.load_embedding(tmp_path / "bad.npz")
 
 

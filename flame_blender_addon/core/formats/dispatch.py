@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SequenceError
+from .. import safe_files
+from ..errors import SequenceError, guarded
 from ..sequence import FlameSequence
 from .metrical import attach_eyelid_dirs, checkpoint_folder, read_metrical
 from .npz import read_npz_input
 
 
+@guarded
 def read_sequence(path: str | Path, fps: float | None = None,
                   eyelid_blendshapes: str | Path | None = None) -> FlameSequence:
     """Read any supported tracker output into a validated sequence (see :func:`..sequence.read_sequence`)."""
     path = Path(path)
     if not path.exists():
         raise SequenceError(f"{path}: no such file or folder")
+    safe_files.require_file_or_folder(path)
     if path.suffix == ".frame" or checkpoint_folder(path) is not None:
         return read_metrical(path, fps=fps, eyelid_blendshapes=eyelid_blendshapes)
     folder = path.parent if path.is_file() else path

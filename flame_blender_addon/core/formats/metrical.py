@@ -13,17 +13,18 @@ checkpoints, and kept as ``eyelid_dirs``.
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import zipfile
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import safe_files
 from ..camera import CameraTrack, opencv_to_pytorch3d, pytorch3d_to_opencv
-from ..errors import SequenceError, UnsafePickleError
+from ..errors import SequenceError, guarded
 from ..evaluation import rest_joints
+from ..limits import FOLDER, SMALL, Budget
 from ..model import N_JOINTS, FlameModel
 from ..rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
 from ..sequence import DEFAULT_FPS, FlameSequence, require_finite, validate_sequence
@@ -55,26 +56,23 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def read_frame_file(path: str | Path) -> dict[str, Any]:
+@guarded
+def read_frame_file(path: str | Path, budget: Budget | None = None, inside: str | Path | None = None
+                    ) -> dict[str, Any]:
     """One metrical ``.frame`` as a flat {'flame.exp': array, ...} dict, without torch.
 
-    Raises UnsafePickleError (nothing executed) for pickles asking for anything but numpy/tensors,
-    SequenceError for damaged or non-dict files.
+    budget: shared by the frames of one folder; inside: the folder the user chose. Raises
+    UnsafePickleError (nothing executed) for pickles asking for anything but numpy/tensors,
+    FileFormatError / SequenceError for damaged or non-dict files, LimitError.
     """
     path = Path(path)
-    try:
-        data = load_torch_zip(path)
-    except UnsafePickleError as err:
-        raise UnsafePickleError(f"{path.name}: {err}") from None
-    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError,
-            AttributeError, IndexError, OSError) as err:
-        raise SequenceError(f"{path.name}: not a readable metrical-tracker checkpoint "
-                            f"({type(err).__name__}: {err})") from None
+    data = load_torch_zip(path, budget or Budget(FOLDER), inside)
     if not isinstance(data, Mapping):
         raise SequenceError(f"{path.name}: expected a dict of tracker values, found {type(data).__name__}")
     return _flatten(data)
 
 
+@guarded
 def read_metrical(path: str | Path, fps: float | None = None,
                   eyelid_blendshapes: str | Path | None = None) -> FlameSequence:
     """metrical-tracker output (output folder, ``checkpoint/`` or one ``.frame`` in it) -> sequence."""
@@ -94,7 +92,8 @@ def read_metrical(path: str | Path, fps: float | None = None,
         raise SequenceError(f"{folder}: no checkpoints named <frame number>.frame")
     numbered.sort()
     names = [f.name for _, f in numbered]
-    frames = [read_frame_file(f) for _, f in numbered]
+    budget, inside = Budget(FOLDER), path if path.is_dir() else folder
+    frames = [read_frame_file(f, budget, inside) for _, f in numbered]
 
     raw = {key: stack(frames, key, names, width, required)
            for key, width, required in (("flame.exp", -1, True), ("flame.shape", -1, True),
@@ -108,7 +107,7 @@ def read_metrical(path: str | Path, fps: float | None = None,
     rotations[:, 2] = rotation_6d_to_matrix(raw["flame.jaw"])
     rotations[:, 3:] = rotation_6d_to_matrix(raw["flame.eyes"].reshape(T, 2, 6))
     shapes = raw["flame.shape"]
-    spread = float(np.abs(shapes - shapes[0]).max())
+    spread = float(np.abs(shapes - shapes[0]).max(initial=0.0))
     if spread > 1e-5:
         warnings.append(f"{where}: the identity ('flame.shape') differs between frames by up to "
                         f"{spread:.3g}; using {names[0]}'s")
@@ -128,12 +127,12 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
     if not all("img_size" in f for f in frames):
         warnings.append(f"{where}: no 'img_size' in the checkpoints; camera not imported")
         return None
-    sizes = {tuple(int(v) for v in np.asarray(f["img_size"]).reshape(-1)[:2]) for f in frames}
+    sizes = {_image_size(f["img_size"], name) for f, name in zip(frames, names, strict=True)}
     if len(sizes) > 1:
         raise SequenceError(f"{where}: 'img_size' changes between frames ({sorted(sizes)})")
     image_size = sizes.pop()
     p3d = {k: stack(frames, f"camera.{k}", names, w, required=False)
-           for k, w in (("R", 6), ("t", 3), ("fl", -1), ("pp", 2))}
+           for k, w in (("R", 6), ("t", 3), ("fl", 1), ("pp", 2))}
     cv = {k: stack(frames, f"opencv.{k}", names, w, required=False)
           for k, w in (("R", (3, 3)), ("t", 3), ("K", (3, 3)))}
     for group, values in (("camera", p3d), ("opencv", cv)):
@@ -152,6 +151,17 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
     return CameraTrack(K, R, t, image_size)
 
 
+def _image_size(value: Any, name: str) -> tuple[int, int]:
+    """``img_size`` [H, W] as two positive whole numbers."""
+    size = np.asarray(value)
+    if (size.dtype.kind not in "iuf" or size.size != 2 or not np.isfinite(size).all() or np.any(size < 1)
+            or np.any(size % 1)):
+        raise SequenceError(f"{name}: 'img_size' is {size.reshape(-1)[:4].tolist()} ({size.dtype}), expected "
+                            "[H, W] in pixels")
+    height, width = (int(v) for v in size.reshape(-1))
+    return height, width
+
+
 def _compare_cameras(where: str, ours: tuple, stored: tuple, warnings: list[str]) -> None:
     """Warn if the pytorch3d-derived and the stored OpenCV camera disagree beyond float32 rounding."""
     (K, R, t), (K2, R2, t2) = ours, stored
@@ -166,18 +176,17 @@ def _compare_cameras(where: str, ours: tuple, stored: tuple, warnings: list[str]
 # eyelid blendshapes
 
 
+@guarded
 def load_eyelid_blendshapes(folder: str | Path) -> np.ndarray:
     """``l_eyelid.npy`` and ``r_eyelid.npy`` in ``folder`` -> (2, V, 3) float64 (left first)."""
     folder = Path(folder)
     dirs = []
+    budget = Budget(SMALL)
     for name in ("l_eyelid.npy", "r_eyelid.npy"):
         file = folder / name
-        try:
-            arr = np.load(file, allow_pickle=False)
-        except FileNotFoundError:
-            raise SequenceError(f"{folder}: '{name}' not found") from None
-        except (ValueError, OSError) as err:
-            raise SequenceError(f"{file}: not a plain numeric .npy ({err})") from None
+        if not os.path.lexists(file):
+            raise SequenceError(f"{folder}: '{name}' not found")
+        arr = safe_files.load_npy(file, SMALL, budget, inside=folder)
         if arr.ndim != 2 or arr.shape[1] != 3 or arr.dtype.kind not in "fiu":
             raise SequenceError(f"{file}: shape {arr.shape} ({arr.dtype}), expected (V, 3) numbers")
         require_finite(str(file), name, arr)

@@ -7,35 +7,30 @@ scipy objects inside, read without either) and converted ``.npz`` archives of th
 from __future__ import annotations
 
 import io
-import pickle
-import zipfile
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from .. import safe_files, safe_pickle
+from ..errors import FileFormatError, FlameError, ModelLoadError
+from ..limits import LARGE, Budget
 
-from .. import safe_pickle
-from ..errors import FlameError, ModelLoadError
 
+def read_model_file(name: str, data: bytes, budget: Budget | None = None) -> Mapping[str, Any]:
+    """A model file's bytes -> its key -> value mapping, decoded within ``budget`` (default :data:`LARGE`).
 
-def read_model_file(name: str, data: bytes) -> dict[str, Any]:
-    """A model file's bytes -> its key -> value mapping (pickles through the restricted unpickler).
-
-    ``name`` (the file name) prefixes error messages; raises ModelLoadError.
+    A pickle goes through the restricted unpickler; an ``.npz`` becomes a lazy mapping whose members
+    are decoded only when their key is used. ``name`` (the file name) prefixes error messages;
+    raises only FlameError.
     """
-    if data[:2] == b"PK":  # .npz (zip); object arrays are refused by allow_pickle=False
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
-            raise ModelLoadError(f"{name}: not a readable .npz model ({err})") from None
+    budget = budget or Budget(LARGE)
+    if data[:2] == b"PK":
+        return safe_files.NpzArchive(io.BytesIO(data), name, LARGE, budget)
     try:
-        raw = safe_pickle.loads(data)
+        raw = safe_pickle.loads(data, budget)
+    except FileFormatError as err:
+        raise FileFormatError(f"{name}: {str(err).replace('a readable pickle', 'a readable FLAME pickle')}") from None
     except FlameError as err:
-        raise ModelLoadError(f"{name}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError, MemoryError) as err:
-        raise ModelLoadError(f"{name}: not a readable FLAME pickle (truncated or damaged: "
-                             f"{type(err).__name__}: {err})") from None
+        raise type(err)(f"{name}: {err}") from None
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{name}: expected a dict of FLAME arrays, found {type(raw).__name__}")
     return raw

@@ -40,14 +40,15 @@ offsets, then the translation (metrical-tracker's order); :func:`..evaluation.se
 from __future__ import annotations
 
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from .. import safe_files
 from ..camera import CameraTrack, vhap_camera
-from ..errors import SequenceError
+from ..errors import FlameError, SequenceError, guarded
+from ..limits import FOLDER, LARGE, Budget, Limits
 from ..model import N_JOINTS, N_VERTS
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ..sequence import DEFAULT_FPS, FlameSequence, frame_labels, require_finite, validate_sequence
@@ -106,42 +107,53 @@ _NPZ_KEYS = ("shape", "expr", *(k for k, _ in _VHAP_POSE_KEYS), "eyelids", "fps"
              "cam_t", "image_size", "focal_length", "static_offset", "dynamic_offset", "timestep_id")
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """The keys of a sequence npz that this module uses (never unpickling objects), plus
-    ``'__files__'``: the names of all members, for error messages."""
-    bad_file = (OSError, ValueError, zipfile.BadZipFile, EOFError)
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except bad_file as err:
-        raise SequenceError(f"{path.name}: not a readable .npz ({err})") from None
-    if not hasattr(npz, "files"):
-        raise SequenceError(f"{path.name}: a single array, not an .npz archive of FLAME parameters")
-    out: dict[str, np.ndarray] = {"__files__": np.array(sorted(npz.files))}
-    with npz:
-        for key in (k for k in _NPZ_KEYS if k in npz.files):
+def _load_npz(path: Path, budget: Budget, limits: Limits = LARGE, inside: Path | None = None
+              ) -> dict[str, np.ndarray]:
+    """The keys of a sequence npz that this module uses (read lazily and within ``budget``, never
+    unpickling objects), plus ``'__files__'``: the names of all members, for error messages."""
+    with safe_files.NpzArchive.open(path, limits, budget, inside) as npz:
+        out: dict[str, np.ndarray] = {"__files__": np.array(sorted(npz), dtype=str)}
+        for key in (k for k in _NPZ_KEYS if k in npz):
             try:
                 out[key] = npz[key]
-            except bad_file as err:  # object arrays (refused: unpickling could run code) or damage
+            except FlameError:  # object arrays (refused: unpickling could run code) or damage
                 if key != "timestep_id":  # only used to number frames; 0..T-1 otherwise
-                    raise SequenceError(f"{path.name}: '{key}' cannot be read ({err})") from None
+                    raise
     return out
 
 
+def _n_frames(arrays: Mapping[str, np.ndarray], where: str) -> int:
+    """T from ``expr`` (T, E), checked before anything else is read from it."""
+    if "expr" not in arrays:
+        found = ", ".join(arrays.get("__files__", np.array([])).tolist()) or "nothing"
+        raise SequenceError(f"{where}: missing 'expr' (found: {found}); is this a FLAME parameter file?")
+    expr = arrays["expr"]
+    if expr.ndim != 2 or expr.dtype.kind not in "fiub":
+        raise SequenceError(f"{where}: 'expr' has shape {expr.shape} ({expr.dtype}), expected (T, E) numbers")
+    if len(expr) == 0:
+        raise SequenceError(f"{where}: 'expr' has no frames")
+    return len(expr)
+
+
+@guarded
 def read_flame_npz(path: str | Path, fps: float | None = None) -> FlameSequence:
     """A VHAP ``tracked_flame_params*.npz``, GaussianAvatars ``flame_param.npz`` or ``flame_sequence.npz``."""
     path = Path(path)
-    arrays = _load_npz(path)
-    T = len(arrays["expr"]) if "expr" in arrays and arrays["expr"].ndim == 2 else 0
-    return _sequence_from_arrays(arrays, path.name, str(path), _npz_frame_ids(arrays, T, path.name), fps)
+    arrays = _load_npz(path, Budget(LARGE))
+    warnings: list[str] = []
+    frame_ids = _npz_frame_ids(arrays, _n_frames(arrays, path.name), path.name, warnings)
+    return _sequence_from_arrays(arrays, path.name, str(path), frame_ids, fps, warnings=warnings)
 
 
+@guarded
 def read_flame_param_folder(folder: str | Path, fps: float | None = None) -> FlameSequence:
     """A folder of per-frame GaussianAvatars/VHAP-export ``<n>.npz`` files, ordered by n."""
     folder = Path(folder)
     files = _numbered_npz(folder)
     if not files:
         raise SequenceError(f"{folder}: no per-frame <number>.npz files")
-    per_file = [_load_npz(f) for f in files]
+    budget = Budget(FOLDER)
+    per_file = [_load_npz(f, budget, FOLDER, inside=folder) for f in files]
     names = [f.name for f in files]
     arrays = dict(per_file[0])
     for key in ("expr", "eyelids", "dynamic_offset", *(k for k, _ in _VHAP_POSE_KEYS)):
@@ -152,7 +164,7 @@ def read_flame_param_folder(folder: str | Path, fps: float | None = None) -> Fla
     return _sequence_from_arrays(arrays, folder.name, str(folder), ids, fps, names)
 
 
-def _npz_frame_ids(arrays: Mapping[str, np.ndarray], T: int, where: str) -> np.ndarray:
+def _npz_frame_ids(arrays: Mapping[str, np.ndarray], T: int, where: str, warnings: list[str]) -> np.ndarray:
     """``frame_ids``, else the trailing numbers of VHAP's ``timestep_id`` strings, else 0..T-1."""
     if "frame_ids" in arrays:
         ids = arrays["frame_ids"]
@@ -164,9 +176,12 @@ def _npz_frame_ids(arrays: Mapping[str, np.ndarray], T: int, where: str) -> np.n
     if stamps is not None and stamps.shape == (T,) and stamps.dtype.kind in "US":
         numbers = [re.search(r"(\d+)\D*$", str(s)) for s in stamps]
         if all(numbers):
-            ids = np.array([int(m.group(1)) for m in numbers], dtype=np.int64)
+            ids = np.array([int(m.group(1)[-18:]) for m in numbers], dtype=np.int64)
             if len(np.unique(ids)) == T:
                 return ids
+    if stamps is not None:
+        warnings.append(f"{where}: 'timestep_id' {stamps.shape} does not give {T} distinct frame numbers; "
+                        f"numbered the frames 0 to {T - 1}")
     return np.arange(T, dtype=np.int64)
 
 
@@ -253,14 +268,12 @@ def _offsets(arrays: Mapping[str, np.ndarray], where: str, T: int, warnings: lis
 
 
 def _sequence_from_arrays(arrays: Mapping[str, np.ndarray], where: str, path: str, frame_ids: np.ndarray,
-                          fps: float | None, labels: Sequence[str] | None = None) -> FlameSequence:
+                          fps: float | None, labels: Sequence[str] | None = None,
+                          warnings: list[str] | None = None) -> FlameSequence:
     """Build a sequence from VHAP-named arrays plus this project's extra keys."""
-    if "expr" not in arrays:
-        found = ", ".join(arrays.get("__files__", np.array([])).tolist()) or "nothing"
-        raise SequenceError(f"{where}: missing 'expr' (found: {found}); is this a FLAME parameter file?")
-    T = len(arrays["expr"])
+    T = _n_frames(arrays, where)
     labels = labels or frame_labels(frame_ids)
-    warnings: list[str] = []
+    warnings = list(warnings or [])
     expr = _npz_array(arrays, "expr", where, (T, None), labels)
     poses = {}
     for key, width in _VHAP_POSE_KEYS:

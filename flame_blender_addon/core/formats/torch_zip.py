@@ -13,17 +13,33 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .. import safe_pickle
+from .. import safe_files, safe_pickle
+from ..errors import FileFormatError, FlameError
+from ..limits import Budget
 
 
-def load_torch_zip(path: str | Path) -> Any:
-    """Read a ``torch.save`` zip (``<stem>/data.pkl`` + ``<stem>/data/<key>``) without torch."""
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-        if not names:
-            raise pickle.UnpicklingError("no '<name>/data.pkl' member: not a torch.save zip")
-        prefix = names[0][: -len("data.pkl")]
-        return safe_pickle.loads(zf.read(names[0]), storages=lambda key: zf.read(f"{prefix}data/{key}"))
+def load_torch_zip(path: str | Path, budget: Budget, inside: str | Path | None = None) -> Any:
+    """Read a ``torch.save`` zip (``<stem>/data.pkl`` + ``<stem>/data/<key>``) without torch, within ``budget``.
+
+    inside: the folder the user chose (links may not leave it). Raises only FlameError, naming the file.
+    """
+    name = Path(path).name
+    with safe_files.open_regular(path, budget.limits, inside) as f:
+        archive = safe_files.SafeZip(f, name, budget.limits)
+        pickles = [n for n in archive.names() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pickles:
+            raise FileFormatError(f"{name}: no '<name>/data.pkl' member: not a torch.save zip")
+        prefix = pickles[0][: -len("data.pkl")]
+
+        def storage(key: str, max_bytes: int) -> bytes:
+            return bytes(archive.read(f"{prefix}data/{key}", max_bytes))
+
+        try:
+            return safe_pickle.loads(bytes(archive.read(pickles[0], budget.left)), budget, storage)
+        except FlameError as err:
+            if str(err).startswith(f"{name}: "):  # a storage member's error names the file already
+                raise
+            raise type(err)(f"{name}: {err}") from None
 
 
 def _portable_pickle(obj: Any) -> bytes:
