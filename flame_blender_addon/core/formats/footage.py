@@ -1,0 +1,89 @@
+"""Where a tracked sequence's footage is: the frames it was tracked on, for the camera background
+and the preview render's overlay (standard library only).
+
+Two layouts beside a tracker's output (the folder holding ``flame_sequence.npz`` or ``checkpoint/``):
+
+- ``source.json``, a reference written by the tracker::
+
+      {"video": "clip.mp4", "frame_offset": 0}      or      {"images": "frames/", "frame_offset": 1}
+
+  The path is absolute or relative to the folder holding ``source.json``. Sequence frame id f shows
+  video frame ``f + frame_offset`` (0-based, in decoding order), or the image numbered
+  ``f + frame_offset``. ``frame_offset`` is optional (default 0); other keys are ignored.
+- metrical-tracker's ``input/`` folder, images numbered by frame id (``00000.png``, ...).
+
+``source.json`` comes first; ``input/`` is used when there is no reference or its file is gone. A
+broken reference is a warning, not an error: the animation imports without its footage.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SequenceError
+from ..tracker_protocol import CHECKPOINT_DIR
+from .per_frame import numbered_images
+
+REFERENCE_FILE = "source.json"
+IMAGES_FOLDER = "input"
+KINDS = ("video", "images")
+
+
+@dataclass(frozen=True)
+class Footage:
+    """kind: 'video' or 'images'; path: the video file or the folder of numbered images; sequence frame
+    id f is video frame ``f + frame_offset`` (0-based) or the image numbered ``f + frame_offset``."""
+
+    kind: str
+    path: Path
+    frame_offset: int = 0
+
+
+def read_reference(path: Path) -> Footage:
+    """Read a ``source.json`` footage reference; raises SequenceError naming what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SequenceError(f"{path}: not a readable footage reference ({err})") from None
+    kinds = [k for k in KINDS if isinstance(data, dict) and k in data]
+    if len(kinds) != 1 or not isinstance(data[kinds[0]], str):
+        raise SequenceError(f"{path}: needs one of 'video' or 'images' with a path")
+    offset = data.get("frame_offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise SequenceError(f"{path}: 'frame_offset' must be a whole number, not {offset!r}")
+    return Footage(kinds[0], path.parent / data[kinds[0]], offset)
+
+
+def write_reference(folder: Path, kind: str, target: Path, frame_offset: int = 0) -> Path:
+    """Write ``folder/source.json`` pointing at ``target`` (a video, or a folder of numbered images)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    path = folder / REFERENCE_FILE
+    path.write_text(json.dumps({kind: str(Path(target).resolve()), "frame_offset": int(frame_offset)}, indent=1)
+                    + "\n", encoding="utf-8")
+    return path
+
+
+def find_footage(path: Path) -> tuple[Footage | None, list[str]]:
+    """The footage of a tracker output: ``path`` is its folder, its ``checkpoint/`` folder or a file in
+    either. Returns (footage or None, warnings for the user)."""
+    base = path if path.is_dir() else path.parent
+    folders = (base, base.parent) if base.name == CHECKPOINT_DIR else (base,)
+    warnings = []
+    for reference in (folder / REFERENCE_FILE for folder in folders):
+        if reference.is_file():
+            try:
+                footage = read_reference(reference)
+            except SequenceError as err:
+                warnings.append(f"{err}; no footage")
+                break
+            if footage.path.exists():
+                return footage, warnings
+            warnings.append(f"{reference}: the footage {footage.path} is not there; no footage")
+            break
+    for images in (folder / IMAGES_FOLDER for folder in folders):
+        if images.is_dir() and numbered_images(images):
+            return Footage("images", images), warnings
+    return None, warnings
