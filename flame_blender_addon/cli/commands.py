@@ -71,7 +71,9 @@ def find_head(bpy, name: str = ""):
 
 
 def save_blend(bpy, path: Path) -> None:
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, copy=True)
+    """Save a copy of the scene; file paths in it (the footage) stay absolute, as the .blend is saved in
+    a staging folder and then moved, which would break paths made relative to it."""
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, copy=True, relative_remap=False)
 
 
 def write_blend(bpy, output: Path, console: Console) -> None:
