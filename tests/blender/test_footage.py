@@ -109,3 +109,13 @@ def test_render_overlays_the_tracked_video_with_no_extraction(clip, tmp_path):
     assert result.returncode == 0, result.stderr
     left = frames.load_rgba(tmp_path / "r" / "frames" / "0005.png")[:, :48]
     assert frame_number(left) == 4, result.stdout  # scene frame 5 = frame id 4 (import at frame 1)
+
+
+def test_a_tracked_video_comes_along_when_the_tracker_does_not_reference_it(clip, tmp_path):
+    """The stand-in tracker writes no footage reference: the front end references the video it tracked."""
+    fake = f"{sys.executable} {ROOT / 'tests' / 'fake_tracker.py'} --output {{output}} --frames 4"
+    out = tmp_path / "tracked"
+    assert bpy.ops.flame.track_video(filepath=str(clip), output_dir=str(out), command_template=fake) == {"FINISHED"}
+    assert json.loads((out / "source.json").read_text())["video"] == str(clip.resolve())
+    background = bpy.context.scene.camera.data.background_images[0]
+    assert background.source == "MOVIE_CLIP" and background.clip.frame_start == 1

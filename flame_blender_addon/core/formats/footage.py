@@ -27,6 +27,7 @@ from ..tracker_protocol import CHECKPOINT_DIR
 from .per_frame import numbered_images
 
 REFERENCE_FILE = "source.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # stills, not videos
 IMAGES_FOLDER = "input"
 KINDS = ("video", "images")
 
