@@ -148,3 +148,18 @@ def test_keep_identity_retargets_a_performance_beyond_the_sliders(model_path, tm
     reference = sequence_vertices(load_model(model_path), seq)
     worst_v, _ = worst_errors(armature.flame.mesh, seq, reference)
     assert worst_v < 1e-5, f"vertex error {worst_v:.3g} m"
+
+
+def test_the_panel_shows_the_true_value_beside_a_full_slider(model_path, tmp_path):
+    from types import SimpleNamespace
+    from unittest.mock import MagicMock
+
+    from flame_blender_addon.blender import panel
+
+    bpy.ops.flame.import_sequence(filepath=str(write_flame_sequence(tmp_path, np.random.default_rng(8))),
+                                  model_filepath=str(model_path))
+    armature = bpy.context.view_layer.objects.active
+    sliders = SimpleNamespace(layout=MagicMock(), prefix=head.SHAPE_PREFIX, operators=("", ""))
+    panel._SlidersPanel.draw(sliders, SimpleNamespace(active_object=armature))
+    labels = [call.kwargs["text"] for call in sliders.layout.mock_calls if call[0].endswith("label")]
+    assert labels == ["= 20.00", "= -20.00", "= 12.50"]  # shape000, shape003, shape007 of the first ten
