@@ -32,3 +32,20 @@ def test_footage_reference_before_input_frames_and_beside_checkpoints(tmp_path):
     write_reference(output, "images", output / "input", frame_offset=1)
     assert find_footage(output / "flame_sequence.npz")[0] == Footage("images", (output / "input").resolve(), 1)
     assert find_footage(tmp_path / "elsewhere" / "flame_sequence.npz") == (None, [])
+
+
+def test_the_trackers_frames_folder_and_the_video_named_in_its_sequence(tmp_path):
+    """This project's tracker keeps frames/NNNNNN.jpg by frame id, and names its input and the input's
+    frame of each sequence frame in flame_sequence.npz (source_path, source_frames)."""
+    output = tmp_path / "tracked"
+    output.mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    np.savez(output / "flame_sequence.npz", frame_ids=np.arange(4), source_frames=np.arange(4) + 30,
+             source_path=np.array(str(tmp_path / "clip.mp4")))
+    assert find_footage(output) == (Footage("video", tmp_path / "clip.mp4", 30), [])
+    np.savez(output / "flame_sequence.npz", frame_ids=np.arange(3), source_frames=np.array([0, 2, 4]),
+             source_path=np.array(str(tmp_path / "clip.mp4")))
+    assert "not consecutive frames of clip.mp4" in find_footage(output / "flame_sequence.npz")[1][0]
+    (output / "frames").mkdir()
+    (output / "frames" / "000000.jpg").write_bytes(b"")
+    assert find_footage(output) == (Footage("images", output / "frames"), [])

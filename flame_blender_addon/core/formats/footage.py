@@ -1,19 +1,22 @@
 """Where a tracked sequence's footage is: the frames it was tracked on, for the camera background
-and the preview render's overlay (standard library only).
+and the preview render's overlay.
 
-Two layouts beside a tracker's output (the folder holding ``flame_sequence.npz`` or ``checkpoint/``):
+Looked for beside a tracker's output (the folder holding ``flame_sequence.npz`` or ``checkpoint/``),
+in this order:
 
-- ``source.json``, a reference written by the tracker::
+1. ``source.json``, a reference::
 
       {"video": "clip.mp4", "frame_offset": 0}      or      {"images": "frames/", "frame_offset": 1}
 
-  The path is absolute or relative to the folder holding ``source.json``. Sequence frame id f shows
-  video frame ``f + frame_offset`` (0-based, in decoding order), or the image numbered
-  ``f + frame_offset``. ``frame_offset`` is optional (default 0); other keys are ignored.
-- metrical-tracker's ``input/`` folder, images numbered by frame id (``00000.png``, ...).
+   The path is absolute or relative to the folder holding ``source.json``. Sequence frame id f shows
+   video frame ``f + frame_offset`` (0-based, in decoding order), or the image numbered
+   ``f + frame_offset``. ``frame_offset`` is optional (default 0); other keys are ignored.
+2. Images numbered by frame id: metrical-tracker's ``input/`` (``00000.png`` ...), or this project's
+   tracker's ``frames/`` (``000000.jpg`` ...).
+3. ``flame_sequence.npz``'s ``source_path`` (a video) with ``source_frames`` (T,), the video frame
+   of each sequence frame, when they are a constant offset from the frame ids.
 
-``source.json`` comes first; ``input/`` is used when there is no reference or its file is gone. A
-broken reference is a warning, not an error: the animation imports without its footage.
+A broken or dangling reference is a warning, not an error: the animation imports without its footage.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import SequenceError
-from ..tracker_protocol import CHECKPOINT_DIR
+from ..tracker_protocol import CHECKPOINT_DIR, SEQUENCE_FILE
 from .per_frame import numbered_images
 
 REFERENCE_FILE = "source.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # stills, not videos
-IMAGES_FOLDER = "input"
+IMAGE_FOLDERS = ("input", "frames")  # metrical-tracker's, this project's tracker's
 KINDS = ("video", "images")
 
 
@@ -67,6 +72,25 @@ def write_reference(folder: Path, kind: str, target: Path, frame_offset: int = 0
     return path
 
 
+def _video_in_sequence(path: Path) -> tuple[Footage | None, list[str]]:
+    """The video named by a ``flame_sequence.npz``'s ``source_path`` / ``source_frames``, if any."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "source_path" not in data.files or "source_frames" not in data.files:
+                return None, []
+            video = Path(str(data["source_path"]))
+            offsets = np.unique(data["source_frames"] - data.get("frame_ids", np.arange(len(data["source_frames"]))))
+    except (OSError, ValueError, TypeError) as err:
+        return None, [f"{path}: its footage reference is not readable ({err}); no footage"]
+    if not str(video) or video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
+        return None, []
+    if not video.is_file():
+        return None, [f"{path}: the footage {video} is not there; no footage"]
+    if len(offsets) != 1:
+        return None, [f"{path}: the tracked frames are not consecutive frames of {video.name}; no footage"]
+    return Footage("video", video, int(offsets[0])), []
+
+
 def find_footage(path: Path) -> tuple[Footage | None, list[str]]:
     """The footage of a tracker output: ``path`` is its folder, its ``checkpoint/`` folder or a file in
     either. Returns (footage or None, warnings for the user)."""
@@ -84,7 +108,11 @@ def find_footage(path: Path) -> tuple[Footage | None, list[str]]:
                 return footage, warnings
             warnings.append(f"{reference}: the footage {footage.path} is not there; no footage")
             break
-    for images in (folder / IMAGES_FOLDER for folder in folders):
+    for images in (folder / name for folder in folders for name in IMAGE_FOLDERS):
         if images.is_dir() and numbered_images(images):
             return Footage("images", images), warnings
+    sequence = path if path.suffix == ".npz" and path.is_file() else base / SEQUENCE_FILE
+    if sequence.is_file():
+        footage, more = _video_in_sequence(sequence)
+        return footage, warnings + more
     return None, warnings
