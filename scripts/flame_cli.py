@@ -25,12 +25,12 @@ PROG = "flame_cli.py"
 
 
 def script_args(argv: list[str]) -> list[str]:
-    """The arguments meant for this script: after ``--`` when a Blender executable runs it
-    (``blender --background --python flame_cli.py -- demo ...``), else all but the script name."""
-    blender_options = argv[:argv.index("--")] if "--" in argv else argv
-    if "--python" in blender_options or "-P" in blender_options:
-        return argv[argv.index("--") + 1:] if "--" in argv else []
-    return argv[1:]
+    """The arguments meant for this script: all but the script name when Python runs it
+    (``python flame_cli.py track clip.mp4 --python PATH``), else the ones after ``--`` (a Blender
+    executable runs it: ``blender --background --python flame_cli.py -- demo ...``, argv[0] is Blender)."""
+    if argv and Path(argv[0]).resolve() == Path(__file__).resolve():
+        return argv[1:]
+    return argv[argv.index("--") + 1:] if "--" in argv else []
 
 
 def _exit(code: int) -> NoReturn:

@@ -5,6 +5,10 @@ regressed joints, identity rest orientation in FLAME axes) with a child mesh who
 FLAME coordinates: shape keys ``shape000..``, ``exp000..`` and 36 ``pose00..`` correctives driven by
 simple-expression drivers of the bone quaternions, vertex groups with the skin weights and an
 Armature modifier. Only the armature object's transform turns FLAME's Y-up into Blender's Z-up.
+
+A coefficient beyond the sliders' +-10 keeps +-10 on its key and the rest on an overflow key
+``<name>.x10`` (ten times the component's offset), made when first needed:
+coefficient = value(name) + 10 value(name.x10), see :func:`..core.rig.split_for_sliders`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .progress import Report
 from .transaction import active_in_mode
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
+OVERFLOW_SUFFIX = f".x{rig.OVERFLOW_SCALE:g}"
 JOINT_BASIS_PROP = "flame_joint_basis"
 J_REGRESSOR_PROP = "flame_J_regressor"
 
@@ -27,6 +32,16 @@ J_REGRESSOR_PROP = "flame_J_regressor"
 def shape_key_names(n_shape: int, n_expr: int) -> list[str]:
     """Names of the blendshape keys in model order: identity then expression."""
     return [f"{SHAPE_PREFIX}{i:03d}" for i in range(n_shape)] + [f"{EXPR_PREFIX}{i:03d}" for i in range(n_expr)]
+
+
+def overflow_name(name: str) -> str:
+    """The overflow key of a blendshape key, e.g. ``exp007.x10``."""
+    return name + OVERFLOW_SUFFIX
+
+
+def is_coefficient_key(name: str, prefix: str) -> bool:
+    """True for ``<prefix>NNN`` and its overflow key ``<prefix>NNN.x10``."""
+    return name.startswith(prefix) and name[len(prefix):].removesuffix(OVERFLOW_SUFFIX).isdigit()
 
 
 def key_value_path(name: str) -> str:
@@ -219,11 +234,48 @@ def joint_regressor(armature: bpy.types.Object) -> np.ndarray:
     return np.asarray(armature[J_REGRESSOR_PROP], dtype=np.float64).reshape(len(JOINT_NAMES), -1)
 
 
+def _ensure_overflow_key(mesh_obj: bpy.types.Object, name: str) -> None:
+    """Add ``name``'s overflow key (offset OVERFLOW_SCALE times ``name``'s) unless it exists."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    if overflow_name(name) in blocks:
+        return
+    basis, co = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
+    blocks[0].data.foreach_get("co", basis)
+    blocks[name].data.foreach_get("co", co)
+    kb = mesh_obj.shape_key_add(name=overflow_name(name), from_mix=False)
+    kb.slider_min, kb.slider_max = -rig.SLIDER_LIMIT, rig.SLIDER_LIMIT
+    kb.data.foreach_set("co", basis + rig.OVERFLOW_SCALE * (co - basis))
+
+
+def slider_series(mesh_obj: bpy.types.Object, names: list[str], values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Key values that give coefficients ``values`` (T, K) of the keys ``names`` (K,) at every frame:
+    (key name, (T,) values) for each key, then for each overflow key that is needed (made here) or
+    already exists (zeros if not needed)."""
+    keys, overflow = rig.split_for_sliders(values)
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    series = [(name, keys[:, k]) for k, name in enumerate(names)]
+    for k, name in enumerate(names):
+        if overflow_name(name) in blocks or overflow[:, k].any():
+            _ensure_overflow_key(mesh_obj, name)
+            series.append((overflow_name(name), overflow[:, k]))
+    return series
+
+
+def coefficients_of(blocks, names: list[str], value_of) -> np.ndarray:
+    """Coefficients of the keys ``names`` (K,): ``value_of(key name)`` (a value or (T,) values) plus
+    OVERFLOW_SCALE times that of its overflow key where there is one. Returns (K,) or (T, K)."""
+    def coefficient(name: str):
+        value = value_of(name)
+        return value + rig.OVERFLOW_SCALE * value_of(overflow_name(name)) if overflow_name(name) in blocks else value
+
+    return np.stack([coefficient(name) for name in names], axis=-1) if names else np.zeros(0)
+
+
 def coefficient_values(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
-    """Current shape (S,) and expression (E,) values read from the head's shape keys."""
+    """Current shape (S,) and expression (E,) coefficients of the head (overflow keys included)."""
     blocks = armature.flame.mesh.data.shape_keys.key_blocks
     props = armature.flame
-    values = np.array([blocks[n].value for n in shape_key_names(props.n_shape, props.n_expr)])
+    values = coefficients_of(blocks, shape_key_names(props.n_shape, props.n_expr), lambda n: blocks[n].value)
     return values[: props.n_shape], values[props.n_shape:]
 
 

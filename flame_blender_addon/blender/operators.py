@@ -80,8 +80,8 @@ class FLAME_OT_update_joints(HeadOperator, bpy.types.Operator):
 
 
 class _CoefficientOperator(HeadOperator):
-    """Set identity or expression shape-key values to zero or to random N(0, strength^2) draws,
-    then update the joints (FLAME's joints follow both)."""
+    """Set identity or expression coefficients to zero or to random N(0, strength^2) draws (overflow
+    keys to zero), then update the joints (FLAME's joints follow both)."""
 
     bl_options = {"REGISTER", "UNDO"}
     prefix = ""  # head.SHAPE_PREFIX or head.EXPR_PREFIX
@@ -95,13 +95,12 @@ class _CoefficientOperator(HeadOperator):
         blocks = armature.flame.mesh.data.shape_keys.key_blocks
         values = np.empty(len(blocks), dtype=np.float32)
         blocks.foreach_get("value", values)
-        mask = np.array([kb.name.startswith(self.prefix) and kb.name[len(self.prefix):].isdigit()
-                         for kb in blocks])
+        mask = np.array([head.is_coefficient_key(kb.name, self.prefix) for kb in blocks])
+        values[mask] = 0.0
         if self.randomize:
+            keys = mask & ~np.char.endswith([kb.name for kb in blocks], head.OVERFLOW_SUFFIX)
             rng = np.random.default_rng(self.seed or None)
-            values[mask] = np.clip(rng.normal(scale=self.strength, size=mask.sum()), -10, 10)
-        else:
-            values[mask] = 0.0
+            values[keys] = np.clip(rng.normal(scale=self.strength, size=keys.sum()), -10, 10)
         blocks.foreach_set("value", values)
         head.update_joints(context, armature)
         return {"FINISHED"}

@@ -61,9 +61,15 @@ class _SlidersPanel:
         layout.prop(armature.flame, "sliders_shown")
         blocks = armature.flame.mesh.data.shape_keys.key_blocks
         col = layout.column(align=True)
-        names = [kb.name for kb in blocks if kb.name.startswith(self.prefix)]
-        for name in names[: armature.flame.sliders_shown]:
-            col.prop(blocks[name], "value", text=name, slider=True)
+        names = [kb.name for kb in blocks
+                 if head.is_coefficient_key(kb.name, self.prefix) and not kb.name.endswith(head.OVERFLOW_SUFFIX)]
+        names = names[: armature.flame.sliders_shown]
+        coefficients = head.coefficients_of(blocks, names, lambda n: blocks[n].value)
+        for name, coefficient in zip(names, coefficients, strict=True):
+            row = col.row(align=True)
+            row.prop(blocks[name], "value", text=name, slider=True)
+            if coefficient != blocks[name].value:  # beyond the slider: its overflow key holds the rest
+                row.label(text=f"= {coefficient:.2f}")
 
 
 class VIEW3D_PT_flame_pose(bpy.types.Panel):

@@ -20,5 +20,7 @@ class FlameHeadProperties(bpy.types.PropertyGroup):
     n_expr: IntProperty(name="Expression components", min=0)
     sequence_path: StringProperty(name="Sequence", description="The tracked sequence last imported onto this head")
     sequence_source: StringProperty(name="Sequence format")
+    sequence_frame_start: IntProperty(name="Sequence start frame", default=1,
+                                      description="Scene frame of the imported sequence's frame 0")
     sliders_shown: IntProperty(name="Sliders shown", default=10, min=0, max=300,
                                description="How many identity and expression sliders the panel lists")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 import bpy
@@ -51,9 +52,15 @@ def register() -> None:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
     _cli_commands.append(bpy.utils.register_cli_command(cli.COMMAND, cli.main))  # blender -c flame ...
+    if not bpy.app.binary_path:
+        # The bpy module (no Blender executable) hangs or crashes at interpreter exit while Python
+        # classes or menu entries are registered (4.2, 4.5), so a script that never unregisters would
+        # not end. atexit runs this before bpy's own exit handler, registered when bpy was imported.
+        atexit.register(unregister)
 
 
 def unregister() -> None:
+    atexit.unregister(unregister)
     tracker_job.cancel_all()
     while _cli_commands:
         bpy.utils.unregister_cli_command(_cli_commands.pop())

@@ -90,11 +90,12 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
     frames = keyed_frames(armature, context.scene) if frames is None else np.asarray(frames)
     key = mesh_obj.data.shape_keys
     blocks = key.key_blocks
-    shape, expr_now = head.coefficient_values(armature)
+    shape = head.coefficient_values(armature)[0]
     kch = _channels(key, frames)
-    expr_names = head.shape_key_names(0, props.n_expr)
-    expr = np.stack([kch.get((head.key_value_path(name), 0), np.full(len(frames), v))
-                     for name, v in zip(expr_names, expr_now, strict=True)], axis=1) if props.n_expr \
+    def key_series(name: str) -> np.ndarray:
+        return kch.get((head.key_value_path(name), 0), np.full(len(frames), blocks[name].value))
+
+    expr = head.coefficients_of(blocks, head.shape_key_names(0, props.n_expr), key_series) if props.n_expr \
         else np.zeros((len(frames), 0))
 
     ach = _channels(armature, frames)
@@ -115,8 +116,7 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
 
     eyelids, eyelid_dirs = None, None
     if all(name in blocks for name in EYELID_KEYS):
-        eyelids = np.stack([kch.get((head.key_value_path(n), 0), np.full(len(frames), blocks[n].value))
-                            for n in EYELID_KEYS], axis=1)
+        eyelids = np.stack([key_series(n) for n in EYELID_KEYS], axis=1)
         eyelid_dirs = np.stack([_offset_of(mesh_obj, n) for n in EYELID_KEYS])
     fps = context.scene.render.fps / context.scene.render.fps_base
     return FlameSequence(shape=shape, expr=expr, rotations=R, translation=translation,

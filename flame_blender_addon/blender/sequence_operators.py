@@ -9,6 +9,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.errors import FlameError
+from ..core.formats.footage import find_footage
 from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
 from ..core.model import load_model
@@ -18,12 +19,6 @@ from .operator_base import HeadOperator, reports_errors
 from .operators import _BuildOperator
 from .progress import progress
 from .transaction import rollback_on_error
-
-
-def _background_folder(path: Path) -> Path | None:
-    """metrical-tracker's ``input/`` frames beside the ``checkpoint/`` folder, if present."""
-    base = path if path.is_dir() else path.parent
-    return next((p for p in (base / "input", base.parent / "input") if p.is_dir()), None)
 
 
 class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
@@ -51,8 +46,9 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                               description="Resample the performance to this frame rate; 0 keeps the source's")
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of sequence frame 0")
     camera_mode: EnumProperty(name="Camera", items=sequence_import.CAMERA_MODES, default="MOVING_CAMERA")
-    use_background: BoolProperty(name="Input frames as background", default=True,
-                                 description="Show metrical-tracker's input/ frames behind the head in camera view")
+    use_background: BoolProperty(name="Footage as background", default=True,
+                                 description="Show the tracked footage (metrical-tracker's input/ frames, or the "
+                                             "video source.json names) behind the head in camera view")
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)
@@ -76,20 +72,23 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                 armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
                                            lambda f, m: report(0.3 * f, m))
             seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
-            background = _background_folder(path) if self.use_background else None
+            footage = None
+            if self.use_background:
+                footage, footage_warnings = find_footage(path)
+                seq.warnings += footage_warnings
             if self.target_fps:
                 seq = resample(seq, self.target_fps)
-                if background is not None:  # an image sequence cannot change its rate
-                    seq.warnings.append("resampled: the tracker's input frames are not used as background")
-                    background = None
-            sequence_import.apply_sequence(
+                if footage is not None:  # the footage's frames cannot change their rate
+                    seq.warnings.append("resampled: the footage is not used as the camera background")
+                    footage = None
+            notes = sequence_import.apply_sequence(
                 context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
-                camera_mode=self.camera_mode,
-                background=background,
+                camera_mode=self.camera_mode, footage=footage,
                 report=lambda f, m: report(0.3 + 0.7 * f, m))
         for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
+        self.report({"INFO"}, "; ".join([f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}",
+                                         *notes]))
         return {"FINISHED"}
 
 

@@ -16,6 +16,7 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ..core import tracker_protocol as protocol
+from ..core.formats.footage import IMAGE_SUFFIXES, find_footage, write_reference
 from . import head, preferences
 from .tracker_job import TrackerJob, template_argv, tracker_argv
 from .transaction import rollback_on_error
@@ -100,6 +101,7 @@ class FLAME_OT_track_video(bpy.types.Operator):
             self.report({"ERROR"}, f"Tracking failed: {job.failure()}")
             return {"CANCELLED"}
         result = job.result.path if job.result else str(self._output)
+        self._reference_video(Path(result).parent if Path(result).is_file() else self._output)
         armature = head.find_head(context.active_object)
         kwargs = {"filepath": result if Path(result).is_file() and result.endswith(".npz") else str(self._output)}
         try:  # a demo head made for the result goes again if the result cannot be imported
@@ -116,6 +118,18 @@ class FLAME_OT_track_video(bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"INFO"}, f"Tracked {self.filepath} -> {result}")
         return {"FINISHED"}
+
+    def _reference_video(self, output: Path) -> None:
+        """A tracked video comes along as the footage: reference it (frame id = video frame) unless
+        the tracker left a footage reference or input frames of its own."""
+        source = Path(bpy.path.abspath(self.filepath)) if self.filepath else None
+        if source is None or not source.is_file() or source.suffix.lower() in IMAGE_SUFFIXES:
+            return
+        if find_footage(output)[0] is None:
+            try:
+                write_reference(output, "video", source)
+            except OSError as err:
+                self.report({"WARNING"}, f"{output}: could not reference the footage ({err.strerror or err})")
 
     # ----------------------------------------------------------------------- synchronous path
     def execute(self, context):

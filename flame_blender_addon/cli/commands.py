@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from .console import CliError, Console, ProgressBar, staged_output
+from .console import CliError, Console, OperatorOutput, ProgressBar, staged_output
 
 ENGINES = ("WORKBENCH", "EEVEE", "CYCLES")
 DEFAULT_SAMPLES = {"WORKBENCH": 1, "EEVEE": 16, "CYCLES": 16}  # Workbench: anti-aliasing samples, 1 = off
@@ -36,10 +36,12 @@ def blender():
     return bpy
 
 
-def run_operator(op: Callable[..., set[str]], **kwargs) -> None:
-    """Call an operator; its ERROR report (a RuntimeError) becomes a CliError."""
+def run_operator(console: Console, op: Callable[..., set[str]], **kwargs) -> None:
+    """Call an operator, showing what it prints and reports; its ERROR report (a RuntimeError) becomes
+    a CliError, printed once."""
     try:
-        result = op(**kwargs)
+        with contextlib.redirect_stdout(OperatorOutput(console)):
+            result = op(**kwargs)
     except RuntimeError as err:
         raise CliError(str(err).strip().removeprefix("Error:").strip().splitlines()[0]) from None
     if "FINISHED" not in result:
@@ -69,7 +71,9 @@ def find_head(bpy, name: str = ""):
 
 
 def save_blend(bpy, path: Path) -> None:
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, copy=True)
+    """Save a copy of the scene; file paths in it (the footage) stay absolute, as the .blend is saved in
+    a staging folder and then moved, which would break paths made relative to it."""
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=True, copy=True, relative_remap=False)
 
 
 def write_blend(bpy, output: Path, console: Console) -> None:
@@ -141,7 +145,8 @@ def cmd_demo(args, console: Console) -> None:
 def cmd_build(args, console: Console) -> None:
     bpy = blender()
     bpy.ops.wm.read_homefile(use_empty=True)
-    run_operator(bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape, n_expr=args.n_expr)
+    run_operator(console, bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape,
+                 n_expr=args.n_expr)
     write_blend(bpy, args.output, console)
 
 
@@ -149,10 +154,10 @@ def cmd_import(args, console: Console) -> None:
     bpy = blender()
     bpy.ops.wm.read_homefile(use_empty=True)
     if args.model is None:
-        run_operator(bpy.ops.flame.add_demo_head)
-    run_operator(bpy.ops.flame.import_sequence, filepath=str(args.sequence), model_filepath=str(args.model or ""),
-                 fps=args.fps, target_fps=args.target_fps, camera_mode=args.camera, frame_start=args.frame_start,
-                 eyelid_folder=str(args.eyelids or ""))
+        run_operator(console, bpy.ops.flame.add_demo_head)
+    run_operator(console, bpy.ops.flame.import_sequence, filepath=str(args.sequence),
+                 model_filepath=str(args.model or ""), fps=args.fps, target_fps=args.target_fps,
+                 camera_mode=args.camera, frame_start=args.frame_start, eyelid_folder=str(args.eyelids or ""))
     write_blend(bpy, args.output, console)
 
 
@@ -162,18 +167,19 @@ def cmd_track(args, console: Console) -> None:
     options = {"filepath": str(args.input or ""), "output_dir": str(args.work_dir or ""),
                "model_filepath": str(args.model or ""), "python": args.python or "", "focal": args.focal,
                "landmarks_filepath": str(args.landmarks or ""), "embedding_filepath": str(args.embedding or ""),
-               "command_template": args.command or ""}
+               "command_template": args.tracker_command or ""}
     if args.device:
         options["device"] = args.device
-    with staged_output(args.output.parent) as stage, contextlib.redirect_stdout(console.out):
-        run_operator(bpy.ops.flame.track_video, **options)  # prints the tracker's progress lines
+    with staged_output(args.output.parent) as stage:
+        run_operator(console, bpy.ops.flame.track_video, **options)  # prints the tracker's progress lines
         save_blend(bpy, stage / args.output.name)
     console.info(f"wrote {args.output}")
 
 
 def cmd_render(args, console: Console) -> None:
     bpy = blender()
-    from ..blender.render import frames
+    from ..blender.head import scene_heads
+    from ..blender.render import sources
 
     open_blend(bpy, args.blend)
     scene = bpy.context.scene
@@ -182,10 +188,11 @@ def cmd_render(args, console: Console) -> None:
         width, height = args.resolution
         resolution = (width, height or max(1, round(width * scene.render.resolution_y / scene.render.resolution_x)))
     source = None
-    if args.source:
-        source = frames.folder_frames(args.source, (args.frames or (scene.frame_start,))[0])
+    if args.source:  # its first frame is the sequence's frame 0, wherever the import put that
+        heads = scene_heads(scene)
+        source = sources.given_frames(args.source, heads[0].flame.sequence_frame_start if heads else scene.frame_start)
     elif args.overlay or args.side_by_side:
-        source = frames.camera_background_frames(scene)
+        source = sources.camera_background_frames(scene)
     with staged_output(args.output) as stage:
         render_into(bpy, console, stage, render_settings(args, resolution, args.frames), video=args.mp4, source=source,
                     overlay=args.overlay, side_by_side=args.side_by_side)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import sys
@@ -48,6 +49,25 @@ class Console:
         os.dup2(self.err.fileno(), 2)
         if self.log_path is not None and not keep_log:
             self.log_path.unlink(missing_ok=True)
+
+
+class OperatorOutput(io.TextIOBase):
+    """What an operator prints while the CLI runs it (its own lines, such as the tracker's progress,
+    then Blender's copy of its reports: ``Info: ...``, ``Warning: ...``, ``Error: ...``), passed on to
+    the terminal line by line. The error, and any line after it, is dropped: it comes back as the
+    operator's exception and the CLI prints it once."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.pending, self.failed = console, "", False
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.failed = self.failed or line.startswith("Error: ")
+            if not self.failed:
+                self.console.info("warning: " + line.removeprefix("Warning: ") if line.startswith("Warning: ")
+                                  else line.removeprefix("Info: "))
+        return len(text)
 
 
 class ProgressBar:

@@ -172,7 +172,9 @@ def parser(prog: str) -> Parser:
     q.add_argument("--focal", type=float, default=0.0, help="focal length in pixels (default: estimated)")
     q.add_argument("--landmarks", type=existing_file, help="precomputed landmarks .npz instead of detection")
     q.add_argument("--embedding", type=existing_file, help="landmark embedding .npz for --landmarks")
-    q.add_argument("--command", help="run this tracker command instead ({model} {source} {output} placeholders)")
+    q.add_argument("--command", dest="tracker_command",
+                   help="run this tracker command instead; {input}, {output} and {model} are replaced by the "
+                        "input, the tracker output folder and the model")
     q.set_defaults(func=cmd_track)
 
     q = sub.add_parser("render", help=".blend -> PNG frames (+ MP4) through the scene camera",
@@ -184,8 +186,9 @@ def parser(prog: str) -> Parser:
     q.add_argument("--mp4", action="store_true", help="also encode preview.mp4")
     q.add_argument("--overlay", action="store_true", help="composite the head over the source frames")
     q.add_argument("--side-by-side", action="store_true", help="source frame left, render right")
-    q.add_argument("--source", type=existing_folder,
-                   help="folder of numbered source frames (default: the camera's background images)")
+    q.add_argument("--source", type=existing_path,
+                   help="the footage: a tracker output folder, a folder of numbered frames or a video, its first "
+                        "frame at the sequence's frame 0 (default: the camera's background, set by a tracked import)")
     render_options(q)
     q.set_defaults(func=cmd_render)
 

@@ -11,7 +11,7 @@ import pytest
 from bl_helpers import scene_state
 
 from flame_blender_addon.blender import head, sequence_import
-from flame_blender_addon.blender.render import frames, preview
+from flame_blender_addon.blender.render import frames, preview, sources
 from flame_blender_addon.blender.render.settings import PREVIEW_LIGHTS, RenderSettings, engine_id
 from flame_blender_addon.core.errors import FlameError
 from flame_blender_addon.demo.head import demo_model
@@ -174,10 +174,10 @@ def test_a_failure_midway_leaves_the_output_folder_as_it_was(demo, tmp_path):
 
 
 def test_blender_executable_arguments_follow_the_double_dash():
-    blender_argv = ["blender", "--background", "--python", "scripts/flame_cli.py", "--", "demo", "-o", "x"]
+    blender_argv = ["blender", "--background", "--python", str(CLI), "--", "demo", "-o", "x"]
     assert flame_cli.script_args(blender_argv) == ["demo", "-o", "x"]
-    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"]) == []
-    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"]) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(["blender", "-b", "-P", str(CLI)]) == []
+    assert flame_cli.script_args([str(CLI), "demo", "-o", "x"]) == ["demo", "-o", "x"]
 
 
 # -------------------------------------------------------------------------------------- renderer
@@ -227,20 +227,76 @@ def test_render_preview_restores_the_scene_and_removes_temporary_lights(tmp_path
     assert engine_id("EEVEE") in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
 
 
+def numbered_frames(folder: Path, numbers, size=(4, 4)) -> Path:
+    """PNGs ``NNNNN.png`` whose red channel is their number / 255."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        frames.save_rgba(np.tile(np.array([n / 255, 0.5, 0.5, 1.0], dtype=np.float32), (size[1], size[0], 1)),
+                         folder / f"{n:05d}.png")
+    return folder
+
+
+def number(pixels) -> int:
+    return round(float(pixels[0, 0, 0]) * 255)
+
+
 def test_source_frames_follow_the_camera_background_sequence(tmp_path):
     """A tracked import shows input frame N at scene frame frame_start + (N - first); so does the overlay."""
-    source = write_source_frames(tmp_path / "input", range(7, 12), size=(4, 4))
+    source = numbered_frames(tmp_path / "input", range(7, 12))
     camera = bpy.data.cameras.new("cam")
     bpy.context.scene.camera = bpy.data.objects.new("cam", camera)
-    assert frames.camera_background_frames(bpy.context.scene) is None
+    assert sources.camera_background_frames(bpy.context.scene) is None
     image = bpy.data.images.load(str(source / "00007.png"))
     image.source = "SEQUENCE"
     background = camera.background_images.new()
     background.image = image
     background.image_user.frame_start, background.image_user.frame_duration = 101, 5
     background.image_user.frame_offset = 6
-    lookup = frames.camera_background_frames(bpy.context.scene)
-    assert [lookup(f).name for f in (101, 103, 105)] == ["00007.png", "00009.png", "00011.png"]
-    assert lookup(90).name == "00007.png" and lookup(200).name == "00011.png"  # held outside the range
-    folder = frames.folder_frames(source, 1)
-    assert folder(1).name == "00007.png" and folder(9) is None
+    lookup = sources.camera_background_frames(bpy.context.scene)
+    assert [number(lookup(f)) for f in (101, 103, 105)] == [7, 9, 11]
+    assert number(lookup(90)) == 7 and number(lookup(200)) == 11  # held outside the range
+    folder = sources.given_frames(source, 1)
+    assert number(folder(1)) == 7 and folder(9) is None
+
+
+def test_render_source_folder_starts_at_the_sequence_not_at_the_first_rendered_frame(demo, tmp_path):
+    """``--source DIR --frames 130:130`` composited the folder's first image: it is the 130th (frame id 129)."""
+    out, _ = demo
+    source = numbered_frames(tmp_path / "input", range(0, 135))
+    result = cli("render", out / "demo.blend", "--output", tmp_path / "r", "--frames", "130:130", "--resolution", "8",
+                 "--source", source, "--side-by-side")
+    assert result.returncode == 0, result.stderr
+    assert number(frames.load_rgba(tmp_path / "r" / "frames" / "0130.png")) == 129
+
+
+def test_track_takes_its_python_option_and_documents_input(tmp_path):
+    """``--python PATH`` is the tracker's Python, not Blender's option; the placeholders are {input} ..."""
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded by the stand-in tracker")
+    result = cli("track", tmp_path / "clip.mp4", "--python", sys.executable, "--output", tmp_path / "t.blend",
+                 "--work-dir", tmp_path / "work", "--command", FAKE_TRACKER)
+    assert result.returncode == 0, result.stderr
+    assert "{input}" in cli("track", "--help").stdout and "{source}" not in cli("track", "--help").stdout
+    assert flame_cli.script_args([str(CLI), "track", "x.mp4", "--python", "/env/bin/python"]) == \
+        ["track", "x.mp4", "--python", "/env/bin/python"]
+
+
+def test_a_tracker_error_is_printed_once(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    result = cli("track", tmp_path / "clip.mp4", "--output", tmp_path / "t.blend", "--command", "echo {source}")
+    assert result.returncode == 1
+    said = (result.stdout + result.stderr).splitlines()
+    assert [line for line in said if "template is not valid" in line] == [
+        "flame_cli.py: error: track: could not start the tracker: tracker command template is not valid "
+        "('source'); use {input}, {output} and {model}"]
+
+
+def test_import_reports_coefficients_beyond_the_sliders(tmp_path, small_model_file):
+    from tracker_files import vhap_arrays
+
+    arrays = vhap_arrays(np.random.default_rng(1), 3, n_verts=300)
+    arrays["shape"][4] = 20.0
+    np.savez(tmp_path / "tracked_flame_params.npz", **arrays)
+    result = cli("import", tmp_path / "tracked_flame_params.npz", "--model", small_model_file,
+                 "--output", tmp_path / "anim.blend")
+    assert result.returncode == 0, result.stderr
+    assert "1 identity (up to 20.0) coefficients pass the sliders' +-10" in result.stdout

@@ -1,5 +1,5 @@
-"""Frames: rendering the scene's camera to numbered PNGs, finding the source frames they belong to, and
-compositing the two (plain numpy on the pixels, no compositor node trees, whose API changed in 5.0).
+"""Frames: rendering the scene's camera to numbered PNGs and compositing them with their source frames
+(:mod:`.sources`; plain numpy on the pixels, no compositor node trees, whose API changed in 5.0).
 
 Rendering goes frame by frame (``render.render(write_still=True)``), so progress and ETA are
 reported after every frame and Ctrl-C stops between frames.
@@ -14,7 +14,6 @@ import bpy
 import numpy as np
 
 from ...core.errors import FlameError
-from ...core.formats.per_frame import numbered_images
 from ..progress import Report
 
 FRAME_PATTERN = "{:04d}.png"
@@ -51,37 +50,6 @@ def render_frames(scene: bpy.types.Scene, folder: Path, frames: Sequence[int],
         scene.render.filepath = filepath
         scene.frame_set(current)
     return paths
-
-
-def camera_background_frames(scene: bpy.types.Scene) -> Callable[[int], Path | None] | None:
-    """Source frame lookup from the scene camera's background image sequence (set by a tracked
-    import): scene frame -> file, as Blender's image user maps it; None without such a sequence."""
-    camera = scene.camera
-    if camera is None or camera.type != "CAMERA":
-        return None
-    for bg in camera.data.background_images:
-        if bg.image is not None and bg.image.source == "SEQUENCE":
-            first = Path(bpy.path.abspath(bg.image.filepath))
-            files = numbered_images(first.parent)
-            user = bg.image_user
-
-            def lookup(frame: int, files=files, user=user) -> Path | None:
-                index = min(max(frame - user.frame_start + 1, 1), user.frame_duration)
-                return files.get(index + user.frame_offset)
-
-            return lookup
-    return None
-
-
-def folder_frames(folder: Path, first_scene_frame: int) -> Callable[[int], Path | None]:
-    """Source frame lookup for a folder of numbered images: the lowest number is ``first_scene_frame``."""
-    if not folder.is_dir():
-        raise FlameError(f"{folder}: no such folder of source frames")
-    files = numbered_images(folder)
-    if not files:
-        raise FlameError(f"{folder}: no numbered .png/.jpg frames found")
-    offset = min(files) - first_scene_frame
-    return lambda frame: files.get(frame + offset)
 
 
 def load_rgba(path: Path) -> np.ndarray:
@@ -143,16 +111,16 @@ def compose(render: np.ndarray, source: np.ndarray | None, overlay: bool, side_b
     return result.astype(np.float32)
 
 
-def composite_frames(paths: Sequence[Path], frames: Sequence[int], source: Callable[[int], Path | None],
+def composite_frames(paths: Sequence[Path], frames: Sequence[int], source: Callable[[int], np.ndarray | None],
                      overlay: bool, side_by_side: bool, report: Report = lambda f, m: None) -> list[int]:
-    """Rewrite each rendered PNG in place composed with its source frame; returns frames that had none."""
+    """Rewrite each rendered PNG in place composed with its source frame (``source(scene frame)``: pixels
+    as :func:`load_rgba` gives them, or None); returns the frames that had none."""
     missing = []
     for i, (path, frame) in enumerate(zip(paths, frames, strict=True)):
-        src_path = source(frame)
-        if src_path is None:
+        pixels = source(frame)
+        if pixels is None:
             missing.append(frame)
-        save_rgba(compose(load_rgba(path), None if src_path is None else load_rgba(src_path), overlay,
-                          side_by_side), path)
+        save_rgba(compose(load_rgba(path), pixels, overlay, side_by_side), path)
         report((i + 1) / len(paths), f"compositing frame {frame}")
     return missing
 

@@ -10,9 +10,9 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from ...core.errors import FlameError
 from ..operator_base import reports_errors
 from ..progress import progress
-from .frames import camera_background_frames
 from .preview import render_preview
 from .settings import DEVICES, ENGINES, RenderSettings
+from .sources import camera_background_frames
 
 
 class FLAME_OT_render_preview(bpy.types.Operator):
@@ -30,7 +30,7 @@ class FLAME_OT_render_preview(bpy.types.Operator):
                          description="Samples per pixel (Workbench: anti-aliasing samples, 1 = off)")
     use_video: BoolProperty(name="MP4 video", default=True)
     overlay: BoolProperty(name="Overlay on source frames", default=False,
-                          description="Composite the head over the tracker's input frames (camera background)")
+                          description="Composite the head over the tracked footage (the camera background)")
     side_by_side: BoolProperty(name="Side by side", default=False,
                                description="Source frame on the left, render on the right")
 

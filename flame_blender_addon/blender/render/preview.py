@@ -4,7 +4,6 @@ side with them, and an MP4, with a progress callback (headless and in the UI).""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from ...core.errors import FlameError
 from ..progress import Report
 from .frames import composite_frames, render_frames
 from .settings import RenderSettings, configure, frame_numbers, preview_lighting, restored_render_settings
+from .sources import SourceFrames
 from .video import encode_video
 
 
@@ -28,7 +28,7 @@ class PreviewResult:
 
 
 def render_preview(context: bpy.types.Context, folder: Path, settings: RenderSettings, *,
-                   video: Path | None = None, source: Callable[[int], Path | None] | None = None,
+                   video: Path | None = None, source: SourceFrames | None = None,
                    overlay: bool = False, side_by_side: bool = False,
                    report: Report = lambda f, m: None) -> PreviewResult:
     """Render the scene's camera view to ``folder``, optionally composite it with source frames and
@@ -39,7 +39,7 @@ def render_preview(context: bpy.types.Context, folder: Path, settings: RenderSet
     scene = context.scene
     if (overlay or side_by_side) and source is None:
         raise FlameError("overlay and side-by-side need source frames: import a tracked sequence with its "
-                         "input frames, or give a folder of frames")
+                         "footage, or give a video or a folder of frames")
     frames = frame_numbers(scene, settings.frames)
     settings = RenderSettings(**{**settings.__dict__, "transparent": settings.transparent or overlay})
     with restored_render_settings(scene), preview_lighting(context, settings.engine):

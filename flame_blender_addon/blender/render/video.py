@@ -1,15 +1,19 @@
-"""The preview video: PNG frames encoded as H.264 MP4 by Blender's own FFmpeg (nothing outside Blender)."""
+"""Video through Blender's own FFmpeg (nothing outside Blender): the preview's PNG frames encoded as
+H.264 MP4, and single frames of the footage decoded for compositing. Both use a temporary scene whose
+sequencer holds the frames."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from ...core.errors import FlameError
 from .. import compat
-from .frames import render_scene
+from .frames import load_rgba, render_scene
 
 
 def encode_video(paths: Sequence[Path], filepath: Path, fps: float) -> Path:
@@ -46,3 +50,29 @@ def encode_video(paths: Sequence[Path], filepath: Path, fps: float) -> Path:
         raise FlameError(f"{filepath}: the video encoder wrote nothing")
     return filepath
 
+
+
+def decode_frame(video: Path, index: int) -> np.ndarray | None:
+    """Frame ``index`` (0-based, decoding order) of a video as (H, W, 4) float32 pixels like
+    :func:`.frames.load_rgba` (values as stored, rows bottom to top); None past the end."""
+    scene = bpy.data.scenes.new("flame_decode")
+    try:
+        try:
+            strip = compat.sequencer_strips(scene.sequence_editor_create()).new_movie("footage", str(video), 1, 1)
+        except RuntimeError:
+            raise FlameError(f"{video}: Blender cannot read this video") from None
+        if not 0 <= index < strip.frame_final_duration:
+            return None
+        render = scene.render
+        render.resolution_x, render.resolution_y = strip.elements[0].orig_width, strip.elements[0].orig_height
+        render.resolution_percentage = 100
+        render.use_sequencer = True
+        render.image_settings.file_format = "PNG"
+        scene.view_settings.view_transform = "Standard"  # the footage's values, untouched
+        scene.frame_start = scene.frame_end = index + 1
+        with tempfile.TemporaryDirectory(prefix="flame-decode-") as folder:
+            render.filepath = str(Path(folder) / "frame_")
+            render_scene(scene, animation=True)  # write_still renders the context's scene, not this one
+            return load_rgba(next(Path(folder).iterdir()))
+    finally:
+        bpy.data.scenes.remove(scene)
