@@ -19,6 +19,11 @@ NO_HEAD = "Needs a FLAME head: select one, or add one (File > Import > FLAME Mod
 OperatorMethod = Callable[..., set[str]]
 
 
+def has_ui() -> bool:
+    """Whether dialogs, file browsers and modal operators can be shown (not ``--background``)."""
+    return not bpy.app.background
+
+
 def reports_errors(method: OperatorMethod) -> OperatorMethod:
     """Wrap an operator's ``execute`` (or ``run``): instead of raising, it reports an ERROR and returns
     ``{'CANCELLED'}``. FlameError and OSError carry a message for the user; anything else is a bug,

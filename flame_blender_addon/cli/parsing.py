@@ -172,7 +172,7 @@ def parser(prog: str) -> Parser:
     q.add_argument("--focal", type=float, default=0.0, help="focal length in pixels (default: estimated)")
     q.add_argument("--landmarks", type=existing_file, help="precomputed landmarks .npz instead of detection")
     q.add_argument("--embedding", type=existing_file, help="landmark embedding .npz for --landmarks")
-    q.add_argument("--command", help="run this tracker command instead ({model} {source} {output} placeholders)")
+    q.add_argument("--command", help="run this tracker command instead ({input}, {output}, {model} placeholders)")
     q.set_defaults(func=cmd_track)
 
     q = sub.add_parser("render", help=".blend -> PNG frames (+ MP4) through the scene camera",

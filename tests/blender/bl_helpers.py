@@ -1,5 +1,8 @@
 """Helpers for Blender-tier tests (imported by name; tests/ has no packages)."""
 
+import inspect
+import types
+
 import bpy
 import numpy as np
 
@@ -22,3 +25,93 @@ def scene_state() -> dict:
         "materials")}
     active = bpy.context.view_layer.objects.active
     return {**names, "active": active.name if active else None, "mode": bpy.context.mode}
+
+
+# --------------------------------------------------------------------------------------------------
+# The UI in background mode. Blender never draws panels, shows dialogs or calls ``invoke`` / ``modal``
+# there (``'INVOKE_DEFAULT'`` falls back to ``execute`` without a window event). These helpers call
+# the add-on's own draw, invoke and modal code directly, against real Blender objects.
+
+UI_ERRORS = ("property not found", "unknown operator", "not found", "unknown menutype")
+
+
+def ui_layout():
+    """A real ``bpy.types.UILayout``: the layout of a popup menu that is begun and never shown.
+
+    Showing it needs a window's event state, which background mode lacks (ending the popup
+    segfaults there), so it stays open: a few kilobytes per call stay allocated until exit."""
+    return bpy.context.window_manager.popmenu_begin__internal("test", icon="NONE").layout
+
+
+def draw_errors(capfd) -> list[str]:
+    """What Blender printed about the last draws: a missing property, operator, menu or panel
+    is printed (``rna_uiItemR: property not found: ...``), never raised."""
+    out, err = capfd.readouterr()
+    return [line for line in (out + err).splitlines() if any(e in line for e in UI_ERRORS)]
+
+
+def layout_items(layout) -> list[dict]:
+    """Every button of a layout, depth first (``UILayout.introspect``): dicts with ``draw_string``,
+    ``rna`` ('Struct.prop[index]') or ``operator`` ('bpy.ops.flame.x(...)')."""
+    def walk(items):
+        for item in items:
+            if "items" in item:
+                yield from walk(item["items"])
+            else:
+                yield item
+    return list(walk(layout.introspect()))
+
+
+def operators_in(layout) -> list[str]:
+    """Operator idnames of a layout's buttons, e.g. ['flame.import_model', ...]."""
+    return [item["operator"].split("(")[0].removeprefix("bpy.ops.") for item in layout_items(layout)
+            if "operator" in item]
+
+
+class Event:
+    """An event as ``invoke`` and ``modal`` read it."""
+
+    def __init__(self, type: str = "NONE", value: str = "PRESS"):
+        self.type, self.value = type, value
+
+
+class OperatorDouble:
+    """Stands in for an operator instance so that tests can call ``invoke``, ``modal``, ``draw`` and
+    ``check``: its properties are the operator's real RNA properties (reset to their defaults), its
+    methods the class's own, ``layout`` a real layout and ``report`` records what was reported."""
+
+    def __init__(self, cls, **values):
+        props = bpy.context.window_manager.operator_properties_last(cls.bl_idname)
+        for prop in props.bl_rna.properties:
+            if prop.identifier != "rna_type":
+                props.property_unset(prop.identifier)
+        for name, value in values.items():
+            setattr(props, name, value)
+        object.__setattr__(self, "_cls", cls)
+        object.__setattr__(self, "properties", props)
+        object.__setattr__(self, "layout", None)
+        object.__setattr__(self, "reports", [])
+
+    def _is_property(self, name: str) -> bool:
+        return name in self.properties.bl_rna.properties
+
+    def __getattr__(self, name):
+        if self._is_property(name):
+            return getattr(self.properties, name)
+        static = inspect.getattr_static(self._cls, name)
+        return types.MethodType(static, self) if inspect.isfunction(static) else getattr(self._cls, name)
+
+    def __setattr__(self, name, value):
+        if self._is_property(name):
+            setattr(self.properties, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def report(self, kind, message):
+        self.reports.append((next(iter(kind)), message))
+
+    def draw_into(self, layout, context=None):
+        """Run the operator's ``draw`` into ``layout``."""
+        object.__setattr__(self, "layout", layout)
+        self._cls.draw(self, context or bpy.context)
+        return layout

@@ -1,4 +1,9 @@
-"""``flame.render_preview``, under *Render* in the top bar."""
+"""``flame.render_preview``, under *Render* in the top bar.
+
+From the UI it runs as a modal operator: one frame per timer event, a progress bar and status text,
+and Esc stops between frames (the frames rendered so far stay). Scripts and ``--background`` render
+synchronously.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,17 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ...core.errors import FlameError
+from .. import operator_base
+from ..help import section
 from ..operator_base import reports_errors
 from ..progress import progress
 from .frames import camera_background_frames
-from .preview import render_preview
+from .preview import RENDER_SHARE, PreviewJob, run_to_end
 from .settings import DEVICES, ENGINES, RenderSettings
 
 
 class FLAME_OT_render_preview(bpy.types.Operator):
-    """Render the scene camera's view as PNG frames and an MP4 preview, optionally over the tracker's
-    source frames (shows progress; blocks the interface until done)"""
+    """Render the scene camera's view as PNG frames and an MP4 preview, optionally over the source frames"""
 
     bl_idname = "flame.render_preview"
     bl_label = "Render FLAME Preview"
@@ -34,31 +40,103 @@ class FLAME_OT_render_preview(bpy.types.Operator):
     side_by_side: BoolProperty(name="Side by side", default=False,
                                description="Source frame on the left, render on the right")
 
+    _job: PreviewJob | None = None
+    _timer = None
+    _interactive = False
+
+    @classmethod
+    def poll(cls, context):
+        if context.scene is not None and context.scene.camera is not None:
+            return True
+        cls.poll_message_set("The scene has no camera: import a tracked sequence, or add a camera")
+        return False
+
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Render", "export", icon="RENDER_STILL")
+        col.prop(props, "engine")
+        if props.engine == "CYCLES":
+            col.prop(props, "device")
+        col.prop(props, "samples")
+        col = section(self.layout, "Output", icon="FILE_MOVIE")
+        col.prop(props, "use_video")
+        col.prop(props, "overlay")
+        col.prop(props, "side_by_side")
+
     def invoke(self, context, event):
+        if not operator_base.has_ui():
+            return self.execute(context)
+        self._interactive = True
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    @reports_errors
-    def execute(self, context):
+    def _job_for(self, context) -> PreviewJob:
         if not self.directory:
             raise FlameError("No output folder given")
         folder = Path(bpy.path.abspath(self.directory))
-        settings = RenderSettings(engine=self.engine, samples=self.samples, device=self.device)
+        return PreviewJob(context, folder, RenderSettings(engine=self.engine, samples=self.samples, device=self.device),
+                          video=folder / "preview.mp4" if self.use_video else None,
+                          source=camera_background_frames(context.scene), overlay=self.overlay,
+                          side_by_side=self.side_by_side)
+
+    @reports_errors
+    def execute(self, context):
+        job = self._job_for(context)
+        if self._interactive:
+            self._begin(context, job)
+            context.window_manager.modal_handler_add(self)
+            return {"RUNNING_MODAL"}
         with progress(context, "Rendering preview") as report:
-            result = render_preview(context, folder, settings,
-                                    video=folder / "preview.mp4" if self.use_video else None,
-                                    source=camera_background_frames(context.scene), overlay=self.overlay,
-                                    side_by_side=self.side_by_side, report=report)
+            return self._done(run_to_end(job, report))
+
+    def _done(self, result) -> set[str]:
         if result.missing_sources:
             self.report({"WARNING"}, f"{len(result.missing_sources)} frames had no source frame")
-        self.report({"INFO"}, f"Rendered {len(result.frames)} frames to {folder} "
+        self.report({"INFO"}, f"Rendered {len(result.frames)} frames to {result.frames[0].parent} "
                               f"({result.seconds_per_frame:.2f} s/frame)")
         return {"FINISHED"}
 
+    # --------------------------------------------------------------------------- modal path
+    def _begin(self, context, job: PreviewJob) -> None:
+        """Start showing the job: a timer for ``modal``, the progress bar."""
+        self._job = job
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.05, window=context.window)
+        wm.progress_begin(0, 1000)
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC":
+            job.cancel()
+            self._end(context)
+            self.report({"WARNING"}, f"Preview stopped after {len(job.paths)} of {len(job.frames)} frames")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        return self._step(context, job)
+
+    @reports_errors
+    def _step(self, context, job: PreviewJob) -> set[str]:
+        try:
+            if not job.done:
+                frame = job.step()
+                context.window_manager.progress_update(int(1000 * RENDER_SHARE * job.fraction))
+                context.workspace.status_text_set(f"FLAME preview: frame {frame} ({len(job.paths)} of "
+                                                  f"{len(job.frames)}), Esc to stop")
+                return {"RUNNING_MODAL"}
+            result = job.finish(lambda f, m: context.window_manager.progress_update(int(1000 * f)))
+        except BaseException:
+            job.cancel()
+            self._end(context)
+            raise
+        self._end(context)
+        return self._done(result)
+
 
 CLASSES = (FLAME_OT_render_preview,)
-
-
-def menu_render(self, context):
-    """Render menu entry."""
-    self.layout.operator(FLAME_OT_render_preview.bl_idname, text="FLAME Preview (.png/.mp4)")
