@@ -167,8 +167,10 @@ def owned_ids(armature: bpy.types.Object) -> list[bpy.types.ID]:
     cameras = [t.camera_data for t in props.takes if t.camera_data is not None]
     objects = [armature, mesh, props.camera]
     cameras += [props.camera.data] if props.camera is not None else []
+    key = mesh.data.shape_keys if mesh is not None else None
     ids = [o for o in objects if o is not None] + [o.data for o in objects[:2] if o is not None] + cameras
-    animated = [armature, props.camera, mesh.data.shape_keys if mesh is not None else None, *cameras]
+    ids += [key] if key is not None else []
+    animated = [armature, props.camera, key, *cameras]
     ids += [a for t in props.takes for a in (t.head_action, t.expression_action, t.camera_action) if a]
     ids += [a for a in map(_action, animated) if a is not None]
     ids += [bg.image for data in cameras for bg in data.background_images if bg.image is not None]

@@ -1,5 +1,6 @@
 """Helpers for Blender-tier tests (imported by name; tests/ has no packages)."""
 
+import ast
 import inspect
 import types
 
@@ -40,7 +41,8 @@ def ui_layout():
 
     Showing it needs a window's event state, which background mode lacks (ending the popup
     segfaults there), so it stays open: a few kilobytes per call stay allocated until exit."""
-    return bpy.context.window_manager.popmenu_begin__internal("test", icon="NONE").layout
+    popup = bpy.context.window_manager.popmenu_begin__internal("", icon="NONE")
+    return popup.layout.column()  # introspected alone, without the popup's title
 
 
 def draw_errors(capfd) -> list[str]:
@@ -62,10 +64,20 @@ def layout_items(layout) -> list[dict]:
     return list(walk(layout.introspect()))
 
 
+def operator_calls(layout) -> list[tuple[str, dict]]:
+    """The operator buttons of a layout: (idname, the properties it sets), e.g. ('flame.help', {'topic': 'pose'})."""
+    calls = []
+    for item in layout_items(layout):
+        if "operator" in item:
+            call = ast.parse(item["operator"], mode="eval").body
+            calls.append((ast.unparse(call.func).removeprefix("bpy.ops."),
+                          {k.arg: ast.literal_eval(k.value) for k in call.keywords}))
+    return calls
+
+
 def operators_in(layout) -> list[str]:
     """Operator idnames of a layout's buttons, e.g. ['flame.import_model', ...]."""
-    return [item["operator"].split("(")[0].removeprefix("bpy.ops.") for item in layout_items(layout)
-            if "operator" in item]
+    return [idname for idname, _ in operator_calls(layout)]
 
 
 class Event:
@@ -115,3 +127,23 @@ class OperatorDouble:
         object.__setattr__(self, "layout", layout)
         self._cls.draw(self, context or bpy.context)
         return layout
+
+
+class ContextDouble:
+    """``bpy.context`` with some members replaced, e.g. a ``MagicMock`` window manager that records
+    ``fileselect_add``, ``modal_handler_add`` and the progress bar."""
+
+    def __init__(self, **members):
+        self.__dict__.update(members)
+
+    def __getattr__(self, name):
+        return getattr(bpy.context, name)
+
+
+def write_take(path, frames: int):
+    """A small flame_sequence.npz (10 identity, 10 expression components, a camera) of ``frames``
+    frames, written by the stand-in tracker's own writer."""
+    from fake_tracker import fake_sequence, write_npz
+
+    write_npz(str(path), fake_sequence(frames))
+    return path
