@@ -22,7 +22,7 @@ TOPICS = {
     )),
     "track": ("Tracking a video", (
         "Set Preferences > Add-ons > FLAME Head > Tracker Python to a Python with torch, then Check.",
-        "Track Video: choose a video, a folder of frames or a landmarks .npz, then Track.",
+        "Track Video: pick a video or a landmarks .npz; for a folder of frames, open it and press Track.",
         "The bar at the bottom shows progress; Esc stops the tracker. The result becomes a new take.",
         "Without a head selected, tracking fits the Model picked in the dialog (or the demo head).",
     )),

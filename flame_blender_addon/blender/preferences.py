@@ -89,7 +89,8 @@ class FLAME_OT_check_tracker(bpy.types.Operator):
         for line in result.lines:
             self.report({"INFO"}, line)
         if not result.ok:
-            self.report({"ERROR"}, f"The tracker cannot run: {result.lines[-1]}. Fix: {result.fix}")
+            self.report({"ERROR"}, f"The tracker cannot run: {'; '.join(result.lines[1:] or result.lines)}. "
+                                   f"Fix: {result.fix}")
             return {"CANCELLED"}
         return {"FINISHED"}
 

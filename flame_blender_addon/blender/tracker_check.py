@@ -21,17 +21,21 @@ REQUIREMENTS = ("torch>=2.1", "mediapipe==0.10.21", "av>=12", "numpy<2")
 _PROBE = """
 import importlib.metadata as md, importlib.util, json, sys
 info = {"python": sys.version.split()[0], "versions": {}, "errors": []}
+missing = []
 for dist in ("torch", "mediapipe", "av"):
     try:
         info["versions"][dist] = md.version(dist)
     except md.PackageNotFoundError:
-        info["errors"].append(dist + " is not installed")
-try:
-    import torch
-    info["cuda"] = torch.cuda.is_available()
-    info["gpu"] = torch.cuda.get_device_name(0) if info["cuda"] else ""
-except Exception as err:
-    info["errors"].append("import torch failed: %s: %s" % (type(err).__name__, err))
+        missing.append(dist)
+if missing:
+    info["errors"].append("not installed: " + ", ".join(missing))
+if "torch" in info["versions"]:
+    try:
+        import torch
+        info["cuda"] = torch.cuda.is_available()
+        info["gpu"] = torch.cuda.get_device_name(0) if info["cuda"] else ""
+    except Exception as err:
+        info["errors"].append("import torch failed: %s: %s" % (type(err).__name__, err))
 if importlib.util.find_spec(sys.argv[1]) is None:
     info["errors"].append("the add-on's tracking package %s is not importable" % sys.argv[1])
 print(json.dumps(info))
