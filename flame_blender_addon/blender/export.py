@@ -261,8 +261,8 @@ class _ExportOperator(HeadOperator, ExportHelper):
     def draw(self, context):
         col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
         col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
-        for name in self.dialog_props:
-            col.prop(self.properties, name)
+        if self.dialog_props:
+            section(self.layout, "Options", icon="OPTIONS", data=self.properties, names=self.dialog_props)
 
     def export(self, context, armature: bpy.types.Object, filepath: Path) -> list[Path]:
         raise NotImplementedError
@@ -272,6 +272,14 @@ class _ExportOperator(HeadOperator, ExportHelper):
         self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
                                                                             if len(paths) > 1 else ""))
         return {"FINISHED"}
+
+
+class _FormatNamesFile:
+    """Mixin: the file name's extension follows the ``file_format`` property (``check``, in the browser)."""
+
+    def check(self, context):
+        self.filename_ext = "." + self.file_format.lower()
+        return ExportHelper.check(self, context)
 
 
 class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
@@ -326,7 +334,7 @@ class FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
         return [export_usd(context, armature, filepath)]
 
 
-class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
+class FLAME_OT_export_mesh_frames(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
     """Export the evaluated FLAME mesh as one OBJ or PLY file per frame (FLAME axes, metres)"""
 
     bl_idname = "flame.export_mesh_frames"
@@ -337,15 +345,11 @@ class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
         ("OBJ", "OBJ", "Wavefront OBJ, text"), ("PLY", "PLY", "Stanford PLY, binary")))
     dialog_props = ("file_format",)
 
-    def check(self, context):
-        self.filename_ext = "." + self.file_format.lower()
-        return ExportHelper.check(self, context)
-
     def export(self, context, armature, filepath):
         return export_mesh_frames(context, armature, filepath.parent, self.file_format, filepath.stem)
 
 
-class FLAME_OT_export_closed_mesh(_ExportOperator, bpy.types.Operator):
+class FLAME_OT_export_closed_mesh(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
     """Export the current head as one watertight mesh, eye, mouth and neck holes capped, for 3-D printing"""
 
     bl_idname = "flame.export_closed_mesh"
@@ -359,10 +363,6 @@ class FLAME_OT_export_closed_mesh(_ExportOperator, bpy.types.Operator):
         ("MM", "Millimetres", "1 unit = 1 mm (3-D printing)"), ("CM", "Centimetres", "1 unit = 1 cm"),
         ("M", "Metres", "1 unit = 1 m (FLAME's own)")))
     dialog_props = ("file_format", "units")
-
-    def check(self, context):
-        self.filename_ext = "." + self.file_format.lower()
-        return ExportHelper.check(self, context)
 
     def export(self, context, armature, filepath):
         if filepath.suffix.lower() not in (".stl", ".obj"):

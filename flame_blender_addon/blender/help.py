@@ -90,14 +90,19 @@ class FLAME_OT_help(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def section(layout: bpy.types.UILayout, title: str, topic: str = "", icon: str = "NONE") -> bpy.types.UILayout:
-    """A titled box with an optional "?" button opening ``TOPICS[topic]``; returns its column."""
+def section(layout: bpy.types.UILayout, title: str, topic: str = "", icon: str = "NONE", data=None,
+            names: tuple[str, ...] = ()) -> bpy.types.UILayout:
+    """A titled box with an optional "?" button opening ``TOPICS[topic]``, listing the properties
+    ``names`` of ``data``; returns its column for more."""
     box = layout.box()
     row = box.row()
     row.label(text=title, icon=icon)
     if topic:
         help_button(row, topic)
-    return box.column()
+    col = box.column()
+    for name in names:
+        col.prop(data, name)
+    return col
 
 
 def help_button(layout: bpy.types.UILayout, topic: str) -> None:

@@ -77,13 +77,8 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
             col.prop(props, "n_shape")
             col.prop(props, "n_expr")
         col.prop(props, "eyelid_folder")
-        col = section(self.layout, "Timing", icon="TIME")
-        col.prop(props, "frame_start")
-        col.prop(props, "fps")
-        col.prop(props, "target_fps")
-        col = section(self.layout, "Camera", icon="CAMERA_DATA")
-        col.prop(props, "camera_mode", text="")
-        col.prop(props, "use_background")
+        section(self.layout, "Timing", icon="TIME", data=props, names=("frame_start", "fps", "target_fps"))
+        section(self.layout, "Camera", icon="CAMERA_DATA", data=props, names=("camera_mode", "use_background"))
 
     def _model(self, context):
         path = model_picker.chosen_path(context, self.model_choice, self.model_filepath)
@@ -172,9 +167,7 @@ class FLAME_OT_export_sequence(HeadOperator, ExportHelper, bpy.types.Operator):
         props = self.properties
         col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
         col.prop_search(props, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
-        col = section(self.layout, "Output", icon="EXPORT")
-        col.prop(props, "format", text="")
-        col.prop(props, "frame_start")
+        section(self.layout, "Output", icon="EXPORT", data=props, names=("format", "frame_start"))
 
     def run(self, context, armature):
         path = Path(bpy.path.abspath(sequence_target(self.filepath, self.format)))

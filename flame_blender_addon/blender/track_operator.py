@@ -17,8 +17,9 @@ from bpy.props import EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core import tracker_protocol as protocol
-from . import head, model_picker, operator_base, preferences
+from . import head, model_picker, preferences
 from .help import section
+from .operator_base import ModalFileJob
 from .tracker_job import TrackerJob, template_argv, tracker_argv
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _model_items(self, context):
                                              "The selected head's model file, else the demo head"), context)
 
 
-class FLAME_OT_track_video(ImportHelper, bpy.types.Operator):
+class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
     """Track a video, a folder of frames or landmarks with FLAME in an external process and import the result"""
 
     bl_idname = "flame.track_video"
@@ -59,22 +60,14 @@ class FLAME_OT_track_video(ImportHelper, bpy.types.Operator):
     device: EnumProperty(name="Device", items=(("PREFERENCE", "Preference", "The add-on preference's device"),)
                          + preferences.DEVICES, default="PREFERENCE")
 
-    _job: TrackerJob | None = None
-    _timer = None
-    _interactive = False  # set by invoke: execute then runs the modal job
-
     # ------------------------------------------------------------------------------------ dialog
     def draw(self, context):
         props = self.properties
         col = section(self.layout, "Model", "track", icon="USER")
         model_picker.draw_choice(col, props)
-        col = section(self.layout, "Tracker", icon="TRACKER")
-        col.prop(props, "device")
-        col.prop(props, "focal")
-        col.prop(props, "output_dir")
-        col = section(self.layout, "Landmarks (optional)", icon="POINTCLOUD_DATA")
-        col.prop(props, "landmarks_filepath")
-        col.prop(props, "embedding_filepath")
+        section(self.layout, "Tracker", icon="TRACKER", data=props, names=("device", "focal", "output_dir"))
+        section(self.layout, "Landmarks (optional)", icon="POINTCLOUD_DATA", data=props,
+                names=("landmarks_filepath", "embedding_filepath"))
 
     # ----------------------------------------------------------------------------------- setup
     def _model_arg(self, context) -> str:
@@ -146,23 +139,11 @@ class FLAME_OT_track_video(ImportHelper, bpy.types.Operator):
         self.report({"INFO"}, f"Tracked {source or landmarks} -> {result}")
         return {"FINISHED"}
 
-    # --------------------------------------------------------------------------------- entry
-    def invoke(self, context, event):
-        if not operator_base.has_ui():
-            return self.execute(context)
-        self._interactive = True
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
     def execute(self, context):
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
-        if not self._interactive:
-            return self._wait(context, job)
-        self._begin(context, job)
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.start_modal(context, job) if self._interactive else self._wait(context, job)
 
     # ----------------------------------------------------------------------- synchronous path
     def _wait(self, context, job: TrackerJob) -> set[str]:
@@ -181,41 +162,19 @@ class FLAME_OT_track_video(ImportHelper, bpy.types.Operator):
         return self._finish(context, job)
 
     # --------------------------------------------------------------------------- modal path
-    def _begin(self, context, job: TrackerJob) -> None:
-        """Start showing the job: a timer for ``modal``, the progress bar, the status text."""
-        self._job = job
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.2, window=context.window)
-        wm.progress_begin(0, 1000)
-        self._status(context)
-
-    def _status(self, context) -> None:
+    def tick(self, context):
         job = self._job
-        context.window_manager.progress_update(int(1000 * job.fraction))
-        context.workspace.status_text_set(f"FLAME tracking {100 * job.fraction:.0f}%: {job.status} (Esc to cancel)")
-
-    def _cleanup(self, context) -> None:
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        context.workspace.status_text_set(None)
-
-    def modal(self, context, event):
-        job = self._job
-        if event.type == "ESC":
-            job.cancel()
-            self._cleanup(context)
-            self.report({"WARNING"}, "Tracking cancelled")
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
         job.messages()
-        self._status(context)
+        self.show_progress(context, job.fraction, f"FLAME tracking {100 * job.fraction:.0f}%: {job.status}")
         if not job.finished:
             return {"RUNNING_MODAL"}
         job.messages()
-        self._cleanup(context)
+        self.end_modal(context)
         return self._finish(context, job)
 
+    def stop(self, context):
+        self._job.cancel()
+        self.report({"WARNING"}, "Tracking cancelled")
+        return {"CANCELLED"}
 
 CLASSES = (FLAME_OT_track_video,)

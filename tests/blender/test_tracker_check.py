@@ -39,7 +39,8 @@ def test_a_missing_or_broken_python_is_reported(tmp_path):
 
 def test_operator_reports_the_fix(addon_preferences):
     addon_preferences.python = sys.executable
-    with pytest.raises(RuntimeError, match=r"The tracker cannot run: not installed: torch, mediapipe, av\. Fix: \".*\" -m pip install"):
+    message = r"The tracker cannot run: not installed: torch, mediapipe, av\. Fix: \".*\" -m pip install"
+    with pytest.raises(RuntimeError, match=message):
         bpy.ops.flame.check_tracker()
     assert not tracker_check.LAST.pop(sys.executable).ok
 

@@ -59,7 +59,7 @@ def test_track_video_opens_a_file_browser_then_runs_modal_and_imports(ui, small_
     progress = progress_values(ui.window_manager)
     assert progress == sorted(progress) and progress[-1] > 0
     status = [c.args[0] for c in ui.workspace.status_text_set.call_args_list]
-    assert status[-1] is None and any("(Esc to cancel)" in s for s in status[:-1])
+    assert status[-1] is None and any("(Esc to stop)" in s for s in status[:-1])
     ui.window_manager.event_timer_remove.assert_called_once()
     armature = bpy.context.view_layer.objects.active
     assert armature.flame.is_head and [t.name for t in armature.flame.takes] == ["interview"]

@@ -13,16 +13,15 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ...core.errors import FlameError
-from .. import operator_base
 from ..help import section
-from ..operator_base import reports_errors
+from ..operator_base import ModalFileJob, reports_errors
 from ..progress import progress
 from .frames import camera_background_frames
 from .preview import RENDER_SHARE, PreviewJob, run_to_end
 from .settings import DEVICES, ENGINES, RenderSettings
 
 
-class FLAME_OT_render_preview(bpy.types.Operator):
+class FLAME_OT_render_preview(ModalFileJob, bpy.types.Operator):
     """Render the scene camera's view as PNG frames and an MP4 preview, optionally over the source frames"""
 
     bl_idname = "flame.render_preview"
@@ -40,9 +39,7 @@ class FLAME_OT_render_preview(bpy.types.Operator):
     side_by_side: BoolProperty(name="Side by side", default=False,
                                description="Source frame on the left, render on the right")
 
-    _job: PreviewJob | None = None
-    _timer = None
-    _interactive = False
+    timer_seconds = 0.05
 
     @classmethod
     def poll(cls, context):
@@ -58,17 +55,7 @@ class FLAME_OT_render_preview(bpy.types.Operator):
         if props.engine == "CYCLES":
             col.prop(props, "device")
         col.prop(props, "samples")
-        col = section(self.layout, "Output", icon="FILE_MOVIE")
-        col.prop(props, "use_video")
-        col.prop(props, "overlay")
-        col.prop(props, "side_by_side")
-
-    def invoke(self, context, event):
-        if not operator_base.has_ui():
-            return self.execute(context)
-        self._interactive = True
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        section(self.layout, "Output", icon="FILE_MOVIE", data=props, names=("use_video", "overlay", "side_by_side"))
 
     def _job_for(self, context) -> PreviewJob:
         if not self.directory:
@@ -83,9 +70,7 @@ class FLAME_OT_render_preview(bpy.types.Operator):
     def execute(self, context):
         job = self._job_for(context)
         if self._interactive:
-            self._begin(context, job)
-            context.window_manager.modal_handler_add(self)
-            return {"RUNNING_MODAL"}
+            return self.start_modal(context, job)
         with progress(context, "Rendering preview") as report:
             return self._done(run_to_end(job, report))
 
@@ -97,46 +82,27 @@ class FLAME_OT_render_preview(bpy.types.Operator):
         return {"FINISHED"}
 
     # --------------------------------------------------------------------------- modal path
-    def _begin(self, context, job: PreviewJob) -> None:
-        """Start showing the job: a timer for ``modal``, the progress bar."""
-        self._job = job
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.05, window=context.window)
-        wm.progress_begin(0, 1000)
-
-    def _end(self, context) -> None:
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        context.workspace.status_text_set(None)
-
-    def modal(self, context, event):
-        job = self._job
-        if event.type == "ESC":
-            job.cancel()
-            self._end(context)
-            self.report({"WARNING"}, f"Preview stopped after {len(job.paths)} of {len(job.frames)} frames")
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        return self._step(context, job)
-
     @reports_errors
-    def _step(self, context, job: PreviewJob) -> set[str]:
+    def tick(self, context):
+        job = self._job
         try:
             if not job.done:
                 frame = job.step()
-                context.window_manager.progress_update(int(1000 * RENDER_SHARE * job.fraction))
-                context.workspace.status_text_set(f"FLAME preview: frame {frame} ({len(job.paths)} of "
-                                                  f"{len(job.frames)}), Esc to stop")
+                self.show_progress(context, RENDER_SHARE * job.fraction,
+                                   f"FLAME preview: frame {frame} ({len(job.paths)} of {len(job.frames)})")
                 return {"RUNNING_MODAL"}
             result = job.finish(lambda f, m: context.window_manager.progress_update(int(1000 * f)))
         except BaseException:
             job.cancel()
-            self._end(context)
+            self.end_modal(context)
             raise
-        self._end(context)
+        self.end_modal(context)
         return self._done(result)
 
+    def stop(self, context):
+        job = self._job
+        job.cancel()
+        self.report({"WARNING"}, f"Preview stopped after {len(job.paths)} of {len(job.frames)} frames")
+        return {"CANCELLED"}
 
 CLASSES = (FLAME_OT_render_preview,)
