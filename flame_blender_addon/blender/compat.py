@@ -38,6 +38,19 @@ def new_action(owner: bpy.types.ID, name: str) -> tuple[bpy.types.Action, bpy.ty
     return action, channelbag.fcurves
 
 
+def assign_action(owner: bpy.types.ID, action: bpy.types.Action | None) -> None:
+    """Put ``action`` on ``owner`` (None takes it off); on 4.4+ with the action's slot for it, which
+    :func:`new_action` made first."""
+    if action is None:
+        if owner.animation_data:
+            owner.animation_data.action = None
+        return
+    anim = owner.animation_data or owner.animation_data_create()
+    anim.action = action
+    if SLOTTED_ACTIONS and anim.action_slot is None and len(action.slots):
+        anim.action_slot = action.slots[0]
+
+
 def action_fcurves(action: bpy.types.Action) -> Iterator[bpy.types.FCurve]:
     """All F-curves of an action, whatever the Blender version."""
     if not SLOTTED_ACTIONS:

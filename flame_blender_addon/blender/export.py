@@ -33,11 +33,16 @@ from pathlib import Path
 
 import addon_utils
 import bpy
+import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
+from ..core import rig
+from ..core.closed_mesh import close_holes
 from ..core.errors import FlameError
+from ..core.formats.mesh_file import write_obj, write_stl
 from . import head
+from .help import section
 from .operator_base import HeadOperator
 from .progress import Report
 from .transaction import active_in_mode
@@ -208,6 +213,41 @@ def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: P
     return written
 
 
+UNITS = {"MM": 1000.0, "CM": 100.0, "M": 1.0}
+"""Closed-mesh units -> metres to that unit."""
+
+
+def evaluated_triangles(context: bpy.types.Context, mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluated mesh (pose, shape, expression, correctives) in its local coordinates, which for
+    a FLAME head are FLAME's axes in metres: vertices (V, 3) float64, triangles (F, 3) int64."""
+    evaluated = mesh_obj.evaluated_get(context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+        mesh.calc_loop_triangles()
+        tris = np.empty(3 * len(mesh.loop_triangles), dtype=np.int32)
+        mesh.loop_triangles.foreach_get("vertices", tris)
+    finally:
+        evaluated.to_mesh_clear()
+    return co.reshape(-1, 3).astype(np.float64), tris.reshape(-1, 3).astype(np.int64)
+
+
+def export_closed_mesh(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
+                       units: str = "MM") -> Path:
+    """The current head as one watertight mesh, every hole capped (:mod:`..core.closed_mesh`), for
+    3-D printing. ``.stl``: binary STL, Z up; ``.obj`` (any other suffix too): OBJ in FLAME's Y-up axes."""
+    if units not in UNITS:
+        raise FlameError(f"unknown units '{units}' (choose {', '.join(UNITS)})")
+    _, mesh = head_objects(armature)
+    vertices, faces = close_holes(*evaluated_triangles(context, mesh))
+    vertices = vertices * UNITS[units]
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    if filepath.suffix.lower() == ".stl":
+        return write_stl(filepath, vertices @ rig.FLAME_TO_BLENDER[:3, :3].T, faces)
+    return write_obj(filepath, vertices, faces)
+
+
 # --------------------------------------------------------------------------------------------------
 # operators
 
@@ -216,6 +256,13 @@ class _ExportOperator(HeadOperator, ExportHelper):
     """Mixin: export the target head (default: the active one) to ``filepath``."""
 
     bl_options = {"REGISTER"}
+    dialog_props: tuple[str, ...] = ()  # properties drawn in the file browser's side panel, under the head
+
+    def draw(self, context):
+        col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
+        col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        if self.dialog_props:
+            section(self.layout, "Options", icon="OPTIONS", data=self.properties, names=self.dialog_props)
 
     def export(self, context, armature: bpy.types.Object, filepath: Path) -> list[Path]:
         raise NotImplementedError
@@ -225,6 +272,14 @@ class _ExportOperator(HeadOperator, ExportHelper):
         self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
                                                                             if len(paths) > 1 else ""))
         return {"FINISHED"}
+
+
+class _FormatNamesFile:
+    """Mixin: the file name's extension follows the ``file_format`` property (``check``, in the browser)."""
+
+    def check(self, context):
+        self.filename_ext = "." + self.file_format.lower()
+        return ExportHelper.check(self, context)
 
 
 class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
@@ -237,6 +292,7 @@ class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
     preset: EnumProperty(name="Engine", default="UNREAL", items=(
         ("UNREAL", "Unreal", "Centimetres (unit scale 1, scale 100 on the root nodes)"),
         ("UNITY", "Unity", "Metres (unit scale 100), identity root transforms")))
+    dialog_props = ("preset",)
 
     def export(self, context, armature, filepath):
         return [export_fbx(context, armature, filepath, self.preset)]
@@ -278,7 +334,7 @@ class FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
         return [export_usd(context, armature, filepath)]
 
 
-class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
+class FLAME_OT_export_mesh_frames(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
     """Export the evaluated FLAME mesh as one OBJ or PLY file per frame (FLAME axes, metres)"""
 
     bl_idname = "flame.export_mesh_frames"
@@ -287,25 +343,33 @@ class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
     filter_glob: StringProperty(default="*.obj;*.ply", options={"HIDDEN"})
     file_format: EnumProperty(name="Format", default="OBJ", items=(
         ("OBJ", "OBJ", "Wavefront OBJ, text"), ("PLY", "PLY", "Stanford PLY, binary")))
-
-    def check(self, context):
-        self.filename_ext = "." + self.file_format.lower()
-        return super().check(context)
+    dialog_props = ("file_format",)
 
     def export(self, context, armature, filepath):
         return export_mesh_frames(context, armature, filepath.parent, self.file_format, filepath.stem)
 
 
+class FLAME_OT_export_closed_mesh(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
+    """Export the current head as one watertight mesh, eye, mouth and neck holes capped, for 3-D printing"""
+
+    bl_idname = "flame.export_closed_mesh"
+    bl_label = "Export FLAME Closed Mesh"
+    filename_ext = ".stl"
+    filter_glob: StringProperty(default="*.stl;*.obj", options={"HIDDEN"})
+    file_format: EnumProperty(name="Format", default="STL", items=(
+        ("STL", "STL", "Binary STL, Z up (slicers' convention)"),
+        ("OBJ", "OBJ", "Wavefront OBJ, Y up (FLAME's axes)")))
+    units: EnumProperty(name="Units", default="MM", items=(
+        ("MM", "Millimetres", "1 unit = 1 mm (3-D printing)"), ("CM", "Centimetres", "1 unit = 1 cm"),
+        ("M", "Metres", "1 unit = 1 m (FLAME's own)")))
+    dialog_props = ("file_format", "units")
+
+    def export(self, context, armature, filepath):
+        if filepath.suffix.lower() not in (".stl", ".obj"):
+            filepath = filepath.with_name(filepath.name + "." + self.file_format.lower())
+        return [export_closed_mesh(context, armature, filepath, self.units)]
+
+
 CLASSES = (FLAME_OT_export_fbx, FLAME_OT_export_gltf, FLAME_OT_export_alembic, FLAME_OT_export_usd,
-           FLAME_OT_export_mesh_frames)
+           FLAME_OT_export_mesh_frames, FLAME_OT_export_closed_mesh)
 
-
-def menu_export(self, context):
-    """File > Export entries."""
-    layout = self.layout
-    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unreal)").preset = "UNREAL"
-    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unity)").preset = "UNITY"
-    layout.operator(FLAME_OT_export_gltf.bl_idname, text="FLAME Head glTF (.glb)")
-    layout.operator(FLAME_OT_export_alembic.bl_idname, text="FLAME Head Alembic (.abc)")
-    layout.operator(FLAME_OT_export_usd.bl_idname, text="FLAME Head USD (.usd)")
-    layout.operator(FLAME_OT_export_mesh_frames.bl_idname, text="FLAME Head per Frame (.obj/.ply)")

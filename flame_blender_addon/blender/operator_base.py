@@ -19,6 +19,11 @@ NO_HEAD = "Needs a FLAME head: select one, or add one (File > Import > FLAME Mod
 OperatorMethod = Callable[..., set[str]]
 
 
+def has_ui() -> bool:
+    """Whether dialogs, file browsers and modal operators can be shown (not ``--background``)."""
+    return not bpy.app.background
+
+
 def reports_errors(method: OperatorMethod) -> OperatorMethod:
     """Wrap an operator's ``execute`` (or ``run``): instead of raising, it reports an ERROR and returns
     ``{'CANCELLED'}``. FlameError and OSError carry a message for the user; anything else is a bug,
@@ -71,4 +76,57 @@ class HeadOperator:
         return self.run(context, armature)
 
     def run(self, context, armature: bpy.types.Object) -> set[str]:
+        raise NotImplementedError
+
+
+class ModalFileJob:
+    """Mixin for operators that pick a file or folder in the file browser, then run a long job: from
+    the UI, ``invoke`` opens the browser and the job then runs modally (``start_modal`` in
+    ``execute``): TIMER events go to ``tick``, Esc to ``stop``, with a progress bar meanwhile. In
+    background mode ``invoke`` runs ``execute``, which runs the job synchronously."""
+
+    timer_seconds = 0.2
+    _interactive = False  # set by invoke from the UI
+    _job = None
+    _timer = None
+
+    def invoke(self, context, event):
+        if not has_ui():
+            return self.execute(context)
+        self._interactive = True
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def start_modal(self, context: bpy.types.Context, job) -> set[str]:
+        self._job = job
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(self.timer_seconds, window=context.window)
+        wm.progress_begin(0, 1000)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def end_modal(self, context: bpy.types.Context) -> None:
+        wm = context.window_manager
+        wm.event_timer_remove(self._timer)
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+    def show_progress(self, context: bpy.types.Context, fraction: float, status: str) -> None:
+        context.window_manager.progress_update(int(1000 * min(max(fraction, 0.0), 1.0)))
+        context.workspace.status_text_set(f"{status} (Esc to stop)")
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self.end_modal(context)
+            return self.stop(context)
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        return self.tick(context)
+
+    def tick(self, context) -> set[str]:
+        """One timer event: advance the job; when it is done, ``end_modal`` and return its result."""
+        raise NotImplementedError
+
+    def stop(self, context) -> set[str]:
+        """Esc: stop the job and say so."""
         raise NotImplementedError

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import os
+import random
+
 import bpy
 import numpy as np
 from bpy.props import FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import FlameError
 from ..core.model import FlameModel, load_model
-from . import head
+from . import head, preferences
+from .help import section
 from .operator_base import HeadOperator, reports_errors
 from .progress import progress
 from .transaction import rollback_on_error
@@ -32,19 +37,27 @@ class _BuildOperator:
         return {"FINISHED"}
 
 
-class FLAME_OT_import_model(_BuildOperator, bpy.types.Operator):
+class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
     """Build a rigged FLAME head from your generic_model.pkl / flame2023.pkl (or a converted .npz)"""
 
     bl_idname = "flame.import_model"
     bl_label = "Import FLAME Model"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH")
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH",
+                             description="A FLAME model: generic_model.pkl, flame2023.pkl or a converted .npz")
     filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
 
     def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        folder = preferences.model_folder(context)
+        if not self.filepath and folder is not None:  # open the browser in the Model folder
+            self.filepath = str(folder) + os.sep
+        return ImportHelper.invoke(self, context, event)
+
+    def draw(self, context):
+        col = section(self.layout, "Components", "head", icon="SHAPEKEY_DATA")
+        col.prop(self.properties, "n_shape")
+        col.prop(self.properties, "n_expr")
 
     @reports_errors
     def execute(self, context):
@@ -89,7 +102,14 @@ class _CoefficientOperator(HeadOperator):
 
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
                             description="Standard deviation of the random coefficients")
-    seed: IntProperty(name="Seed", default=0, min=0, description="0 draws a new random seed every time")
+    seed: IntProperty(name="Seed", default=0, min=0, options={"SKIP_SAVE"},
+                      description="The same seed gives the same face; 0 draws a new seed every time")
+
+    def invoke(self, context, event):
+        """From the UI: draw the seed now, so that tweaking Strength in the redo panel keeps the face."""
+        if self.randomize and not self.seed:
+            self.seed = random.randrange(1, 2**31 - 1)
+        return self.execute(context)
 
     def run(self, context, armature):
         blocks = armature.flame.mesh.data.shape_keys.key_blocks

@@ -8,34 +8,28 @@ import logging
 import bpy
 
 from .. import cli
-from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
+from . import (
+    export,
+    help,
+    menus,
+    operators,
+    panel,
+    preferences,
+    properties,
+    sequence_operators,
+    take_operators,
+    track_operator,
+    tracker_job,
+)
 from .render import operator as render_operator
 
 log = logging.getLogger(__name__)
 _cli_commands = []  # handles of bpy.utils.register_cli_command
 
-CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
-           *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *render_operator.CLASSES,
-           *panel.CLASSES)
-
-
-def _menu_import(self, context):
-    self.layout.operator(operators.FLAME_OT_import_model.bl_idname, text="FLAME Model (.pkl/.npz)")
-    self.layout.operator(sequence_operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
-
-
-def _menu_export(self, context):
-    self.layout.operator(sequence_operators.FLAME_OT_export_sequence.bl_idname,
-                         text="FLAME Sequence (.npz, checkpoints)")
-
-
-def _menu_add(self, context):
-    self.layout.operator(operators.FLAME_OT_add_demo_head.bl_idname, icon="USER")
-
-
-MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.TOPBAR_MT_file_export, _menu_export),
-         (bpy.types.VIEW3D_MT_add, _menu_add), (bpy.types.TOPBAR_MT_file_export, export.menu_export),
-         (bpy.types.TOPBAR_MT_render, render_operator.menu_render))
+CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
+           *operators.CLASSES, *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
+           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES)
+MENUS = menus.MENUS
 
 
 @bpy.app.handlers.persistent

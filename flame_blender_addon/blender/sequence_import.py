@@ -8,6 +8,8 @@ All keys are written in bulk (:mod:`.keyframes`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -18,7 +20,7 @@ from ..core.formats.footage import Footage
 from ..core.formats.per_frame import numbered_images
 from ..core.model import JOINT_NAMES
 from ..core.sequence import FlameSequence
-from . import head
+from . import compat, head, takes
 from .keyframes import write_channels
 from .progress import Report
 
@@ -101,8 +103,13 @@ def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames:
     data = bpy.data.cameras.new(f"{armature.name}_camera")
     data.sensor_fit, data.sensor_width = blender_cam.sensor_fit, blender_cam.sensor_width
     data.clip_start, data.clip_end = 0.01, 100.0
-    cam = bpy.data.objects.new(data.name, data)
-    context.collection.objects.link(cam)
+    cam = takes.head_camera(armature)  # one camera object per head; each take has its camera data
+    if cam is None:
+        cam = bpy.data.objects.new(data.name, data)
+        context.collection.objects.link(cam)
+        armature.flame.camera = cam
+    cam.data = data
+    compat.assign_action(cam, None)
     cam.rotation_mode = "QUATERNION"
     head_channels = []
     if mode == "MOVING_CAMERA":  # child of the head's armature object: its matrix is FLAME space
@@ -110,6 +117,7 @@ def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames:
         cam.matrix_parent_inverse = Matrix.Identity(4)
         write_channels(cam, f"{cam.name}_motion", frames, _transform_channels(blender_cam.cam2world))
     else:  # camera fixed where the first frame has it; the head object moves in front of it
+        cam.parent = None
         base = np.array(armature.matrix_world)
         cam.matrix_world = Matrix((base @ np.eye(4)).tolist())
         heads = base @ cameras.head_in_fixed_camera(seq.camera.R, seq.camera.t)
@@ -170,20 +178,25 @@ def slider_note(seq: FlameSequence, keep_identity: bool) -> list[str]:
 
 def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, frame_start: int = 1,
                    keep_identity: bool = False, camera_mode: str = "MOVING_CAMERA",
-                   footage: Footage | None = None,
+                   footage: Footage | None = None, take: str = "",
                    report: Report = lambda f, m: None) -> list[str]:
-    """Animate ``armature`` with ``seq`` (already fitted to the head's component counts).
+    """Animate ``armature`` with ``seq`` (already fitted to the head's component counts) as a new take
+    named ``take`` (default: the sequence file's stem); the head's earlier takes are kept.
 
     Sequence frame i lands on scene frame ``frame_start + frame_ids[i]``; the scene's fps and frame
     range follow the sequence; ``footage`` becomes the camera's background. Returns notes for the
     import report; problems with the footage are added to the sequence's ``warnings`` (the user's to see)."""
+    takes.stash(context, armature)
+    base_matrix = armature.matrix_world.copy()
     frames = frame_start + seq.frame_ids.astype(np.float64)
     notes = slider_note(seq, keep_identity)
     report(0.1, "identity and joints")
     _, expr_joints = _set_identity(context, armature, seq, keep_identity)
     report(0.3, "keyframes")
     channels = _key_head(armature, seq, frames, expr_joints)
-    if seq.camera is not None and camera_mode != "NONE":
+    if seq.camera is None:
+        camera_mode = "NONE"
+    if camera_mode != "NONE":
         report(0.8, "camera")
         camera, head_channels = _add_camera(context, armature, seq, frames, camera_mode)
         channels += head_channels
@@ -198,5 +211,6 @@ def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, f
     props = armature.flame
     props.sequence_path, props.sequence_source = seq.path, seq.source
     props.sequence_frame_start = frame_start
+    takes.record(context, armature, take or Path(seq.path).stem, camera_mode, base_matrix)
     report(1.0, "done")
     return notes

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import FlameError
 from ..core.formats.footage import find_footage
@@ -14,16 +16,21 @@ from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
 from ..core.model import load_model
 from ..core.sequence import fit_components, read_sequence, resample, scene_frames
-from . import head, sequence_export, sequence_import
+from . import head, model_picker, sequence_export, sequence_import
+from .help import section
 from .operator_base import HeadOperator, reports_errors
 from .operators import _BuildOperator
 from .progress import progress
 from .transaction import rollback_on_error
 
 
-class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
-    """Import a tracked FLAME sequence (metrical-tracker, VHAP, GaussianAvatars, flame_sequence.npz)
-    as keyframed animation of the active head, with the tracker's camera"""
+def _head_model_items(self, context):
+    return model_picker.enum_items("import_sequence", ("TARGET", "Animate the head",
+                                                       "Animate the head chosen above"), context)
+
+
+class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator):
+    """Import a tracked FLAME sequence as a take of keyframed animation on the head, with its camera"""
 
     bl_idname = "flame.import_sequence"
     bl_label = "Import FLAME Sequence"
@@ -32,8 +39,12 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
                              description="A metrical-tracker output or checkpoint folder, a .frame or .npz file")
     filter_glob: StringProperty(default="*.frame;*.npz", options={"HIDDEN"})
-    target: StringProperty(name="Target", description="FLAME head to animate (default: the active one)",
+    target: StringProperty(name="Head", description="FLAME head to animate (default: the active one)",
                            options={"SKIP_SAVE"})
+    take_name: StringProperty(name="Take", options={"SKIP_SAVE"},
+                              description="Name of the new take (default: the file's name); earlier takes are kept")
+    model_choice: EnumProperty(name="Head from", items=_head_model_items,
+                               description="Animate the head, or build a new one from a model first")
     model_filepath: StringProperty(name="Model", subtype="FILE_PATH",
                                    description="Build a new head from this FLAME model instead of animating one")
     eyelid_folder: StringProperty(name="Eyelid blendshapes", subtype="DIR_PATH",
@@ -50,16 +61,35 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                                  description="Show the tracked footage (metrical-tracker's input/ frames, or the "
                                              "video source.json names) behind the head in camera view")
 
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Head", "animation", icon="ARMATURE_DATA")
+        col.prop(props, "take_name")
+        model_picker.draw_choice(col, props)
+        if props.model_choice == "TARGET":
+            col.prop_search(props, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+            col.prop(props, "keep_identity")
+        else:
+            col.prop(props, "n_shape")
+            col.prop(props, "n_expr")
+        col.prop(props, "eyelid_folder")
+        section(self.layout, "Timing", icon="TIME", data=props, names=("frame_start", "fps", "target_fps"))
+        section(self.layout, "Camera", icon="CAMERA_DATA", data=props, names=("camera_mode", "use_background"))
+
+    def _model(self, context):
+        path = model_picker.chosen_path(context, self.model_choice, self.model_filepath)
+        if path == "demo":
+            from ..demo import head as demo_head  # generated on demand: ~50 MB of arrays
+
+            return demo_head.demo_model()
+        return load_model(path) if path else None
 
     @reports_errors
     def execute(self, context):
         path = Path(bpy.path.abspath(self.filepath))
         seq = read_sequence(path, fps=self.fps or None,
                             eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
-        model = load_model(bpy.path.abspath(self.model_filepath)) if self.model_filepath else None
+        model = self._model(context)
         armature = None if model else head.target_head(context, self.target)
         if model is None and armature is None:
             raise FlameError("No FLAME head to animate: select one, or give a model file to build one")
@@ -83,24 +113,41 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                     footage = None
             notes = sequence_import.apply_sequence(
                 context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
-                camera_mode=self.camera_mode, footage=footage,
+                camera_mode=self.camera_mode, footage=footage, take=self.take_name,
                 report=lambda f, m: report(0.3 + 0.7 * f, m))
         for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, "; ".join([f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}",
-                                         *notes]))
+        take = armature.flame.takes[armature.flame.active_take].name
+        self.report({"INFO"}, "; ".join([f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name} "
+                                         f"as take '{take}'", *notes]))
         return {"FINISHED"}
 
 
-class FLAME_OT_export_sequence(HeadOperator, bpy.types.Operator):
-    """Write the head's animation (and the scene camera) as flame_sequence.npz or metrical-tracker checkpoints"""
+SEQUENCE_FILE = "flame_sequence.npz"
+
+
+def sequence_target(filepath: str, file_format: str) -> str:
+    """Where an export goes: NPZ writes a ``.npz`` file (``flame_sequence.npz`` when no name is given),
+    METRICAL a folder of checkpoints, named like the file without ``.npz``."""
+    folder, name = os.path.split(filepath)
+    stem = name[:-4] if name.lower().endswith(".npz") else name
+    if file_format == "NPZ":
+        return os.path.join(folder, f"{stem}.npz" if stem else SEQUENCE_FILE)
+    return os.path.join(folder, stem or SEQUENCE_FILE[:-4])
+
+
+class FLAME_OT_export_sequence(HeadOperator, ExportHelper, bpy.types.Operator):
+    """Write the head's animation and camera as flame_sequence.npz or metrical-tracker checkpoints"""
 
     bl_idname = "flame.export_sequence"
     bl_label = "Export FLAME Sequence"
     bl_options = {"REGISTER"}
 
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default="flame_sequence.npz",
+    filename_ext = ".npz"
+    check_extension = None  # check() below names the file or folder per format
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default=SEQUENCE_FILE,
                              description="flame_sequence.npz file, or the output folder for checkpoints")
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
     format: EnumProperty(name="Format", default="NPZ", items=(
         ("NPZ", "flame_sequence.npz", "This add-on's format (VHAP key names, OpenCV camera)"),
         ("METRICAL", "metrical-tracker checkpoints",
@@ -108,11 +155,26 @@ class FLAME_OT_export_sequence(HeadOperator, bpy.types.Operator):
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame that becomes sequence frame 0")
 
     def invoke(self, context, event):
+        if self.filepath in ("", SEQUENCE_FILE) and bpy.data.filepath:
+            self.filepath = os.path.join(os.path.dirname(bpy.data.filepath), SEQUENCE_FILE)
+        self.check(context)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    def check(self, context):
+        target = sequence_target(self.filepath, self.format)
+        changed = target != self.filepath
+        self.filepath = target
+        return changed
+
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
+        col.prop_search(props, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        section(self.layout, "Output", icon="EXPORT", data=props, names=("format", "frame_start"))
+
     def run(self, context, armature):
-        path = Path(bpy.path.abspath(self.filepath))
+        path = Path(bpy.path.abspath(sequence_target(self.filepath, self.format)))
         seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
         if self.format == "NPZ":
             write_sequence_npz(path, seq)

@@ -27,6 +27,13 @@ ADDON_DIR = Path(__file__).resolve().parent.parent
 _RUNNING: set[TrackerJob] = set()
 
 
+def tracker_env() -> dict[str, str]:
+    """The tracker's environment: unbuffered output, and this add-on's package importable."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADDON_DIR.parent), env.get("PYTHONPATH")]))
+    return env
+
+
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",
                  focal: float = 0.0, landmarks: str = "", embedding: str = "") -> list[str]:
     """The command line of this add-on's own tracker, run as ``python -m <package>.tracking``.
@@ -68,12 +75,10 @@ class TrackerJob:
         self.logs: list[str] = []
         self._queue: queue.Queue[protocol.Message] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADDON_DIR.parent), env.get("PYTHONPATH")]))
         flags = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW} \
             if sys.platform == "win32" else {"start_new_session": True}
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, bufsize=1, env=env, **flags)
+                                        stderr=subprocess.PIPE, text=True, bufsize=1, env=tracker_env(), **flags)
         _RUNNING.add(self)
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]

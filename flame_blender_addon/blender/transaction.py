@@ -46,10 +46,13 @@ class _SceneState:
 
 class _HeadState:
     """What an import can change on an existing head: shape key values (and added keys), rest joints,
-    actions, and the armature object's transform."""
+    actions, the armature object's transform, its takes and its camera object."""
 
     def __init__(self, armature: bpy.types.Object):
         self.armature = armature
+        self.n_takes, self.active_take = len(armature.flame.takes), armature.flame.active_take
+        self.camera = armature.flame.camera
+        self.camera_state = _camera_state(self.camera) if self.camera is not None else None
         self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
         self.values = np.empty(len(self.blocks), dtype=np.float32)
         self.blocks.foreach_get("value", self.values)
@@ -74,6 +77,21 @@ class _HeadState:
         self.armature.matrix_world = self.matrix
         for bone in self.armature.pose.bones:
             bone.rotation_mode = self.bone_modes.get(bone.name, bone.rotation_mode)
+        props = self.armature.flame
+        while len(props.takes) > self.n_takes:
+            props.takes.remove(len(props.takes) - 1)
+        props.active_take, props.camera = self.active_take, self.camera
+        if self.camera_state is not None:
+            data, parent, parent_inverse, matrix, action = self.camera_state
+            self.camera.data, self.camera.parent, self.camera.matrix_parent_inverse = data, parent, parent_inverse
+            self.camera.matrix_world = matrix
+            if self.camera.animation_data or action is not None:
+                (self.camera.animation_data or self.camera.animation_data_create()).action = action
+
+
+def _camera_state(camera: bpy.types.Object) -> tuple:
+    action = camera.animation_data.action if camera.animation_data else None
+    return camera.data, camera.parent, camera.matrix_parent_inverse.copy(), camera.matrix_world.copy(), action
 
 
 @contextlib.contextmanager
@@ -92,11 +110,11 @@ def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object 
         if context.object is not None and context.object.mode != "OBJECT":
             bpy.ops.object.mode_set(mode="OBJECT")
         scene_state.restore()  # first: the scene's camera may be one the block created
+        if head_state is not None:  # first too: the head's camera may hold camera data made by the block
+            head_state.restore(context)
         created = [id_ for name in _COLLECTIONS for id_ in getattr(bpy.data, name)
                    if id_.as_pointer() not in before[name]]
         bpy.data.batch_remove(created)
-        if head_state is not None:
-            head_state.restore(context)
         for obj in context.view_layer.objects:
             if obj is not None:  # bases of objects just removed can linger until the layer syncs
                 obj.select_set(obj in selected)

@@ -54,3 +54,15 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(getattr(config, "flame_exitstatus", 0))
+
+
+@pytest.fixture
+def addon_preferences():
+    """The add-on's preferences, as when it is enabled from the Preferences (tests register the
+    source tree directly, which makes no preferences entry)."""
+    from flame_blender_addon.blender import preferences
+
+    entry = bpy.context.preferences.addons.new()
+    entry.module = preferences.ADDON_PACKAGE
+    yield entry.preferences
+    bpy.context.preferences.addons.remove(entry)

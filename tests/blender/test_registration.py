@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 import flame_blender_addon
-from flame_blender_addon.blender import registration
+from flame_blender_addon.blender import menus, registration
 
 OPERATORS = ("import_model", "add_demo_head", "update_joints", "random_shape", "reset_shape",
              "random_expression", "reset_expression", "reset_pose")
@@ -35,7 +35,7 @@ def test_unregister_then_register_leaves_nothing_behind():
     finally:
         flame_blender_addon.register()
     assert bpy.ops.flame.add_demo_head.get_rna_type().identifier == "FLAME_OT_add_demo_head"
-    assert sum(func is registration._menu_add for func in _menu_funcs()) == 1
+    assert sum(func is menus.menu_add for func in _menu_funcs()) == 1
 
 
 def test_a_script_that_registers_and_never_unregisters_exits():

@@ -1,13 +1,14 @@
 """Frames: rendering the scene's camera to numbered PNGs and compositing them with their source frames
 (:mod:`.sources`; plain numpy on the pixels, no compositor node trees, whose API changed in 5.0).
 
-Rendering goes frame by frame (``render.render(write_still=True)``), so progress and ETA are
-reported after every frame and Ctrl-C stops between frames.
+Rendering goes frame by frame (``render.render(write_still=True)``), so progress is reported after
+every frame, and Esc (the modal operator) or Ctrl-C (the command line) stops between frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import bpy
@@ -27,29 +28,27 @@ def render_scene(scene: bpy.types.Scene, **options) -> None:
         raise FlameError(f"rendering '{scene.name}' failed: {str(err).strip()}") from None
 
 
-def render_frames(scene: bpy.types.Scene, folder: Path, frames: Sequence[int],
-                  report: Report = lambda f, m: None) -> list[Path]:
-    """Render ``frames`` of ``scene`` as ``folder/NNNN.png``; returns the paths in order.
-
-    ``report(fraction, message)`` is called after each frame. The scene's current frame and output
-    path are restored afterwards.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
+def render_frame(scene: bpy.types.Scene, folder: Path, frame: int) -> Path:
+    """Render scene ``frame`` as ``folder/NNNN.png`` (inside :func:`kept_frame_and_output`)."""
     if scene.camera is None:
         raise FlameError(f"scene '{scene.name}' has no camera to render from")
-    paths, current, filepath = [], scene.frame_current, scene.render.filepath
+    folder.mkdir(parents=True, exist_ok=True)
+    scene.frame_set(frame)
+    path = folder / FRAME_PATTERN.format(frame)
+    scene.render.filepath = str(path)
+    render_scene(scene, write_still=True)
+    return path
+
+
+@contextlib.contextmanager
+def kept_frame_and_output(scene: bpy.types.Scene) -> Iterator[None]:
+    """Restore the scene's current frame and output path after rendering frames."""
+    current, filepath = scene.frame_current, scene.render.filepath
     try:
-        for i, frame in enumerate(frames):
-            scene.frame_set(frame)
-            path = folder / FRAME_PATTERN.format(frame)
-            scene.render.filepath = str(path)
-            render_scene(scene, write_still=True)
-            paths.append(path)
-            report((i + 1) / len(frames), f"frame {frame}")
+        yield
     finally:
         scene.render.filepath = filepath
         scene.frame_set(current)
-    return paths
 
 
 def load_rgba(path: Path) -> np.ndarray:
