@@ -19,3 +19,7 @@ class SequenceError(FlameError):
 
 class TrackerError(FlameError):
     """The tracking process failed or was given bad input."""
+
+
+class RetargetError(FlameError):
+    """A character cannot be fitted, bound or retargeted (bad mesh, no fit yet, bad keys or take)."""
