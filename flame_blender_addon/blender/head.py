@@ -52,7 +52,7 @@ def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
     return mesh
 
 
-def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
+def add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
     """One group per joint. Blender has no bulk setter for weights, so vertices sharing a weight
     value are added in one call: one call per distinct value, not per vertex."""
     for j, name in enumerate(JOINT_NAMES):
@@ -127,7 +127,7 @@ def build_head(context: bpy.types.Context, model: FlameModel, name: str,
     mesh_obj.matrix_parent_inverse = Matrix.Identity(4)
     mesh_obj.matrix_basis = Matrix.Identity(4)
     report(0.1, "skin weights")
-    _add_vertex_groups(mesh_obj, model.weights)
+    add_vertex_groups(mesh_obj, model.weights)
     modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
     modifier.object = armature
     _add_shape_keys(mesh_obj, model, report)

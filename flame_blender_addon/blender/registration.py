@@ -7,7 +7,8 @@ import logging
 import bpy
 
 from .. import cli
-from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
+from . import (export, operators, panel, preferences, properties, retarget_operators, sequence_operators,
+               track_operator, tracker_job)
 from .render import operator as render_operator
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ _cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
            *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *render_operator.CLASSES,
-           *panel.CLASSES)
+           *panel.CLASSES, *retarget_operators.CLASSES)
 
 
 def _menu_import(self, context):
@@ -47,6 +48,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Object.flame = bpy.props.PointerProperty(type=properties.FlameHeadProperties)
+    retarget_operators.register_properties()
     for menu, func in MENUS:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
@@ -61,6 +63,7 @@ def unregister() -> None:
         bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):
         menu.remove(func)
+    retarget_operators.unregister_properties()
     if hasattr(bpy.types.Object, "flame"):
         del bpy.types.Object.flame
     for cls in reversed(CLASSES):
