@@ -10,10 +10,12 @@ What a fit stores on the character (saved with the file, so later steps need no 
   (FLOAT_VECTOR, barycentric weights) and ``flame_offset`` (FLOAT, distance along the triangle's
   normal, FLAME metres): the binding of every character vertex to FLAME's surface;
 - custom properties of the object: ``flame_head`` (the head's armature name), ``flame_fit_matrix``
-  (4x4, FLAME space -> the character's local space), the inverse binding of FLAME's vertices to the
-  character's triangles (``flame_inverse_corners``, ``flame_inverse_bary``, ``flame_inverse_distance``)
-  and the fit's quality: ``flame_fit_rms`` / ``flame_fit_p99`` in the character's units and
-  ``flame_fit_rms_m`` / ``flame_fit_p99_m`` in FLAME metres.
+  (4x4, FLAME space -> the character's local space) and the fit's quality: ``flame_fit_rms`` /
+  ``flame_fit_p99`` in the character's units and ``flame_fit_rms_m`` / ``flame_fit_p99_m`` in FLAME
+  metres.
+
+Retargeting compares FLAME and the character's keys at the character's own face-region vertices,
+through the binding (FLAME's displacement sampled there), so neither side is resampled twice.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from .keyframes import sample_channels, write_channels
 
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
 PROP_HEAD, PROP_MATRIX = "flame_head", "flame_fit_matrix"
-PROP_INV_CORNERS, PROP_INV_BARY, PROP_INV_DIST = "flame_inverse_corners", "flame_inverse_bary", "flame_inverse_distance"
 PROP_RMS, PROP_P99, PROP_RMS_M, PROP_P99_M = "flame_fit_rms", "flame_fit_p99", "flame_fit_rms_m", "flame_fit_p99_m"
 LANDMARK_PREFIX = "flame_lmk."
-MATCH_DISTANCE = 0.015  # FLAME vertices farther than this (m) from the character take no part in solving
+MATCH_DISTANCE = 0.015  # character vertices farther than this (FLAME m) from FLAME take no part in solving
+MIN_RANGE = 0.01  # a key's slider range below this counts as zero (Blender keeps max >= min + 0.001)
 WEIGHT_STEPS = 4096  # skin weights are rounded to 1/4096 so one vertex-group call covers many vertices
 Report = Callable[[float, str], None]
 
@@ -222,8 +224,6 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     inside = _apply(np.linalg.inv(M), points)  # character vertices in FLAME space
     _, _, face = _nearest(_tree(fitted, model.faces), inside)
     bound = bindings.bind(inside, fitted, model.faces, face)
-    _, _, tri = _nearest(tree, result.vertices)
-    inverse = bindings.bind(result.vertices, points, tris, tri)
     rms_m, p99_m = bindings.fit_report(bound)
     char_scale = float(np.cbrt(abs(np.linalg.det(M_char[:3, :3]))))
 
@@ -236,9 +236,6 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     _write_attributes(obj.data, face, bound.bary, bound.offset)
     obj[PROP_HEAD] = armature.name
     obj[PROP_MATRIX] = (np.linalg.inv(M_char) @ M).ravel().tolist()
-    obj[PROP_INV_CORNERS] = inverse.corners.ravel().tolist()
-    obj[PROP_INV_BARY] = inverse.bary.ravel().tolist()
-    obj[PROP_INV_DIST] = (inverse.distance / s).tolist()
     summary = FitSummary(rms_m * s / char_scale, p99_m * s / char_scale, rms_m, p99_m, len(lmk_points))
     obj[PROP_RMS], obj[PROP_P99], obj[PROP_RMS_M], obj[PROP_P99_M] = (
         summary.rms, summary.p99, summary.rms_m, summary.p99_m)
@@ -258,18 +255,17 @@ def _write_attributes(mesh: bpy.types.Mesh, face: np.ndarray, bary: np.ndarray, 
 # ------------------------------------------------------------------------------------ a fit's data
 @dataclass
 class Fitted:
-    """A character's stored fit: binding (character -> FLAME), inverse (FLAME -> character),
-    flame_to_local (4, 4) FLAME space -> the character's local space."""
+    """A character's stored fit: binding (character -> FLAME triangles), flame_to_local (4, 4) FLAME
+    space -> the character's local space."""
 
     binding: bindings.Binding
-    inverse: bindings.Binding
     flame_to_local: np.ndarray
 
 
 def fitted(armature: bpy.types.Object, obj: bpy.types.Object, faces: np.ndarray) -> Fitted:
     """Read the fit stored on ``obj``; RetargetError if it has none or was fitted to another head."""
     mesh = obj.data
-    if ATTR_FACE not in mesh.attributes or PROP_MATRIX not in obj or PROP_INV_CORNERS not in obj:
+    if ATTR_FACE not in mesh.attributes or PROP_MATRIX not in obj:
         raise RetargetError(f"'{obj.name}' has no fit yet: run Fit to Mesh (flame.fit_to_mesh) first")
     if obj.get(PROP_HEAD) != armature.name:
         raise RetargetError(f"'{obj.name}' was fitted to '{obj.get(PROP_HEAD)}', not to '{armature.name}'")
@@ -282,16 +278,10 @@ def fitted(armature: bpy.types.Object, obj: bpy.types.Object, faces: np.ndarray)
     mesh.attributes[ATTR_OFFSET].data.foreach_get("value", offset)
     if face.max(initial=0) >= len(faces) or face.min(initial=0) < 0:
         raise RetargetError(f"'{obj.name}': its binding does not match the head's mesh; fit again")
-    zeros = np.zeros(n)
+    offset = offset.astype(np.float64)
     bound = bindings.Binding(faces[face].astype(np.int64), bary.reshape(n, 3).astype(np.float64),
-                             offset.astype(np.float64), np.abs(offset.astype(np.float64)), zeros == 0)
-    corners = np.asarray(obj[PROP_INV_CORNERS], dtype=np.int64).reshape(-1, 3)
-    if corners.max(initial=0) >= n:
-        raise RetargetError(f"'{obj.name}': vertices were removed since the fit; fit again")
-    distance = np.asarray(obj[PROP_INV_DIST], dtype=np.float64)
-    inverse = bindings.Binding(corners, np.asarray(obj[PROP_INV_BARY], dtype=np.float64).reshape(-1, 3),
-                               distance, distance, distance < MATCH_DISTANCE)
-    return Fitted(bound, inverse, np.asarray(obj[PROP_MATRIX], dtype=np.float64).reshape(4, 4))
+                             offset, np.abs(offset), np.abs(offset) < MATCH_DISTANCE)
+    return Fitted(bound, np.asarray(obj[PROP_MATRIX], dtype=np.float64).reshape(4, 4))
 
 
 # ------------------------------------------------------------------------------------ transfer rig
@@ -368,23 +358,42 @@ def own_keys(obj: bpy.types.Object, armature: bpy.types.Object | None = None) ->
     own = [kb for kb in keys.key_blocks[1:] if kb.name not in flame]
     if not own:
         raise RetargetError(f"'{obj.name}' has no shape keys of its own (only FLAME's) to retarget to")
-    flat = [kb.name for kb in own if not kb.slider_max > kb.slider_min]
+    flat = [kb for kb in own if not kb.slider_max - kb.slider_min >= MIN_RANGE]
     if flat:
-        raise RetargetError(f"'{obj.name}': shape key '{flat[0]}' has zero range (slider min = max = "
-                            f"{own[0].slider_min:g}); widen its range")
+        raise RetargetError(f"'{obj.name}': shape key '{flat[0].name}' has zero range (slider "
+                            f"{flat[0].slider_min:g}..{flat[0].slider_max:g}); widen its range")
     return own
 
 
-def _keys_on_face(obj: bpy.types.Object, keys: list[bpy.types.ShapeKey], fit_: Fitted,
-                  region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The character's keys carried onto FLAME's face region, in FLAME space: deltas (K, m, 3) and
-    vertex weights (m,) (0 where FLAME has no character surface nearby)."""
+@dataclass
+class FaceSample:
+    """The character's vertices on FLAME's face region. region: (m,) FLAME vertex ids; points: (n,)
+    character vertex ids; sample: their binding with corners indexing ``region``; deltas: (K, n, 3)
+    the character's own keys there, in FLAME axes and metres."""
+
+    region: np.ndarray
+    points: np.ndarray
+    sample: bindings.Binding
+    deltas: np.ndarray
+
+
+def _face_sample(model: FlameModel, fit_: Fitted, obj: bpy.types.Object, keys: list[bpy.types.ShapeKey]) -> FaceSample:
+    region = solve.face_region(model)
+    position = np.full(model.n_verts, -1)
+    position[region] = np.arange(len(region))
+    corners = position[fit_.binding.corners]
+    points = np.flatnonzero((corners >= 0).all(axis=1) & fit_.binding.over_surface)
+    if not len(points):
+        raise RetargetError(f"'{obj.name}': none of its vertices lies on FLAME's face region; check the fit")
+    b = fit_.binding
+    sample = bindings.Binding(corners[points], b.bary[points], b.offset[points], b.distance[points],
+                              b.over_surface[points])
     n = len(obj.data.vertices)
-    deltas = np.stack([_co(kb.data, n) - _co(kb.relative_key.data, n) for kb in keys])  # (K, N, 3)
-    on_flame = fit_.inverse.interpolate(deltas)[:, region] @ np.linalg.inv(fit_.flame_to_local[:3, :3]).T
-    if not np.any(np.abs(on_flame) > 0):
+    deltas = np.stack([(_co(kb.data, n) - _co(kb.relative_key.data, n))[points] for kb in keys])
+    deltas = deltas @ np.linalg.inv(fit_.flame_to_local[:3, :3]).T
+    if not np.any(np.abs(deltas) > 0):
         raise RetargetError(f"'{obj.name}': its shape keys do not move the face region that FLAME fitted")
-    return on_flame, fit_.inverse.over_surface[region].astype(np.float64)
+    return FaceSample(region, points, sample, deltas)
 
 
 def _sample(owner: bpy.types.ID | None, frames: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
@@ -428,11 +437,6 @@ def bone_deformations(heads: np.ndarray, quats: np.ndarray, locs: np.ndarray) ->
     return out
 
 
-def _region(model: FlameModel, fit_: Fitted) -> np.ndarray:
-    region = solve.face_region(model)
-    return region[fit_.inverse.over_surface[region]]
-
-
 def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.Object,
                      frame_start: int, frame_end: int, head_bone: str = "", eye_bones: tuple[str, str] = ("", ""),
                      report: Report = _silent) -> np.ndarray:
@@ -445,18 +449,15 @@ def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj
     model = head_model(armature)
     fit_ = fitted(armature, obj, model.faces)
     keys = own_keys(obj, armature)
-    region = _region(model, fit_)
-    deltas, vertex_weights = _keys_on_face(obj, keys, fit_, region)
+    on_face = _face_sample(model, fit_, obj, keys)
     frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
     expr, quats, locs = _head_performance(armature, frames)
-    shape = head.coefficient_values(armature)[0]
-    face = solve.face_model(model, shape, region)
+    face = solve.face_model(model, head.coefficient_values(armature)[0], on_face.region)
     report(0.3, "solving")
-    jaw = rotations.quaternion_to_matrix(quats[:, 2])
-    target = solve.displacement(face, expr, jaw)
+    target = solve.displacement(face, expr, rotations.quaternion_to_matrix(quats[:, 2]))
     lower = np.array([kb.slider_min for kb in keys])
     upper = np.array([kb.slider_max for kb in keys])
-    weights = solve.keys_from_head(deltas, target, lower, upper, vertex_weights)
+    weights = solve.keys_from_head(on_face.deltas, on_face.sample, target, lower, upper)
     rig_bones = _character_bones(obj, head_bone, eye_bones)
     report(0.7, "keyframes")
     write_channels(obj.data.shape_keys, f"{obj.name}_retarget", frames,
@@ -539,17 +540,15 @@ def retarget_from_keys(context: bpy.types.Context, armature: bpy.types.Object, o
     model = head_model(armature)
     fit_ = fitted(armature, obj, model.faces)
     keys = own_keys(obj, armature)
-    region = _region(model, fit_)
-    deltas, vertex_weights = _keys_on_face(obj, keys, fit_, region)
+    on_face = _face_sample(model, fit_, obj, keys)
     frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
     keyed = _sample(obj.data.shape_keys, frames)
     values = np.stack([keyed.get((f'key_blocks["{kb.name}"].value', 0), np.full(len(frames), kb.value))
                        for kb in keys], 1)  # (T, K)
-    shape = head.coefficient_values(armature)[0]
-    face = solve.face_model(model, shape, region)
+    face = solve.face_model(model, head.coefficient_values(armature)[0], on_face.region)
     report(0.3, "solving")
-    target = np.einsum("tk,kmc->tmc", values, deltas)
-    expr, jaw = solve.head_from_keys(face, target, vertex_weights)
+    target = np.einsum("tk,knc->tnc", values, on_face.deltas)
+    expr, jaw = solve.head_from_keys(face, on_face.sample, target)
     report(0.8, "keyframes")
     _key_head_expression(context, armature, frames, expr, jaw)
     report(1.0, "done")

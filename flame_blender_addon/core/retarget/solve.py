@@ -19,6 +19,7 @@ import numpy as np
 from ..lbs import blend_shapes
 from ..model import FlameModel
 from ..rotations import axis_angle_to_matrix
+from .binding import Binding
 from .bvls import bounded_least_squares
 
 JAW = 2
@@ -75,47 +76,68 @@ def displacement(face: FaceModel, expr: np.ndarray, jaw: np.ndarray) -> np.ndarr
     return offsets + face.jaw_weight[:, None] * swing
 
 
-def keys_from_head(key_deltas: np.ndarray, target: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                   vertex_weights: np.ndarray | None = None) -> np.ndarray:
-    """Key weights that reproduce a head-local performance, each within its slider range.
+def _scatter(sample: Binding, values: np.ndarray, m: int) -> np.ndarray:
+    """Transpose of ``sample.interpolate``: values (..., n, 3) at the points -> (..., m, 3) on the region."""
+    out = np.zeros((m, *values.shape[:-2], 3))
+    moved = np.moveaxis(values, -2, 0)  # (n, ..., 3)
+    for k in range(3):
+        np.add.at(out, sample.corners[:, k], moved * sample.bary[:, k].reshape(-1, *[1] * (moved.ndim - 1)))
+    return np.moveaxis(out, 0, -2)
 
-    key_deltas: (K, m, 3) the character's keys carried onto the face region; target: (T, m, 3)
-    head-local displacement (:func:`displacement`); lower, upper: (K,); vertex_weights: (m,)
-    (0 drops a vertex). Returns (T, K)."""
+
+def keys_from_head(key_deltas: np.ndarray, sample: Binding, target: np.ndarray, lower: np.ndarray,
+                   upper: np.ndarray, vertex_weights: np.ndarray | None = None) -> np.ndarray:
+    """Key weights that reproduce a head-local performance at the character's points, each within
+    its slider range.
+
+    key_deltas: (K, n, 3) the character's keys at its n face-region points (FLAME axes and units);
+    sample: binding of those points to the region (corners index the region's m vertices);
+    target: (T, m, 3) head-local displacement of the region (:func:`displacement`); lower, upper:
+    (K,); vertex_weights: (n,) (0 drops a point). Minimises sum_n w_n |sum_k w_k D_kn - sample(target)_n|^2
+    without sampling every frame: the keys are scattered back onto the region once. Returns (T, K)."""
     w = np.ones(key_deltas.shape[1]) if vertex_weights is None else np.asarray(vertex_weights, dtype=np.float64)
-    A = (key_deltas * np.sqrt(w)[None, :, None]).reshape(len(key_deltas), -1)  # (K, 3m)
-    Y = (target * np.sqrt(w)[None, :, None]).reshape(len(target), -1)  # (T, 3m)
-    return bounded_least_squares(A @ A.T, Y @ A.T, lower, upper)
+    weighted = key_deltas * w[None, :, None]
+    G = weighted.reshape(len(weighted), -1) @ key_deltas.reshape(len(key_deltas), -1).T  # (K, K)
+    back = _scatter(sample, weighted, target.shape[1])  # (K, m, 3)
+    C = target.reshape(len(target), -1) @ back.reshape(len(back), -1).T  # (T, K)
+    return bounded_least_squares(G, C, lower, upper)
 
 
-def head_from_keys(face: FaceModel, target: np.ndarray, vertex_weights: np.ndarray | None = None,
-                   expr_prior: float = 1e-10, iterations: int = 6) -> tuple[np.ndarray, np.ndarray]:
-    """Expression (T, E) and jaw axis-angle (T, 3) whose head-local displacement best matches
-    ``target`` (T, m, 3) (least squares over the region, Gauss-Newton for the jaw).
+def head_from_keys(face: FaceModel, sample: Binding, target: np.ndarray, vertex_weights: np.ndarray | None = None,
+                   expr_prior: float = 1e-10, iterations: int = 6, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Expression (T, E) and jaw axis-angle (T, 3) whose head-local displacement, sampled at the
+    character's points, best matches ``target`` (T, n, 3) (least squares, Gauss-Newton for the jaw).
 
+    sample: binding of the n points to the region's m vertices; vertex_weights: (n,);
     expr_prior: weight (m^2) of |e|^2 against the summed squared residual, keeps unused components
-    at zero. The jaw's Jacobian is taken by finite differences; the expression's as its blendshapes."""
-    T, m = target.shape[:2]
-    w = np.ones(m) if vertex_weights is None else np.asarray(vertex_weights, dtype=np.float64)
+    at zero. The jaw's Jacobian is taken by finite differences; frames go ``chunk`` at a time."""
+    T, n = target.shape[:2]
+    w = np.ones(n) if vertex_weights is None else np.asarray(vertex_weights, dtype=np.float64)
     sw = np.sqrt(w)[:, None]
     E = face.n_expr
-    B = (face.exprdirs * sw[:, :, None]).reshape(3 * m, E)
+    B = (np.moveaxis(sample.interpolate(np.moveaxis(face.exprdirs, 2, 0)), 0, 2) * sw[:, :, None]).reshape(3 * n, E)
+    BtB = B.T @ B + expr_prior * np.eye(E)
     expr, aa = np.zeros((T, E)), np.zeros((T, 3))
     h = 1e-5
-    BtB = B.T @ B + expr_prior * np.eye(E)
-    for _ in range(iterations):
-        R = axis_angle_to_matrix(aa)
-        base = displacement(face, expr, R)
-        r = ((base - target) * sw).reshape(T, -1)  # (T, 3m)
-        Jj = np.stack([((displacement(face, expr, axis_angle_to_matrix(aa + h * np.eye(3)[k])) - base) / h * sw)
-                       .reshape(T, -1) for k in range(3)], axis=2)  # (T, 3m, 3)
-        H = np.zeros((T, E + 3, E + 3))
-        Jt = Jj.transpose(0, 2, 1)  # (T, 3, 3m)
-        H[:, :E, :E] = BtB
-        H[:, E:, :E] = Jt @ B
-        H[:, :E, E:] = H[:, E:, :E].transpose(0, 2, 1)
-        H[:, E:, E:] = Jt @ Jj + 1e-12 * np.eye(3)
-        g = np.concatenate([r @ B + expr_prior * expr, (Jt @ r[:, :, None])[:, :, 0]], axis=1)
-        step = np.linalg.solve(H, -g[:, :, None])[:, :, 0]
-        expr, aa = expr + step[:, :E], aa + step[:, E:]
+
+    def sampled(e: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return (sample.interpolate(displacement(face, e, axis_angle_to_matrix(a))) * sw).reshape(len(e), -1)
+
+    for lo in range(0, T, chunk):
+        part = slice(lo, min(lo + chunk, T))
+        e, a, y = expr[part], aa[part], (target[part] * sw).reshape(-1, 3 * n)
+        for _ in range(iterations):
+            base = sampled(e, a)
+            r = base - y  # (t, 3n)
+            Jj = np.stack([(sampled(e, a + h * np.eye(3)[k]) - base) / h for k in range(3)], axis=2)  # (t, 3n, 3)
+            Jt = Jj.transpose(0, 2, 1)
+            H = np.zeros((len(e), E + 3, E + 3))
+            H[:, :E, :E] = BtB
+            H[:, E:, :E] = Jt @ B
+            H[:, :E, E:] = H[:, E:, :E].transpose(0, 2, 1)
+            H[:, E:, E:] = Jt @ Jj + 1e-12 * np.eye(3)
+            g = np.concatenate([r @ B + expr_prior * e, (Jt @ r[:, :, None])[:, :, 0]], axis=1)
+            step = np.linalg.solve(H, -g[:, :, None])[:, :, 0]
+            e, a = e + step[:, :E], a + step[:, E:]
+        expr[part], aa[part] = e, a
     return expr, aa
