@@ -53,6 +53,23 @@ def _silent(fraction: float, message: str = "") -> None:
 
 
 # ------------------------------------------------------------------------------------ reading data
+def build_mesh(context: bpy.types.Context, name: str, vertices: np.ndarray, loop_vertices: np.ndarray,
+               loop_totals: np.ndarray) -> bpy.types.Object:
+    """A mesh object of n-gons, built in bulk: vertices (N, 3), loop_vertices (L,), loop_totals (P,)."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
+    mesh.loops.add(len(loop_vertices))
+    mesh.loops.foreach_set("vertex_index", loop_vertices.astype(np.int32))
+    mesh.polygons.add(len(loop_totals))
+    mesh.polygons.foreach_set("loop_start", (np.cumsum(loop_totals) - loop_totals).astype(np.int32))  # totals follow
+    mesh.update(calc_edges=True)
+    mesh.polygons.foreach_set("use_smooth", np.ones(len(loop_totals), dtype=bool))
+    obj = bpy.data.objects.new(name, mesh)
+    context.collection.objects.link(obj)
+    return obj
+
+
 def character(name: str) -> bpy.types.Object:
     """The character mesh object called ``name``; RetargetError if missing or not a usable mesh."""
     obj = bpy.data.objects.get(name) if name else None
