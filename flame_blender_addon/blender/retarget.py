@@ -12,7 +12,8 @@ What a fit stores on the character (saved with the file, so later steps need no 
 - custom properties of the object: ``flame_head`` (the head's armature name), ``flame_fit_matrix``
   (4x4, FLAME space -> the character's local space) and the fit's quality: ``flame_fit_rms`` /
   ``flame_fit_p99`` in the character's units and ``flame_fit_rms_m`` / ``flame_fit_p99_m`` in FLAME
-  metres.
+  metres, over the vertices on the head (within ``MATCH_DISTANCE`` of FLAME; their fraction is
+  ``flame_fit_counted``), so extra geometry such as shoulders does not count.
 
 Retargeting compares FLAME and the character's keys at the character's own face-region vertices,
 through the binding (FLAME's displacement sampled there), so neither side is resampled twice.
@@ -41,6 +42,7 @@ from .keyframes import sample_channels, write_channels
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
 PROP_HEAD, PROP_MATRIX = "flame_head", "flame_fit_matrix"
 PROP_RMS, PROP_P99, PROP_RMS_M, PROP_P99_M = "flame_fit_rms", "flame_fit_p99", "flame_fit_rms_m", "flame_fit_p99_m"
+PROP_COUNTED = "flame_fit_counted"
 LANDMARK_PREFIX = "flame_lmk."
 MATCH_DISTANCE = 0.015  # character vertices farther than this (FLAME m) from FLAME take no part in solving
 MIN_RANGE = 0.01  # a key's slider range below this counts as zero (Blender keeps max >= min + 0.001)
@@ -205,6 +207,7 @@ class FitSummary:
     p99: float
     rms_m: float  # FLAME metres
     p99_m: float
+    counted: float  # fraction of the character's vertices on the head (within MATCH_DISTANCE of FLAME)
     n_landmarks: int
 
 
@@ -241,7 +244,7 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     inside = _apply(np.linalg.inv(M), points)  # character vertices in FLAME space
     _, _, face = _nearest(_tree(fitted, model.faces), inside)
     bound = bindings.bind(inside, fitted, model.faces, face)
-    rms_m, p99_m = bindings.fit_report(bound)
+    rms_m, p99_m, counted = bindings.fit_report(bound, MATCH_DISTANCE)
     char_scale = float(np.cbrt(abs(np.linalg.det(M_char[:3, :3]))))
 
     # Commit: nothing above changed the scene.
@@ -253,9 +256,9 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     _write_attributes(obj.data, face, bound.bary, bound.offset)
     obj[PROP_HEAD] = armature.name
     obj[PROP_MATRIX] = (np.linalg.inv(M_char) @ M).ravel().tolist()
-    summary = FitSummary(rms_m * s / char_scale, p99_m * s / char_scale, rms_m, p99_m, len(lmk_points))
-    obj[PROP_RMS], obj[PROP_P99], obj[PROP_RMS_M], obj[PROP_P99_M] = (
-        summary.rms, summary.p99, summary.rms_m, summary.p99_m)
+    summary = FitSummary(rms_m * s / char_scale, p99_m * s / char_scale, rms_m, p99_m, counted, len(lmk_points))
+    obj[PROP_RMS], obj[PROP_P99], obj[PROP_RMS_M], obj[PROP_P99_M], obj[PROP_COUNTED] = (
+        summary.rms, summary.p99, summary.rms_m, summary.p99_m, summary.counted)
     report(1.0, "done")
     return summary
 

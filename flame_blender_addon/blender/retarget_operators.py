@@ -105,7 +105,8 @@ class FLAME_OT_fit_to_mesh(_RetargetOperator, bpy.types.Operator):
         fit = retarget.fit(context, armature, obj, self.n_shape, self.max_rms, report)
         hints = f", {fit.n_landmarks} landmark hints" if fit.n_landmarks else ""
         return (f"Fitted {armature.name} to {obj.name}: RMS {fit.rms:.4g} / p99 {fit.p99:.4g} (character units), "
-                f"{fit.rms_m * 1000:.2f} / {fit.p99_m * 1000:.2f} mm (FLAME){hints}")
+                f"{fit.rms_m * 1000:.2f} / {fit.p99_m * 1000:.2f} mm (FLAME) over the {100 * fit.counted:.0f}% "
+                f"of its vertices on the head{hints}")
 
 
 class FLAME_OT_transfer_rig(_RetargetOperator, bpy.types.Operator):

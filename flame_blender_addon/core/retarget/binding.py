@@ -42,9 +42,11 @@ def bind(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, face: np.n
     return Binding(corners.astype(np.int64), bary, offset, distance, over)
 
 
-def fit_report(binding: Binding) -> tuple[float, float]:
-    """RMS and 99th percentile of the distances of the points that lie over the surface."""
-    d = binding.distance[binding.over_surface]
+def fit_report(binding: Binding, within: float = np.inf) -> tuple[float, float, float]:
+    """RMS and 99th percentile of the distances of the points that lie over the surface and within
+    ``within`` of it (extra geometry such as shoulders or hair is left out), and the fraction counted."""
+    counted = binding.over_surface & (binding.distance <= within)
+    d = binding.distance[counted]
     if not len(d):
-        return float("inf"), float("inf")
-    return float(np.sqrt(np.mean(d ** 2))), float(np.quantile(d, 0.99))
+        return float("inf"), float("inf"), 0.0
+    return float(np.sqrt(np.mean(d ** 2))), float(np.quantile(d, 0.99)), float(counted.mean())
