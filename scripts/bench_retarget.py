@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import time
 
+import bpy  # noqa: E402
 import numpy as np
 from bench_common import machine
-
-import bpy  # noqa: E402
 
 import flame_blender_addon  # noqa: E402
 from flame_blender_addon.blender import compat, retarget  # noqa: E402
 from flame_blender_addon.blender.keyframes import write_channels  # noqa: E402
-from flame_blender_addon.core import demo_character, rotations  # noqa: E402
+from flame_blender_addon.core import rotations
 from flame_blender_addon.core.retarget import livelink  # noqa: E402
+from flame_blender_addon.demo import character as demo_character  # noqa: E402
 
 
 def arkit_keys(armature, obj) -> None:
@@ -35,7 +35,7 @@ def arkit_keys(armature, obj) -> None:
     deltas = fit.binding.interpolate(np.einsum("vce,ke->kvc", model.exprdirs, combos)) @ fit.flame_to_local[:3, :3].T
     obj.shape_key_add(name="Basis", from_mix=False)
     basis = retarget.rest_vertices(obj)
-    for name, delta in zip(livelink.ARKIT_NAMES, deltas):
+    for name, delta in zip(livelink.ARKIT_NAMES, deltas, strict=True):
         obj.shape_key_add(name=name, from_mix=False).data.foreach_set("co", (basis + delta).astype(np.float32).ravel())
 
 

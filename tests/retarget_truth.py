@@ -28,7 +28,7 @@ def midpoint_remesh(vertices: np.ndarray, faces: np.ndarray, seed: int = 0):
     by_vertex: dict[int, dict[int, int]] = {}
     for (v, a), b in following.items():
         by_vertex.setdefault(v, {})[a] = b
-    for v, chain in by_vertex.items():
+    for chain in by_vertex.values():
         start = next(iter(chain))
         ring, e = [start], chain[start]
         while e != start and e in chain and len(ring) <= len(chain):

@@ -7,8 +7,17 @@ import logging
 import bpy
 
 from .. import cli
-from . import (export, operators, panel, preferences, properties, retarget_operators, sequence_operators,
-               track_operator, tracker_job)
+from . import (
+    export,
+    operators,
+    panel,
+    preferences,
+    properties,
+    retarget_operators,
+    sequence_operators,
+    track_operator,
+    tracker_job,
+)
 from .render import operator as render_operator
 
 log = logging.getLogger(__name__)

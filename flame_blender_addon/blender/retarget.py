@@ -22,7 +22,6 @@ through the binding (FLAME's displacement sampled there), so neither side is res
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import bpy
 import numpy as np
@@ -38,6 +37,7 @@ from ..core.retarget import livelink, solve
 from ..core.retarget.similarity import umeyama
 from . import head
 from .keyframes import sample_channels, write_channels
+from .progress import Report
 
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
 PROP_HEAD, PROP_MATRIX = "flame_head", "flame_fit_matrix"
@@ -47,7 +47,6 @@ LANDMARK_PREFIX = "flame_lmk."
 MATCH_DISTANCE = 0.015  # character vertices farther than this (FLAME m) from FLAME take no part in solving
 MIN_RANGE = 0.01  # a key's slider range below this counts as zero (Blender keeps max >= min + 0.001)
 WEIGHT_STEPS = 4096  # skin weights are rounded to 1/4096 so one vertex-group call covers many vertices
-Report = Callable[[float, str], None]
 
 
 def _silent(fraction: float, message: str = "") -> None:
@@ -172,7 +171,7 @@ def head_model(armature: bpy.types.Object, n_shape: int | None = None, full: boo
     return FlameModel(
         v_template=basis, faces=faces.reshape(-1, 3), shapedirs=dirs(shape_names), exprdirs=dirs(expr_names),
         posedirs=dirs(pose_names) if full else np.zeros((V, 3, 36)),
-        J_regressor=np.asarray(armature[head.J_REGRESSOR_PROP], dtype=np.float64).reshape(len(JOINT_NAMES), V),
+        J_regressor=head.joint_regressor(armature),
         weights=_skin_weights(mesh_obj) if full else np.zeros((V, len(JOINT_NAMES))),
         parents=np.array(PARENTS), name=props.model_name)
 
@@ -374,7 +373,7 @@ def own_keys(obj: bpy.types.Object, armature: bpy.types.Object | None = None) ->
     if keys is None or len(keys.key_blocks) < 2:
         raise RetargetError(f"'{obj.name}' has no shape keys of its own to retarget to")
     flame = set(transferred_key_names(armature)) if armature is not None else set()
-    flame |= {n for n in keys.key_blocks.keys() if n.startswith(head.SHAPE_PREFIX) and n[5:].isdigit()}
+    flame |= {n for n in keys.key_blocks.keys()[1:] if n.startswith(head.SHAPE_PREFIX) and n[5:].isdigit()}
     own = [kb for kb in keys.key_blocks[1:] if kb.name not in flame]
     if not own:
         raise RetargetError(f"'{obj.name}' has no shape keys of its own (only FLAME's) to retarget to")
@@ -582,7 +581,7 @@ def _key_head_expression(context, armature: bpy.types.Object, frames: np.ndarray
     shape = head.coefficient_values(armature)[0]
     J0 = head.joints_for(armature, shape, np.zeros(props.n_expr))
     head.set_rest_joints(context, armature, J0)
-    basis = np.asarray(armature[head.JOINT_BASIS_PROP]).reshape(-1, len(JOINT_NAMES), 3)[1 + props.n_shape:]
+    basis = head.joint_basis(armature)[1 + props.n_shape:]
     R = np.tile(np.eye(3), (len(frames), len(JOINT_NAMES), 1, 1))
     R[:, 2] = rotations.axis_angle_to_matrix(jaw)
     locations = rig.bone_locations(R, np.einsum("te,ejc->tjc", expr, basis))

@@ -10,11 +10,11 @@ from __future__ import annotations
 import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..core.errors import FlameError
 from . import head, retarget
-from .operators import _HeadOperator
+from .operator_base import HeadOperator, reports_errors
 from .progress import progress
 from .transaction import rollback_on_error
+
 
 def _is_character(_self, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH" and not (obj.parent is not None and obj.parent.type == "ARMATURE"
@@ -51,17 +51,13 @@ class _MeshOperator:
         return active.name if active is not None and _is_character(None, active) else ""
 
     def guarded(self, context, work) -> set[str]:
-        try:
-            with rollback_on_error(context), progress(context, self.label) as report:
-                message = work(retarget.character(self.character_name(context)), report)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        with rollback_on_error(context), progress(context, self.label) as report:
+            message = work(retarget.character(self.character_name(context)), report)
         self.report({"INFO"}, message)
         return {"FINISHED"}
 
 
-class _RetargetOperator(_MeshOperator, _HeadOperator):
+class _RetargetOperator(_MeshOperator, HeadOperator):
     """Mixin: a FLAME head (``target``) and a character (``mesh``)."""
 
     def run(self, context, armature):
@@ -155,6 +151,7 @@ class FLAME_OT_import_livelink(_Bones, _MeshOperator, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    @reports_errors
     def execute(self, context):
         def work(obj, report) -> str:
             head_bone, eyes = self.bones(context)
@@ -182,6 +179,7 @@ class FLAME_OT_export_livelink(_FrameRange, _MeshOperator, bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    @reports_errors
     def execute(self, context):
         if not self.filepath:
             self.report({"ERROR"}, "No CSV file path given")

@@ -18,9 +18,10 @@ from retarget_truth import midpoint_remesh, placement, unseen_identity
 
 from flame_blender_addon.blender import head, retarget
 from flame_blender_addon.blender.keyframes import write_channels
-from flame_blender_addon.core import demo_head, lbs
+from flame_blender_addon.core import lbs
 from flame_blender_addon.core.retarget import livelink, solve
 from flame_blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_quaternion
+from flame_blender_addon.demo import head as demo_head
 
 N_EXPR = 20
 ARKIT = ("eyeBlinkLeft", "eyeBlinkRight", "jawOpen", "mouthSmileLeft", "mouthSmileRight", "browInnerUp",
@@ -131,7 +132,7 @@ def _add_own_keys(truth, armature, obj):
     local = fit.binding.interpolate(deltas) @ fit.flame_to_local[:3, :3].T
     obj.shape_key_add(name="Basis", from_mix=False)
     basis = retarget.rest_vertices(obj)
-    for name, delta in zip(ARKIT, local):
+    for name, delta in zip(ARKIT, local, strict=True):
         kb = obj.shape_key_add(name=name, from_mix=False)
         kb.data.foreach_set("co", (basis + delta).astype(np.float32).ravel())
     return model
@@ -221,7 +222,7 @@ def test_livelink_import_keys_the_matching_keys_and_export_writes_the_app_layout
     scene = bpy.context.scene
     assert scene.render.fps == 60 and scene.frame_start == 10 and scene.frame_end == 10 + T - 1
     keyed = {fc.data_path: fc for fc in _fcurves(obj.data.shape_keys)}
-    for name, column in zip(names, ("EyeBlinkLeft", "JawOpen", "MouthSmileLeft", "BrowInnerUp")):
+    for name, column in zip(names, ("EyeBlinkLeft", "JawOpen", "MouthSmileLeft", "BrowInnerUp"), strict=True):
         fc = keyed[f'key_blocks["{name}"].value']
         values = np.array([fc.evaluate(10 + i) for i in range(T)])
         np.testing.assert_allclose(values, weights[:, livelink.ARKIT_NAMES.index(column)], atol=1e-6)

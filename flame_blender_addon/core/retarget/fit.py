@@ -12,8 +12,8 @@ only; identity joins once the head is roughly in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -131,7 +131,7 @@ def write_take(path: str | Path, weights: np.ndarray, fps: float, rotations: np.
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(HEADER)
-        for i, (w, rot) in enumerate(zip(weights, rotations)):
+        for i, (w, rot) in enumerate(zip(weights, rotations, strict=True)):
             t = i * rate / fps  # in timecode frames
             whole = int(np.floor(t + 1e-9))
             sec, ff = divmod(whole, rate)

@@ -1,7 +1,7 @@
 """A procedurally made stylised character for the retargeting demo (numpy only, nothing downloaded).
 
 It is what a user brings: another topology, other units and proportions FLAME cannot quite reach.
-The demo head (:mod:`.demo_head`) is given a caricatured identity (big nose, cheekbones and ears,
+The demo head (:mod:`.head`) is given a caricatured identity (big nose, cheekbones and ears,
 narrow jaw) and an inflated cranium, then its latitude-longitude grid is resampled at another
 resolution: quads, an n-gon cap on the crown, eye and mouth slits kept open, the neck flaring out
 into shoulders closed by an n-gon, and two loose UV-sphere eyeballs. Vertices are in Blender's
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import demo_head as dh
-from .rig import FLAME_TO_BLENDER
+from ..core.rig import FLAME_TO_BLENDER
+from . import head as dh
 
 STYLE = {"head_size": 1.5, "head_width": 1.0, "jaw_width": -2.0, "chin": 1.5, "nose_length": 2.5,
          "nose_width": 1.0, "cheekbones": 2.0, "ears": 2.0, "brow_ridge": 1.5}
