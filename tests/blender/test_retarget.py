@@ -300,3 +300,48 @@ def test_operators_need_no_ui_and_report_errors_on_one_line():
         bpy.ops.flame.import_livelink(filepath=str(Path("/nonexistent/take.csv")), mesh="nothing")
     assert "no object named 'nothing'" in str(err.value)
     assert len(str(err.value).strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _cli(*args):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, str(root / "scripts" / "flame_cli.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+
+
+def test_cli_retargets_a_sequence_onto_an_obj_character(truth, tmp_path):
+    from flame_blender_addon.core.formats.npz import write_sequence_npz
+    from flame_blender_addon.demo.performance import demo_performance
+
+    points, polygons = truth["local"] @ np.linalg.inv(demo_head_axes()).T, truth["polygons"]  # OBJ: Y up
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in points]
+    lines += ["f " + " ".join(str(i + 1) for i in p) for p in polygons]
+    (tmp_path / "character.obj").write_text("\n".join(lines) + "\n")
+    write_sequence_npz(tmp_path / "take.npz", demo_performance(n_shape=20, n_expr=20).take(slice(0, 3)))
+    result = _cli("retarget", tmp_path / "character.obj", tmp_path / "take.npz", "--output", tmp_path / "out",
+                  "--n-shape", "20", "--n-expr", "20")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["character.blend", "character.fbx"]
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "out" / "character.blend"), load_ui=False)
+    obj = bpy.data.objects["character"]
+    assert obj[retarget.PROP_RMS_M] < 3e-3 and bpy.context.scene.frame_end == 3
+    keys = obj.data.shape_keys
+    assert len(keys.key_blocks) == 1 + 20 + 36 and len(keys.animation_data.drivers) == 20 + 36
+
+
+def test_cli_demo_includes_the_stylised_character(tmp_path):
+    result = _cli("demo", "--output", tmp_path / "demo", "--character", "--no-render", "--formats", "--frames", "3",
+                  "--n-shape", "20", "--n-expr", "20")
+    assert result.returncode == 0, result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "demo" / "demo.blend"), load_ui=False)
+    obj = bpy.data.objects["stylised_character"]
+    rig = bpy.data.objects[obj[retarget.PROP_HEAD]]
+    assert obj.parent == rig and rig.animation_data.action is not None  # the built-in performance drives it
+    assert len(obj.data.vertices) != 5023 and max(p.loop_total for p in obj.data.polygons) > 4
+    bpy.context.scene.frame_set(2)
+    moved = evaluated_vertices(obj)
+    bpy.context.scene.frame_set(1)
+    assert np.abs(moved - evaluated_vertices(obj)).max() > 0.05  # centimetres
