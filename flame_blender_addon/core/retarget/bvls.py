@@ -3,8 +3,8 @@
 Each row c of C gives the problem  min_w  1/2 w^T G w - c^T w  subject to  lower <= w <= upper,
 i.e. min |A w - y|^2 with G = A^T A and c = A^T y. Solved by projected Newton (Bertsekas 1982):
 variables at a bound whose gradient pushes outwards are held, a Newton step is taken in the others
-and projected back onto the box with an Armijo backtracking search. All rows iterate together; each
-iteration is one batched (T, K, K) solve.
+and projected back onto the box with an Armijo backtracking search. All rows iterate together; the
+Newton steps come from batched conjugate gradients, so each iteration is a few (T, K) @ (K, K) products.
 """
 
 from __future__ import annotations
@@ -14,6 +14,33 @@ import numpy as np
 
 def _objective(W: np.ndarray, G: np.ndarray, C: np.ndarray) -> np.ndarray:
     return 0.5 * np.einsum("tk,tk->t", W @ G, W) - np.einsum("tk,tk->t", C, W)
+
+
+def _newton_steps(G: np.ndarray, free: np.ndarray, rhs: np.ndarray, tol: float) -> np.ndarray:
+    """Solve (P G P + I - P) x = rhs for every row, P = diag(free) (T, K) bool, by Jacobi-preconditioned
+    conjugate gradients batched over the rows: only (T, K) @ (K, K) products, no per-row factorisation
+    (numpy's batched solve costs ~0.3 ms per 52 x 52 system; this is one matrix product per step)."""
+    diag = np.where(free, np.diag(G), 1.0)
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    z = r / diag
+    p = z.copy()
+    rz = np.einsum("tk,tk->t", r, z)
+    stop = tol * np.abs(rhs).max(axis=1, initial=0.0)
+    for _ in range(4 * G.shape[0]):
+        Hp = np.where(free, (p * free) @ G, p)
+        pHp = np.einsum("tk,tk->t", p, Hp)
+        alpha = np.divide(rz, pHp, out=np.zeros_like(rz), where=pHp > 0)
+        x += alpha[:, None] * p
+        r -= alpha[:, None] * Hp
+        if np.all(np.abs(r).max(axis=1) <= stop):
+            break
+        z = r / diag
+        rz_new = np.einsum("tk,tk->t", r, z)
+        beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
+        p = z + beta[:, None] * p
+        rz = rz_new
+    return x
 
 
 def bounded_least_squares(G: np.ndarray, C: np.ndarray, lower: np.ndarray, upper: np.ndarray,
@@ -37,9 +64,7 @@ def bounded_least_squares(G: np.ndarray, C: np.ndarray, lower: np.ndarray, upper
         active, Wa, Ca, g, held, pg = (a[~done] for a in (active, Wa, Ca, g, held, pg))
         if not len(active):
             break
-        free = ~held
-        H = np.where(free[:, :, None] & free[:, None, :], G, 0.0) + np.eye(K) * held[:, :, None]
-        step = np.linalg.solve(H, -pg[:, :, None])[:, :, 0]
+        step = _newton_steps(G, ~held, -pg, 1e-12)
         f0 = _objective(Wa, G, Ca)
         alpha = np.ones(len(active))
         accepted = np.zeros(len(active), dtype=bool)
