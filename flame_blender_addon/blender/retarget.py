@@ -456,12 +456,10 @@ def bone_deformations(heads: np.ndarray, quats: np.ndarray, locs: np.ndarray) ->
     return out
 
 
-def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.Object,
-                     frame_start: int, frame_end: int, head_bone: str = "", eye_bones: tuple[str, str] = ("", ""),
-                     report: Report = _silent) -> np.ndarray:
-    """Key the character's own shape keys so they reproduce the head's expression and jaw over
-    ``frame_start..frame_end``; rigid head motion onto the object (or ``head_bone``), eye rotations
-    onto ``eye_bones`` (left, right) when named. Returns the weights (T, K)."""
+def _prepare(armature: bpy.types.Object, obj: bpy.types.Object, frame_start: int, frame_end: int,
+             report: Report) -> tuple[FlameModel, list[bpy.types.ShapeKey], FaceSample, np.ndarray]:
+    """What both key directions read: the head's model, the character's own keys on the face region
+    and the frames (T,)."""
     if frame_end <= frame_start:
         raise RetargetError(f"frame range {frame_start}..{frame_end} is empty")
     report(0.05, "reading")
@@ -469,7 +467,16 @@ def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj
     fit_ = fitted(armature, obj, model.faces)
     keys = own_keys(obj, armature)
     on_face = _face_sample(model, fit_, obj, keys)
-    frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
+    return model, keys, on_face, np.arange(frame_start, frame_end + 1, dtype=np.float64)
+
+
+def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.Object,
+                     frame_start: int, frame_end: int, head_bone: str = "", eye_bones: tuple[str, str] = ("", ""),
+                     report: Report = _silent) -> np.ndarray:
+    """Key the character's own shape keys so they reproduce the head's expression and jaw over
+    ``frame_start..frame_end``; rigid head motion onto the object (or ``head_bone``), eye rotations
+    onto ``eye_bones`` (left, right) when named. Returns the weights (T, K)."""
+    model, keys, on_face, frames = _prepare(armature, obj, frame_start, frame_end, report)
     expr, quats, locs = _head_performance(armature, frames)
     face = solve.face_model(model, head.coefficient_values(armature)[0], on_face.region)
     report(0.3, "solving")
@@ -553,14 +560,7 @@ def retarget_from_keys(context: bpy.types.Context, armature: bpy.types.Object, o
                        frame_start: int, frame_end: int, report: Report = _silent) -> tuple[np.ndarray, np.ndarray]:
     """Key the head's expression and jaw so it reproduces the character's own-key animation over
     ``frame_start..frame_end``. Returns expression (T, E) and jaw axis-angle (T, 3)."""
-    if frame_end <= frame_start:
-        raise RetargetError(f"frame range {frame_start}..{frame_end} is empty")
-    report(0.05, "reading")
-    model = head_model(armature)
-    fit_ = fitted(armature, obj, model.faces)
-    keys = own_keys(obj, armature)
-    on_face = _face_sample(model, fit_, obj, keys)
-    frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
+    model, keys, on_face, frames = _prepare(armature, obj, frame_start, frame_end, report)
     keyed = _sample(obj.data.shape_keys, frames)
     values = np.stack([keyed.get((f'key_blocks["{kb.name}"].value', 0), np.full(len(frames), kb.value))
                        for kb in keys], 1)  # (T, K)
