@@ -77,6 +77,7 @@ def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) ->
         for name, co in zip(names, coords, strict=True):
             kb = obj.shape_key_add(name=name, from_mix=False)
             kb.slider_min, kb.slider_max = -limit, limit
+            kb.value = 0.0  # Blender 5.0 starts new keys at 1.0; a new head is neutral
             kb.data.foreach_set("co", co.ravel())
             done += 1
             if done % 50 == 0:

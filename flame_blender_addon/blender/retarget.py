@@ -258,6 +258,7 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     summary = FitSummary(rms_m * s / char_scale, p99_m * s / char_scale, rms_m, p99_m, counted, len(lmk_points))
     obj[PROP_RMS], obj[PROP_P99], obj[PROP_RMS_M], obj[PROP_P99_M], obj[PROP_COUNTED] = (
         summary.rms, summary.p99, summary.rms_m, summary.p99_m, summary.counted)
+    context.view_layer.update()  # the head's mesh follows its armature's new transform now, for scripts
     report(1.0, "done")
     return summary
 

@@ -57,6 +57,7 @@ def demo_head_axes() -> np.ndarray:
 
 
 def _world(obj) -> np.ndarray:
+    bpy.context.view_layer.update()
     M = np.array(obj.matrix_world)
     return evaluated_vertices(obj) @ M[:3, :3].T + M[:3, 3]
 
