@@ -105,12 +105,13 @@ def _run(operator: Callable[..., set[str]], filepath: Path, what: str, **options
 
 
 def export_fbx(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path, preset: str = "UNREAL",
-               frame_range: FrameRange | None = None) -> Path:
-    """Armature + skinned mesh + shape keys with baked animation, for Unreal or Unity (``FBX_PRESETS``)."""
+               frame_range: FrameRange | None = None, meshes: list[bpy.types.Object] | None = None) -> Path:
+    """Armature + skinned mesh + shape keys with baked animation, for Unreal or Unity (``FBX_PRESETS``).
+    ``meshes``: the meshes the armature deforms to write (default: the head's own mesh)."""
     if preset not in FBX_PRESETS:
         raise FlameError(f"unknown FBX preset '{preset}' (choose {', '.join(FBX_PRESETS)})")
     _ensure_addon("io_scene_fbx")
-    objects = list(head_objects(armature))
+    objects = list(head_objects(armature)) if meshes is None else [armature, *meshes]
     with _exporting(context, objects, frame_range):
         return _run(bpy.ops.export_scene.fbx, filepath, "FBX", use_selection=True,
                     object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False, add_leaf_bones=False,

@@ -68,7 +68,7 @@ def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
     return mesh
 
 
-def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
+def add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
     """One group per joint. Blender has no bulk setter for weights, so vertices sharing a weight
     value are added in one call: one call per distinct value, not per vertex."""
     for j, name in enumerate(JOINT_NAMES):
@@ -93,6 +93,7 @@ def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) ->
         for name, co in zip(names, coords, strict=True):
             kb = obj.shape_key_add(name=name, from_mix=False)
             kb.slider_min, kb.slider_max = -limit, limit
+            kb.value = 0.0  # Blender 5.0 starts new keys at 1.0; a new head is neutral
             kb.data.foreach_set("co", co.ravel())
             done += 1
             if done % 50 == 0:
@@ -143,7 +144,7 @@ def build_head(context: bpy.types.Context, model: FlameModel, name: str,
     mesh_obj.matrix_parent_inverse = Matrix.Identity(4)
     mesh_obj.matrix_basis = Matrix.Identity(4)
     report(0.1, "skin weights")
-    _add_vertex_groups(mesh_obj, model.weights)
+    add_vertex_groups(mesh_obj, model.weights)
     modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
     modifier.object = armature
     _add_shape_keys(mesh_obj, model, report)

@@ -16,6 +16,7 @@ from . import (
     panel,
     preferences,
     properties,
+    retarget_operators,
     sequence_operators,
     take_operators,
     track_operator,
@@ -28,7 +29,7 @@ _cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
            *operators.CLASSES, *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
-           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES)
+           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES)
 MENUS = menus.MENUS
 
 
@@ -42,6 +43,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Object.flame = bpy.props.PointerProperty(type=properties.FlameHeadProperties)
+    retarget_operators.register_properties()
     for menu, func in MENUS:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
@@ -62,6 +64,7 @@ def unregister() -> None:
         bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):
         menu.remove(func)
+    retarget_operators.unregister_properties()
     if hasattr(bpy.types.Object, "flame"):
         del bpy.types.Object.flame
     for cls in reversed(CLASSES):

@@ -133,6 +133,9 @@ def cmd_demo(args, console: Console) -> None:
         seq = fit_components(seq if args.frames is None else seq.take(slice(0, args.frames)),
                              armature.flame.n_shape, armature.flame.n_expr)
         sequence_import.apply_sequence(bpy.context, armature, seq)
+        if args.character:
+            console.info("fitting the stylised demo character and rigging it ...")
+            add_demo_character(bpy, seq)
         add_preview_lighting(bpy.context)
         save_blend(bpy, stage / "demo.blend")
         if not args.no_render:
@@ -140,6 +143,80 @@ def cmd_demo(args, console: Console) -> None:
         if args.formats:
             export_into(bpy, console, stage, armature, args.formats)
     console.info(f"demo written to {args.output}")
+
+
+def add_demo_character(bpy, seq, offset: float = 0.4):
+    """The stylised demo character beside the demo head, rigged to its own fitted FLAME rig that plays
+    ``seq`` (camera-free), so the built-in performance drives it. Returns the character object."""
+    from ..blender import head, retarget, sequence_import
+    from ..demo.character import UNITS, demo_character
+    from ..demo.head import demo_model
+
+    c = demo_character()
+    obj = retarget.build_mesh(bpy.context, "stylised_character", c.vertices, c.loop_vertices, c.loop_totals)
+    obj.scale = (1 / UNITS,) * 3  # its mesh holds centimetres
+    obj.location = (offset, 0.0, 0.0)
+    rig = head.build_head(bpy.context, demo_model().truncated(seq.n_shape, seq.n_expr), "stylised_character_rig")
+    run_operator(bpy.ops.flame.fit_to_mesh, target=rig.name, mesh=obj.name, n_shape=min(100, seq.n_shape))
+    run_operator(bpy.ops.flame.transfer_rig, target=rig.name, mesh=obj.name)
+    sequence_import.apply_sequence(bpy.context, rig, seq, keep_identity=True, camera_mode="NONE")
+    rig.flame.mesh.hide_render = rig.flame.mesh.hide_viewport = True
+    return obj
+
+
+def _load_character(bpy, path: Path, name: str):
+    """Open or import the character file; returns its mesh object (``name``, else the largest mesh)."""
+    suffix = path.suffix.lower()
+    importers = {".fbx": ("import_scene", "fbx"), ".glb": ("import_scene", "gltf"), ".gltf": ("import_scene", "gltf"),
+                 ".obj": ("wm", "obj_import")}
+    if suffix == ".blend":
+        open_blend(bpy, path)
+    elif suffix in importers:
+        module, op = importers[suffix]
+        if module == "import_scene":
+            import addon_utils
+
+            addon_utils.enable("io_scene_fbx" if op == "fbx" else "io_scene_gltf2", default_set=True)
+        run_operator(getattr(getattr(bpy.ops, module), op), filepath=str(path))
+    else:
+        raise CliError(f"{path}: unsupported character file (use .blend, .fbx, .glb, .gltf or .obj)")
+    meshes = [o for o in bpy.context.scene.objects if o.type == "MESH" and not o.flame.is_head
+              and (o.parent is None or not o.parent.flame.is_head)]
+    if name:
+        meshes = [o for o in meshes if o.name == name]
+    if not meshes:
+        raise CliError(f"{path}: has no mesh" + (f" named '{name}'" if name else ""))
+    return max(meshes, key=lambda o: len(o.data.vertices))
+
+
+def cmd_retarget(args, console: Console) -> None:
+    bpy = blender()
+    from ..blender import export
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    obj = _load_character(bpy, args.character, args.mesh)
+    if args.model is None:
+        run_operator(bpy.ops.flame.add_demo_head, n_shape=args.n_shape, n_expr=args.n_expr)
+    else:
+        run_operator(bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape, n_expr=args.n_expr)
+    armature = bpy.context.view_layer.objects.active
+    console.info(f"fitting FLAME to {obj.name} ({len(obj.data.vertices)} vertices) ...")
+    run_operator(bpy.ops.flame.fit_to_mesh, target=armature.name, mesh=obj.name, n_shape=min(args.n_shape, 100))
+    console.info(f"fit RMS {obj['flame_fit_rms_m'] * 1000:.2f} mm, p99 {obj['flame_fit_p99_m'] * 1000:.2f} mm "
+                 "(FLAME scale)")
+    run_operator(bpy.ops.flame.import_sequence, filepath=str(args.sequence), model_filepath=str(args.model or ""),
+                 keep_identity=True, camera_mode="NONE", fps=args.fps, frame_start=args.frame_start)
+    if args.keys:
+        run_operator(bpy.ops.flame.retarget_to_shape_keys, target=armature.name, mesh=obj.name,
+                     head_bone=args.head_bone)
+    else:
+        run_operator(bpy.ops.flame.transfer_rig, target=armature.name, mesh=obj.name)
+    armature.flame.mesh.hide_render = True
+    with staged_output(args.output) as stage:
+        save_blend(bpy, stage / "character.blend")
+        if not args.keys:
+            export.export_fbx(bpy.context, armature, stage / "character.fbx", "UNREAL", None, meshes=[obj])
+    console.info(f"retargeted {args.sequence.name} onto {obj.name} into {args.output}")
 
 
 def cmd_build(args, console: Console) -> None:

@@ -15,6 +15,7 @@ from .commands import (
     cmd_export,
     cmd_import,
     cmd_render,
+    cmd_retarget,
     cmd_track,
 )
 
@@ -27,6 +28,7 @@ Subcommands (each has --help):
   track   video / frames / landmarks -> tracked .blend, through the external tracker process
   render  .blend -> PNG frames (+ MP4), Workbench / Eevee / Cycles, optionally over source frames
   export  .blend's head -> FBX (Unreal, Unity), glTF binary, Alembic, USD, OBJ / PLY per frame
+  retarget  your character (.blend/.fbx/.glb/.obj) + tracked sequence -> animated character .blend, FBX
 
 Errors are one line on stderr with exit code 1 (2 for bad arguments). Outputs are written to a
 staging folder inside the output folder and moved into place only when the command succeeds, so a
@@ -134,10 +136,30 @@ def parser(prog: str) -> Parser:
     q.add_argument("--frames", type=positive_int, help="only the first N frames of the performance (default all)")
     q.add_argument("--no-render", action="store_true", help="skip the preview render")
     q.add_argument("--no-video", action="store_true", help="PNG frames only, no MP4")
+    q.add_argument("--character", action="store_true",
+                   help="also the stylised demo character, fitted and rigged, playing the same performance")
     render_options(q)
     formats(q, ALL_EXPORTS)
     counts(q)
     q.set_defaults(func=cmd_demo)
+
+    q = sub.add_parser("retarget", help="your character + tracked sequence -> animated character .blend and FBX",
+                       description="Fits FLAME to the character's head, imports the sequence onto it and "
+                                   "transfers the rig (or, with --keys, keys the character's own shape keys). "
+                                   "Writes character.blend and character.fbx (Unreal) into the output folder.")
+    q.add_argument("character", type=existing_file, help="the character: .blend, .fbx, .glb/.gltf or .obj")
+    q.add_argument("sequence", type=existing_path,
+                   help="metrical-tracker folder or .frame, VHAP/GaussianAvatars .npz, flame_sequence.npz")
+    common(q, "output folder")
+    q.add_argument("--mesh", default="", help="the character's mesh object (default: the largest mesh)")
+    q.add_argument("--model", type=existing_file, help="FLAME model file (default: the demo head)")
+    q.add_argument("--keys", action="store_true", help="key the character's own shape keys (ARKit or any set) "
+                                                       "instead of transferring FLAME's rig")
+    q.add_argument("--head-bone", default="", help="with --keys: bone that takes the head's rigid motion")
+    q.add_argument("--fps", type=float, default=0.0, help="source fps (default: the file's, else 25)")
+    q.add_argument("--frame-start", type=int, default=1, help="scene frame of sequence frame 0 (default 1)")
+    counts(q)
+    q.set_defaults(func=cmd_retarget)
 
     q = sub.add_parser("build", help="FLAME model file (.pkl/.npz) -> .blend with the rigged head",
                        description="Builds the rigged head (armature, shape keys, driven correctives).")

@@ -58,6 +58,10 @@ class InternalError(FlameError):
     """A failure that no check foresaw: a bug to report, with the traceback in the log."""
 
 
+class RetargetError(FlameError):
+    """A character cannot be fitted, bound or retargeted (bad mesh, no fit yet, bad keys or take)."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

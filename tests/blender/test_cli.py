@@ -132,7 +132,7 @@ def test_track_runs_the_tracker_and_saves_the_tracked_head(tmp_path):
 def test_help_documents_every_subcommand():
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("demo", "build", "import", "track", "render", "export"):
+    for command in ("demo", "build", "import", "track", "render", "export", "retarget"):
         assert command in result.stdout
         sub = cli(command, "--help")
         assert sub.returncode == 0 and "--output" in sub.stdout, command

@@ -130,3 +130,10 @@ def test_operators_accept_a_target_by_name(small_model_file):
     bpy.context.view_layer.objects.active = None
     assert bpy.ops.flame.random_expression(target=armature.name, seed=1) == {"FINISHED"}
     assert armature.flame.mesh.data.shape_keys.key_blocks["exp000"].value != 0
+
+
+def test_a_new_head_is_neutral():
+    """Blender 5.0 starts new shape keys at 1.0; the head's keys must start at 0 (the mean head)."""
+    bpy.ops.flame.add_demo_head(n_shape=3, n_expr=3)
+    blocks = bpy.context.view_layer.objects.active.flame.mesh.data.shape_keys.key_blocks
+    assert all(kb.value == 0.0 for kb in blocks[1:] if not kb.name.startswith("pose"))
