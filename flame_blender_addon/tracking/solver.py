@@ -74,6 +74,7 @@ class FitSettings:
     w_mouth_corner: float = 2.0
     w_lip_contact: float = 4.0  # weight of the upper-minus-lower residual of facing inner-lip points
     contour_slide: float = 0.3  # outline points: factor on the residual along the outline (1 = fixed)
+    w_contour: float = 1.0  # data weight of outline points
     sd_expr: float = 1.0
     sd_shape: float = 0.5  # identity prior, counted once per frame in the data term
     shape_bound: float = 3.0  # hard bound on every |beta_k|
@@ -172,6 +173,7 @@ def make_problem(basis: lm.LandmarkBasis, target: np.ndarray, conf: np.ndarray, 
     weight = np.ones(target.shape[1])
     weight[roles.inner_lip] = settings.w_inner_lip
     weight[roles.mouth_corners] = settings.w_mouth_corner
+    weight[roles.contour] = settings.w_contour
     conf = conf * weight
     H, W = image_size
     sigma = settings.noise_px or max(0.5, 0.004 * _face_size(target, missing))

@@ -9,7 +9,7 @@ import numpy as np
 
 from flame_blender_addon.core.model import FlameModel, model_from_arrays
 from flame_blender_addon.core.synthetic import random_model_arrays
-from flame_blender_addon.tracking import synthetic
+from flame_blender_addon.tracking import synthetic  # re-exported for the tests
 from flame_blender_addon.tracking.landmarks import Embedding, Track
 
 N_SHAPE = N_EXPR = 10
