@@ -171,7 +171,7 @@ def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr:
         "landmark_error_px": fit.error_px, "source_frames": source_frames,
     }
     ints = ("frame_ids", "image_size", "source_frames")
-    out = {k: np.ascontiguousarray(v, dtype=np.int64 if k in ints else bool if k == "face_found" else np.float64)
+    out = {k: np.array(v, dtype=np.int64 if k in ints else bool if k == "face_found" else np.float64, order="C")
            for k, v in arrays.items()}
     out["source_path"] = np.array(source_path)
     return out
