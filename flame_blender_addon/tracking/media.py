@@ -11,7 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 
@@ -81,23 +81,27 @@ class Trim:
         return len(range(n_frames)[self.start:self.end:self.step])
 
 
-def frames(source: Source, trim: Trim = Trim()) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(frame number, RGB uint8 (H, W, 3))`` of the source's frames that ``trim`` keeps.
-    A video is decoded up to ``trim.end`` only."""
+def frames(source: Source, trim: Trim = Trim(), only: Collection[int] | None = None
+           ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame number, RGB uint8 (H, W, 3))`` of the source's frames that ``trim`` keeps
+    (and that are in ``only``, when given). A video is decoded up to the last frame wanted only."""
     av = _av()
     if source.kind == "video":
         wanted = range(trim.start, trim.end if trim.end is not None else 2**62, trim.step)
+        stop = min(wanted.stop, max(only, default=-1) + 1) if only is not None else wanted.stop
         try:
             with av.open(str(source.path)) as container:
                 for i, frame in enumerate(container.decode(video=0)):
-                    if i >= wanted.stop:
+                    if i >= stop:
                         break
-                    if i in wanted:
+                    if i in wanted and (only is None or i in only):
                         yield i, frame.to_ndarray(format="rgb24")
         except (av.FFmpegError, OSError, ValueError) as err:
             raise TrackerError(f"{source.path.name}: cannot decode ({err})") from None
         return
     for i in trim.indices(len(source.files)).tolist():
+        if only is not None and i not in only:
+            continue
         path = source.files[i]
         try:
             with av.open(str(path)) as container:

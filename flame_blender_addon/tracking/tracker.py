@@ -204,18 +204,16 @@ def posed_vertices(model: FlameModel, arrays: dict[str, np.ndarray], frames: np.
 
 def write_previews(folder: Path, source: media.Source, source_frames: np.ndarray, model: FlameModel,
                    arrays: dict[str, np.ndarray], track: lmk.Track, fitted_uv: np.ndarray, count: int) -> int:
-    """``count`` evenly spaced frames as PNG (:func:`.preview.side_by_side`), named by sequence frame.
-    Returns how many were written."""
+    """``count`` evenly spaced frames as PNG (:func:`.preview.side_by_side`), named by sequence frame;
+    ``source_frames`` (T,) are the frame numbers in ``source`` of the sequence's frames. Returns how
+    many were written."""
     T = len(arrays["expr"])
     chosen = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(int))
     verts = posed_vertices(model, arrays, chosen)
     by_source = dict(zip(source_frames[chosen].tolist(), range(len(chosen))))
     folder.mkdir()
     written = 0
-    wanted = media.Trim(int(source_frames[chosen[0]]), int(source_frames[chosen[-1]]) + 1)
-    for index, rgb in media.frames(source, wanted):
-        if index not in by_source:
-            continue
+    for index, rgb in media.frames(source, only=by_source):
         k = by_source[index]
         t = chosen[k]
         cam = verts[k] @ arrays["cam_R"].T + arrays["cam_t"]
@@ -297,9 +295,11 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
         checkpoint = write_checkpoints(stage.path, staged_npz, model, report)
         report("write", 0.4, "previews")
         previews = 0
-        if source is not None and opts.previews > 0:
-            previews = write_previews(stage.path / protocol.PREVIEW_DIR, source, source_frames, model, arrays,
-                                      points, fit.uv, opts.previews)
+        if source is not None and opts.previews > 0:  # from the frames written, if any: no second decoding
+            footage, numbers = ((media.open_source(frames_dir), np.arange(len(source_frames))) if frames_dir
+                                else (source, source_frames))
+            previews = write_previews(stage.path / protocol.PREVIEW_DIR, footage, numbers, model, arrays, points,
+                                      fit.uv, opts.previews)
         final = stage.commit()
     folder = lambda name, present: str((opts.output / name).resolve()) if present else None  # noqa: E731
     message = protocol.result(
