@@ -73,7 +73,7 @@ class FitSettings:
     w_inner_lip: float = 2.0  # data weight of inner-lip points (other points 1)
     w_mouth_corner: float = 2.0
     w_lip_contact: float = 4.0  # weight of the upper-minus-lower residual of facing inner-lip points
-    contour_slide: float = 0.3  # outline points: factor on the residual along the outline (1 = fixed)
+    contour_slide: float = 0.5  # outline points: factor on the residual along the outline (1 = fixed)
     w_contour: float = 1.0  # data weight of outline points
     sd_expr: float = 1.0
     sd_shape: float = 0.5  # identity prior, counted once per frame in the data term
