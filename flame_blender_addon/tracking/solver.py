@@ -90,9 +90,9 @@ class FitSettings:
     vel_expr: float = 0.3
     acc_rot: float = 0.002
     acc_trans: float = 0.0004
-    acc_jaw: float = 0.007
+    acc_jaw: float = 0.02
     acc_eye: float = 0.015
-    acc_expr: float = 0.07
+    acc_expr: float = 0.15
 
 
 @dataclass
