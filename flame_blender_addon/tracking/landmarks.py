@@ -169,6 +169,12 @@ class Roles:
     contour: np.ndarray
     contour_neighbours: np.ndarray
 
+    @staticmethod
+    def none() -> "Roles":
+        """No row has a role (an embedding without MediaPipe point numbers)."""
+        empty = np.zeros(0, dtype=np.int64)
+        return Roles(empty, empty, empty.reshape(0, 2), empty, empty.reshape(0, 2))
+
 
 def roles(embedding: Embedding) -> Roles:
     """The rows of ``embedding`` with a role in the fit, found by their MediaPipe point numbers."""

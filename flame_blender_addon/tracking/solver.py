@@ -3,7 +3,7 @@
 Objective (all frames, one identity):
 
     1/2 sum_t,l  c_tl rho(|M_tl (uv_tl - target_tl)| / sigma)   robust data term (Huber)
-  + 1/2 sum_t,d  c_td rho(|r_ta - r_tb| / sigma)                 lip contact (r = uv - target)
+  + 1/2 sum_t,d  c_td rho(|r_ta - r_tb| / sigma)                 lip contact, mouth width (r = uv - target)
   + 1/2 sum_t    (p_t - mu)^T W (p_t - mu)                        per-frame priors
   + 1/2 sum_t    (p_t+1 - p_t)^T V (p_t+1 - p_t)                  temporal smoothness
   + 1/2 N [|beta|^2 / s_b^2 + |size(beta)|^2 / s_h^2              identity and head-size priors
@@ -18,8 +18,9 @@ size and its distance to the camera are not separable from landmarks, so the siz
 the template's and the distance follows. The bound is kept by projecting every step onto the box.
 
 The data term knows a few MediaPipe roles (:func:`.landmarks.roles`): inner-lip points and mouth
-corners weigh more (``c_tl``); facing inner-lip points (a, b) add the difference of their residuals,
-so the fitted lips touch when the detected ones do; on outline points M_tl = I - (1 - s) t t^T
+corners weigh more (``c_tl``); facing inner-lip points and the two mouth corners (a, b) add the
+difference of their residuals, so the fitted lips touch when the detected ones do and the mouth
+keeps its width; on outline points M_tl = I - (1 - s) t t^T
 (t the detected outline's direction there) lets the point slide along the outline, as the outline
 of a turning face is a silhouette, not a fixed point on the skin.
 
@@ -102,7 +103,7 @@ class Problem:
     target: (T, L, 2) pixels (0 where missing); conf: (T, L) data weights (0 = missing)
     center: (2,) principal point; log_f0: () focal prior; fixed_focal: whether f is known
     prior_w: (P,) diagonal prior weights; vel_w, acc_w: (P,) weights of first and second differences
-    pairs: (D, 2) rows (upper, lower) of the lip-contact term, weighted pair_w
+    pairs: (D, 2) rows (a, b) whose residual difference is fitted too (lip contact, mouth width), weighted pair_w
     contour: (C,) outline rows; contour_M: (T, C, 2, 2) their residual transforms M_tl
     """
 
@@ -169,7 +170,7 @@ def make_problem(basis: lm.LandmarkBasis, target: np.ndarray, conf: np.ndarray, 
     dev, dt = basis.m0.device, basis.m0.dtype
     missing = ~np.isfinite(target).all(axis=2)
     conf = np.where(missing, 0.0, np.nan_to_num(conf, nan=0.0))
-    roles = roles or lmk.roles(lmk.Embedding(np.zeros(0, np.int64), np.zeros((0, 3)), None, ""))
+    roles = roles or lmk.Roles.none()
     weight = np.ones(target.shape[1])
     weight[roles.inner_lip] = settings.w_inner_lip
     weight[roles.mouth_corners] = settings.w_mouth_corner
@@ -213,7 +214,6 @@ def slide_matrices(target: np.ndarray, contour: np.ndarray, neighbours: np.ndarr
     ok = np.isfinite(length) & (length > 1e-6) & (a != b)
     t = np.where(ok[..., None], tangent, 0.0) / np.where(ok, length, 1.0)[..., None]
     return M - (1 - slide) * t[..., :, None] * t[..., None, :]
-
 
 
 def _block_weights(n_expr: int, rot: float, trans: float, jaw: float, eye: float, expr: float) -> np.ndarray:
@@ -320,7 +320,7 @@ def _global_prior(problem: Problem, state: State, n_frames: int):
     wf = n_frames / s.sd_log_focal ** 2
     d = state.log_f - problem.log_f0
     return (cost + 0.5 * wf * d * d, torch.cat([grad, (wf * d).reshape(1)]),
-            torch.block_diag(hess, wf.reshape(1, 1) if torch.is_tensor(wf) else torch.full_like(hess[:1, :1], wf)))
+            torch.block_diag(hess, torch.full_like(hess[:1, :1], wf)))
 
 
 def _split_global(problem: Problem, state: State, step: torch.Tensor) -> State:
