@@ -1,4 +1,4 @@
-"""Make the table of ``flame_blender_addon/core/demo_embedding.py``: MediaPipe face-mesh points on the
+"""Make the table of ``flame_blender_addon/demo/embedding.py``: MediaPipe face-mesh points on the
 procedural demo head (run once, offline; the add-on itself never needs MediaPipe for this).
 
     python scripts/make_demo_embedding.py CANONICAL_OBJ > table.txt
@@ -276,7 +276,7 @@ def main(obj: Path) -> None:
 
 
 def table_literal(points: np.ndarray, face_idx: np.ndarray, weights: np.ndarray, per_line: int = 3) -> str:
-    """The ``_TABLE`` string of core/demo_embedding.py: ``point face b0 b1 b2`` rows (points (N,),
+    """The ``_TABLE`` string of demo/embedding.py: ``point face b0 b1 b2`` rows (points (N,),
     face_idx (N,), weights (N, 3)) sorted by point, weights to 4 decimals summing to 1, ``per_line``
     rows a line."""
     order = np.argsort(points)

@@ -12,7 +12,7 @@ nothing else there; diagnostics of third-party libraries go to stderr. Messages:
 ``{"type": "log", "level": "info"|"warning", "message": "..."}``
     Something to show or keep (e.g. the frames where no face was found).
 ``{"type": "result", "path": ".../flame_sequence.npz", "output_dir": "...", "frames": 120,
-"checkpoint_dir": "..."|null, "preview_dir": "..."|null}``
+"checkpoint_dir": "..."|null, "preview_dir": "..."|null, "frames_dir": "..."|null, "landmarks_path": "..."}``
     Sent once, after every output is in place; the process then exits 0.
 ``{"type": "error", "message": "..."}``
     One line a user can act on; the process then exits with ``EXIT_ERROR`` (usage errors from
@@ -43,6 +43,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 SEQUENCE_FILE = "flame_sequence.npz"
 CHECKPOINT_DIR = "checkpoint"
 PREVIEW_DIR = "preview"
+FRAMES_DIR = "frames"  # the footage of sequence frame i: FRAMES_DIR / FRAME_FILE.format(i)
+FRAME_FILE = "{:06d}.jpg"
+LANDMARKS_FILE = "landmarks.npz"
 TEMP_PREFIX = ".flame-track-"
 
 

@@ -104,6 +104,6 @@ def detect(frames: Iterable[np.ndarray], fps: float | None, n_frames: int = 0,
             if on_progress:
                 on_progress(i)
     if not points:
-        raise TrackerError("the input has no frames")
+        raise TrackerError("no frames to track: the input has none, or --start/--end/--step keep none")
     pts = np.stack(points)
     return Track(pts, np.repeat(np.asarray(conf)[:, None], MEDIAPIPE_POINTS, axis=1), (int(size[0]), int(size[1])), fps)

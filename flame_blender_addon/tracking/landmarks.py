@@ -26,6 +26,14 @@ FLAME_VERTS = 5023
 IRIS_POINTS = np.arange(468, 478)
 IRIS_VERTICES = np.array([4597, 4542, 4510, 4603, 4570, 4051, 3996, 3964, 3932, 4028])
 EMBEDDING_KEYS = ("lmk_face_idx", "lmk_b_coords")
+# MediaPipe face-mesh topology (point numbers of its 478-point mesh)
+LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+"""Inner-lip points facing each other: (upper, lower), from the subject's right corner to the left."""
+MOUTH_CORNERS = (61, 291)
+EYE_CORNERS = (33, 263)  # outer corners, subject's right then left: the inter-ocular distance (IOD)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+"""The face outline as a closed loop, from the top of the forehead round the subject's left."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,46 @@ def vertex_faces(faces: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, n
         raise TrackerError("an iris vertex is not used by any triangle of the model")
     flat = hit.argmax(axis=1)
     return flat // 3, flat % 3
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Rows of an embedding with a role in the fit (empty where the embedding has no MediaPipe
+    point numbers or lacks the points).
+
+    inner_lip: (N,) rows of the inner lip contour between its corners; mouth_corners: (M,) rows of the
+    (outer) mouth corners; lip_pairs: (D, 2) rows whose difference is fitted too: inner-lip points
+    facing each other (upper, lower), then the mouth corners (right, left);
+    contour: (C,) rows of face-outline points and contour_neighbours: (C, 2) the rows of their
+    neighbours along the outline (-1 where the neighbouring point is not in the embedding)
+    """
+
+    inner_lip: np.ndarray
+    mouth_corners: np.ndarray
+    lip_pairs: np.ndarray
+    contour: np.ndarray
+    contour_neighbours: np.ndarray
+
+    @staticmethod
+    def none() -> Roles:
+        """No row has a role (an embedding without MediaPipe point numbers)."""
+        empty = np.zeros(0, dtype=np.int64)
+        return Roles(empty, empty, empty.reshape(0, 2), empty, empty.reshape(0, 2))
+
+
+def roles(embedding: Embedding) -> Roles:
+    """The rows of ``embedding`` with a role in the fit, found by their MediaPipe point numbers."""
+    row = {} if embedding.points is None else {int(p): i for i, p in enumerate(embedding.points)}
+    rows = lambda points: np.array([row[p] for p in points if p in row], dtype=np.int64)  # noqa: E731
+    pairs = np.array([(row[a], row[b]) for a, b in LIP_PAIRS + (MOUTH_CORNERS,)
+                      if a in row and b in row], dtype=np.int64)
+    inner = rows(sorted({p for pair in LIP_PAIRS for p in pair}))
+    n = len(FACE_OVAL)
+    on = [i for i, p in enumerate(FACE_OVAL) if p in row]
+    neighbours = np.array([[row.get(FACE_OVAL[(i - 1) % n], -1), row.get(FACE_OVAL[(i + 1) % n], -1)] for i in on],
+                          dtype=np.int64).reshape(-1, 2)
+    return Roles(inner, rows(MOUTH_CORNERS), pairs.reshape(-1, 2),
+                 rows([FACE_OVAL[i] for i in on]), neighbours)
 
 
 @guarded

@@ -1,7 +1,8 @@
 """Staging outputs so a killed tracker never leaves results that look complete (numpy only).
 
 Everything is written into ``DIR/.flame-track-<pid>-<random>/`` and moved into ``DIR`` by
-:meth:`Staging.commit`: an old ``flame_sequence.npz`` is removed first, the folders are swapped in,
+:meth:`Staging.commit`: an old ``flame_sequence.npz`` is removed first, the other outputs (folders and
+``landmarks.npz``) are swapped in, old ones of a previous run removed even when this run has none,
 and the new ``flame_sequence.npz`` arrives last, by an atomic rename. On any exception the staging
 folder is deleted; folders left by killed processes are deleted by the next run.
 """
@@ -80,7 +81,7 @@ class Staging:
         if not staged.is_file():
             raise TrackerError("internal error: no staged flame_sequence.npz to commit")
         final.unlink(missing_ok=True)
-        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR):
+        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR, protocol.FRAMES_DIR, protocol.LANDMARKS_FILE):
             target = self.output / name
             if target.exists():
                 trash = self.path / f"old-{name}"

@@ -47,7 +47,7 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     result = messages[-1]
     assert result.type == "result" and Path(result.path) == (out / protocol.SEQUENCE_FILE).resolve()
-    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE]
+    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE, protocol.LANDMARKS_FILE]
     assert len(list((out / protocol.CHECKPOINT_DIR).glob("*.frame"))) == 60
 
     truth = synthetic.project(synthetic.landmarks(scene.model, scene.embedding,
