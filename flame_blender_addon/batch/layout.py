@@ -89,11 +89,16 @@ def commit(out: Path, name: str, record: dict[str, Any]) -> Path:
         os.replace(final, old)
     os.replace(stage, final)
     shutil.rmtree(old, ignore_errors=True)
+    _remove_empty_staging(out)
     return final
 
 
 def remove_staging(out: Path, name: str) -> None:
     shutil.rmtree(staging(out, name), ignore_errors=True)
+    _remove_empty_staging(out)
+
+
+def _remove_empty_staging(out: Path) -> None:
     try:
         (out / STAGING).rmdir()  # only when no other clip is in progress
     except OSError:

@@ -91,12 +91,18 @@ def _remote(ray, settings: RaySettings):
         stages = importlib.import_module(f"{package}.batch.stages")
         return getattr(stages, stage)(stages.ClipJob(**job), *args)
 
-    gpus = ray.cluster_resources().get("GPU", 0.0)
-    on_gpu = settings.gpus_per_track > 0 and gpus >= settings.gpus_per_track
+    gpus, device = tracker_resources(ray.cluster_resources(), settings.gpus_per_track)
     retry = {"max_retries": settings.retries, "retry_exceptions": True}
-    track = ray.remote(num_cpus=1, num_gpus=settings.gpus_per_track if on_gpu else 0, **retry)(stage_task)
+    track = ray.remote(num_cpus=1, num_gpus=gpus, **retry)(stage_task)
     build = ray.remote(num_cpus=1, **retry)(stage_task)
-    return track, build, "cuda" if on_gpu else "cpu"
+    return track, build, device
+
+
+def tracker_resources(cluster: dict[str, float], gpus_per_track: float) -> tuple[float, str]:
+    """(GPUs per tracking task, tracker device): ``gpus_per_track`` and cuda when the cluster has that
+    many GPUs, else (0, cpu)."""
+    on_gpu = 0 < gpus_per_track <= cluster.get("GPU", 0.0)
+    return (gpus_per_track, "cuda") if on_gpu else (0.0, "cpu")
 
 
 def _failure(err: Exception, retries: int) -> str:
@@ -106,10 +112,10 @@ def _failure(err: Exception, retries: int) -> str:
     return f"gave up after {retries + 1} attempts: {type(err).__name__}: {cause.strip()}"[:400]
 
 
-def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress, dict[str, Any] | None], None],
+def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress], None],
         ended: Callable[[dict[str, Any]], None]) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Run every job; returns (name -> record, interrupted). ``show`` gets the progress (and the record
-    of a clip that just ended, else None) every poll; ``ended`` each record as its clip ends."""
+    """Run every job; returns (name -> record, interrupted). ``show`` gets the progress every poll,
+    ``ended`` each clip's record as the clip ends."""
     ray = import_ray()
     package = PACKAGE_DIR.name
     records: dict[str, dict[str, Any]] = {}
@@ -124,7 +130,6 @@ def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress, di
                 pending[track.remote(package, "track", asdict(job), device)] = (job, "track")
             else:
                 pending[build.remote(package, "build", asdict(job))] = (job, "build")
-        show(progress, None)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
             for ref in ready:
@@ -141,10 +146,9 @@ def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress, di
                 progress.failed += result["status"] != layout.DONE
                 progress.frames += result.get("frames") or 0
                 ended(result)
-                show(progress, result)
             progress.running = sum((layout.staging(Path(j.out), j.name) / layout.LOG).exists()
                                    for j, _ in pending.values())
-            show(progress, None)
+            show(progress)
         return records, False
     except KeyboardInterrupt:
         for ref in pending:

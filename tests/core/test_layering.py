@@ -80,3 +80,16 @@ def test_blender_never_imports_the_tracking_package():
 def test_each_layer_imports_only_what_it_may(folder, forbidden):
     bad = {m: within(names, forbidden) for m, names in imports_of(folder).items()}
     assert not any(bad.values()), {m: n for m, n in bad.items() if n}
+
+
+def test_only_the_batch_runner_imports_ray():
+    """Ray is an optional extra of the batch command: the add-on in Blender never needs it."""
+    modules = {m: n for folder in ("blender", "core", "tracking", "batch") for m, n in imports_of(folder).items()}
+    users = {m for m, names in modules.items() if within(names, {"ray"})}
+    assert users == {f"{PACKAGE}.batch.runner"}
+
+
+@pytest.mark.parametrize("folder", ["blender", "core", "tracking"])
+def test_the_add_on_never_imports_the_batch_package(folder):
+    bad = {m: within(names, {f"{PACKAGE}.batch"}) for m, names in imports_of(folder).items()}
+    assert not any(bad.values()), {m: n for m, n in bad.items() if n}
