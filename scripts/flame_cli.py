@@ -9,17 +9,15 @@ subcommands and options everywhere (``--help``).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flame_blender_addon.cli import main  # noqa: E402
+from flame_blender_addon.cli.console import leave  # noqa: E402
 
 PROG = "flame_cli.py"
 
@@ -33,19 +31,5 @@ def script_args(argv: list[str]) -> list[str]:
     return argv[1:]
 
 
-def _exit(code: int) -> NoReturn:
-    """Leave without the bpy module's interpreter shutdown, which can hang or crash after rendering
-    (a static destructor waits on a thread), and remove Blender's session temp folder it would have."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and not bpy.app.binary_path:
-        tempdir = Path(bpy.app.tempdir)
-        if tempdir.name.startswith("blender_"):
-            shutil.rmtree(tempdir, ignore_errors=True)
-        os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    _exit(main(script_args(sys.argv), PROG))
+    leave(main(script_args(sys.argv), PROG))

@@ -31,8 +31,10 @@ def _path(value: str | None) -> Path | None:
 
 def _retarget(bpy, blend: Path, stage: Path, final: Path) -> None:
     """Point the heads' ``sequence_path`` at the committed folder instead of the staging one."""
+    from ..blender.head import scene_heads
+
     commands.open_blend(bpy, blend)
-    for armature in commands.scene_heads(bpy):
+    for armature in scene_heads(bpy.context.scene):
         path = Path(armature.flame.sequence_path)
         if path.is_relative_to(stage):
             armature.flame.sequence_path = str(final / path.relative_to(stage))
@@ -49,6 +51,7 @@ def run(settings: dict[str, Any], out: console.Console) -> dict[str, Any]:
     commands.cmd_import(argparse.Namespace(sequence=Path(settings["sequence"]), output=blend, **{
         **options, "model": _path(options["model"]), "eyelids": _path(options["eyelids"])}), out)
     bpy = commands.blender()
+    bpy.context.preferences.filepaths.save_version = 0  # no .blend1 when the .blend is saved again
     _retarget(bpy, blend, stage, final)
     scene = bpy.context.scene
     frames = scene.frame_end - scene.frame_start + 1

@@ -105,6 +105,15 @@ def _remove_empty_staging(out: Path) -> None:
         pass
 
 
+def write_report(out: Path, records: list[dict[str, Any]], **run: Any) -> Path:
+    """``OUT/batch_report.json``: counts by status, ``run``'s values and every clip's record."""
+    counts = {status: sum(r["status"] == status for r in records) for status in (DONE, FAILED, ERROR, CANCELLED)}
+    counts["resumed"] = sum(bool(r.get("resumed")) for r in records)
+    path = out / REPORT
+    write_json(path, {**run, "counts": counts, "clips": records})
+    return path
+
+
 class ClipLog:
     """Appends time-stamped lines to the clip's ``log.txt`` in its staging folder."""
 

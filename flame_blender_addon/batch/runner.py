@@ -24,7 +24,6 @@ from .processes import PACKAGE_DIR, package_env
 from .stages import ClipJob
 
 POLL_SECONDS = 0.5
-ENDED = (layout.DONE, layout.FAILED, layout.ERROR, layout.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,17 @@ class RaySettings:
     workers: int | None = None  # local runtime's CPUs (default: all)
     retries: int = 2
     gpus_per_track: float = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """records: clip name -> record of the clips that ended or were cancelled; seconds: from the first
+    task's submission to the end; ray_start_seconds: starting or joining Ray."""
+
+    records: dict[str, dict[str, Any]]
+    interrupted: bool
+    seconds: float
+    ray_start_seconds: float
 
 
 @dataclass
@@ -113,15 +123,19 @@ def _failure(err: Exception, retries: int) -> str:
 
 
 def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress], None],
-        ended: Callable[[dict[str, Any]], None]) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Run every job; returns (name -> record, interrupted). ``show`` gets the progress every poll,
-    ``ended`` each clip's record as the clip ends."""
+        ended: Callable[[dict[str, Any]], None]) -> Outcome:
+    """Run every job. ``show`` gets the progress every poll, ``ended`` each clip's record as it ends."""
     ray = import_ray()
     package = PACKAGE_DIR.name
     records: dict[str, dict[str, Any]] = {}
-    progress = Progress(len(jobs))
     pending: dict[Any, tuple[ClipJob, str]] = {}
+    started = time.monotonic()
     start(ray, settings)
+    progress = Progress(len(jobs))
+
+    def outcome(interrupted: bool) -> Outcome:
+        return Outcome(records, interrupted, time.monotonic() - progress.started, progress.started - started)
+
     try:
         track, build, device = _remote(ray, settings)
         for job in jobs:
@@ -149,7 +163,7 @@ def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress], N
             progress.running = sum((layout.staging(Path(j.out), j.name) / layout.LOG).exists()
                                    for j, _ in pending.values())
             show(progress)
-        return records, False
+        return outcome(False)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -157,7 +171,7 @@ def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress], N
         for job, _ in pending.values():
             layout.remove_staging(Path(job.out), job.name)
             records[job.name] = job.record(layout.CANCELLED, "cancelled by Ctrl-C")
-        return records, True
+        return outcome(True)
     finally:
         ray.shutdown()
         sys.stdout.flush()

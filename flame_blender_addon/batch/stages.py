@@ -125,7 +125,7 @@ def build(job: ClipJob, tracked: dict[str, Any] | None = None) -> dict[str, Any]
     """Stage 2: the Blender child process, then commit. Returns the clip's committed record."""
     out = Path(job.out)
     log = layout.ClipLog(out, job.name)
-    attempts = {**(tracked or {}).get("attempts", {}), "blender": log.attempt("blender")}
+    attempts = {**(tracked or {}).get("attempts", {}), "build": log.attempt("build")}
     stage = layout.reset_staging(out, job.name, keep=(layout.LOG, layout.TRACK))
     settings = {**job.scene, "name": job.name, "stage": str(stage), "final": str(out / job.name),
                 "sequence": tracked["sequence"] if tracked else job.input}

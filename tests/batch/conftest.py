@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from flame_blender_addon.core.formats.npz import write_sequence_npz
 from flame_blender_addon.demo.embedding import demo_embedding_arrays
@@ -22,6 +23,16 @@ sys.path.insert(0, str(ROOT / "tests" / "tracking"))
 import synthetic  # noqa: E402  (tests/tracking/synthetic.py: landmarks of a known motion)
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+
+@pytest.fixture(scope="module")
+def addon():
+    """The add-on registered in this process, for reading the batch's .blend files."""
+    import flame_blender_addon
+
+    flame_blender_addon.register()
+    yield
+    flame_blender_addon.unregister()
 
 
 def write_sequence(path: Path, first: int, frames: int) -> Path:

@@ -24,6 +24,7 @@ from flame_blender_addon.blender.render.frames import load_rgba
 SEQUENCES = {"seq_a": (0, 4), "seq_b": (10, 3), "seq_c": (20, 5), "seq_d": (30, 4), "victim": (40, 12)}
 OPTIONS = ("--workers", "2", "--render", "--resolution", "32", "--formats", "glb")
 TIMEOUT = 600
+pytestmark = pytest.mark.usefixtures("addon")
 
 
 def batch_command(clips, out, *extra):
@@ -126,7 +127,7 @@ def head_vertices(blend) -> np.ndarray:
         evaluated = mesh.evaluated_get(bpy.context.evaluated_depsgraph_get())
         co = np.empty(len(evaluated.data.vertices) * 3)
         evaluated.data.vertices.foreach_get("co", co)
-        frames.append(evaluated.matrix_world @ np.c_[co.reshape(-1, 3), np.ones(len(co) // 3)].T)
+        frames.append(co.reshape(-1, 3) @ np.array(mesh.matrix_world)[:3, :3].T + np.array(mesh.matrix_world)[:3, 3])
     return np.array(frames)
 
 
