@@ -22,14 +22,20 @@ from flame_blender_addon.cli.console import leave  # noqa: E402
 PROG = "flame_cli.py"
 
 
-def script_args(argv: list[str]) -> list[str]:
+def script_args(argv: list[str], blender: bool) -> list[str]:
     """The arguments meant for this script: after ``--`` when a Blender executable runs it
-    (``blender --background --python flame_cli.py -- demo ...``), else all but the script name."""
-    blender_options = argv[:argv.index("--")] if "--" in argv else argv
-    if "--python" in blender_options or "-P" in blender_options:
+    (``blender --background --python flame_cli.py -- demo ...``), else all but the script name
+    (``track --python ...`` is then this script's own option, not Blender's)."""
+    if blender:
         return argv[argv.index("--") + 1:] if "--" in argv else []
     return argv[1:]
 
 
+def run_by_blender() -> bool:
+    """A Blender executable runs this script: bpy is imported already, from a Blender binary."""
+    bpy = sys.modules.get("bpy")
+    return bpy is not None and bool(bpy.app.binary_path)
+
+
 if __name__ == "__main__":
-    leave(main(script_args(sys.argv), PROG))
+    leave(main(script_args(sys.argv, run_by_blender()), PROG))

@@ -170,7 +170,9 @@ def run(jobs: list[ClipJob], settings: RaySettings, show: Callable[[Progress], N
         ray.wait(list(pending), num_returns=len(pending), timeout=10)
         for job, _ in pending.values():
             layout.remove_staging(Path(job.out), job.name)
-            records[job.name] = job.record(layout.CANCELLED, "cancelled by Ctrl-C")
+            committed = layout.previous(Path(job.out), job.name)  # ended just before Ctrl-C reached us?
+            records[job.name] = committed if layout.is_finished(committed, job.fingerprint) else \
+                job.record(layout.CANCELLED, "cancelled by Ctrl-C")
         return outcome(True)
     finally:
         ray.shutdown()

@@ -175,9 +175,12 @@ def test_a_failure_midway_leaves_the_output_folder_as_it_was(demo, tmp_path):
 
 def test_blender_executable_arguments_follow_the_double_dash():
     blender_argv = ["blender", "--background", "--python", "scripts/flame_cli.py", "--", "demo", "-o", "x"]
-    assert flame_cli.script_args(blender_argv) == ["demo", "-o", "x"]
-    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"]) == []
-    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"]) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(blender_argv, blender=True) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"], blender=True) == []
+    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"], blender=False) == ["demo", "-o", "x"]
+    track = ["scripts/flame_cli.py", "track", "--python", "/venv/bin/python", "-o", "x.blend"]
+    assert flame_cli.script_args(track, blender=False) == track[1:]  # the tracker's --python, not Blender's
+    assert not flame_cli.run_by_blender()  # the bpy wheel
 
 
 # -------------------------------------------------------------------------------------- renderer
