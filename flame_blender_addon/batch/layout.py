@@ -12,6 +12,7 @@ Other statuses (``error``: a crash or an unexpected failure) are run again. Stan
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,8 +20,9 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 STAGING = ".staging"
 LOG, RESULT, REPORT = "log.txt", "result.json", "batch_report.json"
@@ -99,10 +101,8 @@ def remove_staging(out: Path, name: str) -> None:
 
 
 def _remove_empty_staging(out: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         (out / STAGING).rmdir()  # only when no other clip is in progress
-    except OSError:
-        pass
 
 
 def write_report(out: Path, records: list[dict[str, Any]], **run: Any) -> Path:

@@ -12,8 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
@@ -35,8 +35,8 @@ def package_env() -> dict[str, str]:
 
 
 def run(what: str, argv: list[str], log: Path, on_stdout: Callable[[str], None] | None = None) -> int:
-    """Run ``argv`` (``what`` names it in messages) to its end; stderr (and stdout unless ``on_stdout`` takes its lines) is appended
-    to ``log``. Returns the exit code; raises ChildCrashed when a signal ended it."""
+    """Run ``argv`` (``what`` names it in messages) to its end; stderr (and stdout unless ``on_stdout``
+    takes its lines) is appended to ``log``. Returns the exit code; raises ChildCrashed when a signal ended it."""
     if sys.platform.startswith("linux"):
         argv = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
     with log.open("a", encoding="utf-8") as sink:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from .batch import cmd_batch
 from .commands import (
     ALL_EXPORTS,
     ENGINES,
@@ -17,7 +18,6 @@ from .commands import (
     cmd_render,
     cmd_track,
 )
-from .batch import cmd_batch
 
 HELP = """The FLAME add-on's pipeline from the command line.
 
