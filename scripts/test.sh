@@ -6,11 +6,13 @@
 #   bpy-<version>: the bpy wheel (numpy<2) + pytest + chumpy-fixed -> core and Blender tiers
 #   numpy2:        numpy 2 + pytest + ruff                         -> core tier on numpy 2, lint
 #   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image -> core and tracker tiers
+#   batch:         Ray + the bpy 4.5 wheel                          -> batch tier (SKIP_BATCH=1 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 BLENDER_VERSIONS=${BLENDER_VERSIONS:-"4.2.23 4.5.15 5.0.1"}
 TORCH=${TORCH:-torch==2.13.0}
+RAY=${RAY:-ray==2.60.0}
 TEST_DEPS=(pytest "chumpy-fixed==0.71")
 
 failed=()
@@ -36,6 +38,11 @@ echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then
   run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
+fi
+
+if [ "${SKIP_BATCH:-0}" != 1 ]; then  # Ray locally, 2 workers; tracks a clip when FLAME_TRACKER_PYTHON is set
+  ensure_venv batch "bpy==4.5.15" "numpy<2" pytest "$RAY"
+  run_tier "batch tier (Ray, bpy 4.5.15)" .venvs/batch/bin/python tests/batch "$@"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
