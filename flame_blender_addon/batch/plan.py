@@ -53,7 +53,7 @@ def clip_job(clip: Clip, options: Any, out: Path, blender: tuple[str, ...], trac
     """The job of one clip; ``options`` are its parsed clip options (the batch command's, overridden
     by the manifest's per-clip values)."""
     scene = {k: getattr(options, k) for k in SCENE_KEYS}
-    scene = {k: str(v) if isinstance(v, Path) else v for k, v in scene.items()}
+    scene = {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in scene.items()}  # for any worker's cwd
     tracker = None
     if clip.tracked:
         if tracker_python is None:
@@ -62,10 +62,10 @@ def clip_job(clip: Clip, options: Any, out: Path, blender: tuple[str, ...], trac
         tracker = {"python": tracker_python, "model": scene["model"] or "demo",
                    "source": str(clip.input) if clip.kind != "landmarks" else "",
                    "landmarks": str(clip.input) if clip.kind == "landmarks" else "",
-                   "embedding": str(options.embedding or ""), "focal": options.focal}
+                   "embedding": str(options.embedding.resolve()) if options.embedding else "", "focal": options.focal}
     inputs = [clip.input] + [Path(p) for p in (scene["model"], scene["eyelids"], options.embedding) if p]
     settings = {"scene": scene, "tracker": {k: v for k, v in (tracker or {}).items() if k != "python"}}
-    return ClipJob(name=clip.name, out=str(out), kind=clip.kind, input=str(clip.input),
+    return ClipJob(name=clip.name, out=str(out.resolve()), kind=clip.kind, input=str(clip.input),
                    fingerprint=layout.fingerprint(inputs, settings), blender=blender, scene=scene, tracker=tracker)
 
 
