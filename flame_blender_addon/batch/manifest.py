@@ -3,7 +3,8 @@
 A source is one of:
 
 - a folder of clips: its videos, ``.npz`` files and sub-folders (frames folders, metrical-tracker
-  outputs, per-frame ``flame_param`` folders), hidden entries skipped;
+  outputs, per-frame ``flame_param`` folders), hidden entries skipped; a frames folder or a
+  metrical-tracker output folder given itself is one clip;
 - a glob (``clips/*/flame_sequence.npz``): each match is a clip;
 - a ``.csv`` file with a header row: column ``input`` (required), ``name`` (optional) and any
   per-clip option (``model``, ``engine``, ``formats`` ...); an empty cell keeps the command's value;
@@ -96,6 +97,13 @@ def safe_name(name: str, where: str) -> str:
     return cleaned
 
 
+def is_clip_folder(folder: Path) -> bool:
+    """A folder that is one clip rather than a folder of clips: frames (images in it) or a
+    metrical-tracker output (``checkpoint/`` or ``.frame`` files in it)."""
+    return (folder / "checkpoint").is_dir() or any(
+        p.suffix.lower() in IMAGE_SUFFIXES + (".frame",) for p in folder.iterdir())
+
+
 def folder_clips(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
                   and (p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES + (".npz",)))
@@ -134,7 +142,7 @@ def _listed_clips(path: Path) -> Iterable[tuple[Path, str | None, dict[str, Any]
 
 def _source_clips(source: str) -> Iterable[tuple[Path, str | None, dict[str, Any], str]]:
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path.is_dir() and not is_clip_folder(path):
         found = folder_clips(path)
         if not found:
             raise ManifestError(f"{path}: no clips in this folder (videos, .npz files or folders)")

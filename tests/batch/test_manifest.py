@@ -33,6 +33,11 @@ def test_a_folder_lists_its_clips_with_their_kind(clips_folder):
     assert all(c.input.is_absolute() and c.options == {} for c in clips)
 
 
+def test_a_frames_or_metrical_folder_given_itself_is_one_clip(clips_folder):
+    assert [(c.name, c.kind) for c in read_clips([str(clips_folder / "frames_clip")])] == [("frames_clip", "frames")]
+    assert [(c.name, c.kind) for c in read_clips([str(clips_folder / "actor")])] == [("actor", "sequence")]
+
+
 def test_kinds_of_single_paths(clips_folder):
     assert clip_kind(clips_folder / "frames_clip" / "0001.png") == "image"
     assert clip_kind(clips_folder / "actor" / "checkpoint" / "00000.frame") == "sequence"
