@@ -49,9 +49,10 @@ def default_tracker_python() -> str | None:
     return sys.executable if importlib.util.find_spec("torch") is not None else None
 
 
-def clip_job(clip: Clip, options: Any, out: Path, blender: tuple[str, ...], tracker_python: str | None) -> ClipJob:
-    """The job of one clip; ``options`` are its parsed clip options (the batch command's, overridden
-    by the manifest's per-clip values)."""
+def clip_job(clip: Clip, options: Any, out: Path, blender: tuple[str, ...], tracker_python: str | None,
+             run: str = "") -> ClipJob:
+    """The job of one clip in batch run ``run``; ``options`` are its parsed clip options (the batch
+    command's, overridden by the manifest's per-clip values)."""
     scene = {k: getattr(options, k) for k in SCENE_KEYS}
     scene = {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in scene.items()}  # for any worker's cwd
     tracker = None
@@ -66,7 +67,8 @@ def clip_job(clip: Clip, options: Any, out: Path, blender: tuple[str, ...], trac
     inputs = [clip.input] + [Path(p) for p in (scene["model"], scene["eyelids"], options.embedding) if p]
     settings = {"scene": scene, "tracker": {k: v for k, v in (tracker or {}).items() if k != "python"}}
     return ClipJob(name=clip.name, out=str(out.resolve()), kind=clip.kind, input=str(clip.input),
-                   fingerprint=layout.fingerprint(inputs, settings), blender=blender, scene=scene, tracker=tracker)
+                   fingerprint=layout.fingerprint(inputs, settings), blender=blender, scene=scene, tracker=tracker,
+                   run=run)
 
 
 def resumed(job: ClipJob, force: bool, retry_failed: bool) -> dict[str, Any] | None:

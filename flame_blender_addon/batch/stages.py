@@ -23,8 +23,6 @@ from typing import Any
 from ..core import tracker_protocol as protocol
 from . import layout, processes
 
-RECORD_KEYS = ("name", "input", "kind", "status", "message", "frames", "fit_error_px", "timings", "attempts",
-               "fingerprint")
 TRACKER_ERRORS = ("internal error", "out of memory", "tracking was cancelled")  # not the input's fault
 JOB_FILE, RESULT_FILE = ".job.json", ".result.json"
 
@@ -36,7 +34,8 @@ class ClipJob:
     tracker: keywords of ``tracker_argv`` except output and device (None: the input is a sequence);
     blender: the command that runs Python code in Blender, the code to be appended
     (``[python, "-c"]`` with the bpy wheel, ``[blender, "--background", ..., "--python-expr"]``);
-    scene: :mod:`.clip_job`'s settings."""
+    scene: :mod:`.clip_job`'s settings; run: the batch run's id (a retried stage whose clip this run
+    already committed does nothing)."""
 
     name: str
     out: str
@@ -44,14 +43,20 @@ class ClipJob:
     input: str
     fingerprint: str
     blender: tuple[str, ...]
+    run: str = ""
     scene: dict[str, Any] = field(default_factory=dict)
     tracker: dict[str, Any] | None = None
 
     def record(self, status: str, message: str = "", **extra: Any) -> dict[str, Any]:
         base = {"name": self.name, "input": self.input, "kind": self.kind, "status": status, "message": message,
                 "frames": None, "fit_error_px": None, "timings": {}, "attempts": {},
-                "fingerprint": self.fingerprint}
+                "fingerprint": self.fingerprint, "run": self.run}
         return {**base, **extra}
+
+    def committed(self) -> dict[str, Any] | None:
+        """The clip's record if this run already committed it (its worker died before returning)."""
+        record = layout.previous(Path(self.out), self.name)
+        return record if record is not None and self.run and record.get("run") == self.run else None
 
     def finish(self, status: str, message: str = "", **extra: Any) -> dict[str, Any]:
         """Commit the clip with this record; returns it."""
@@ -78,6 +83,8 @@ def track(job: ClipJob, device: str) -> dict[str, Any]:
     "frames", "fit_error_px", "timings", "attempts"}``, or the committed record of a failure."""
     from ..blender.tracker_job import tracker_argv  # bpy-free: the add-on's own tracker command line
 
+    if (record := job.committed()) is not None:
+        return record
     out = Path(job.out)
     log = layout.ClipLog(out, job.name)
     attempt = log.attempt("track")
@@ -123,6 +130,8 @@ def bootstrap(job_file: Path) -> str:
 
 def build(job: ClipJob, tracked: dict[str, Any] | None = None) -> dict[str, Any]:
     """Stage 2: the Blender child process, then commit. Returns the clip's committed record."""
+    if (record := job.committed()) is not None:
+        return record
     out = Path(job.out)
     log = layout.ClipLog(out, job.name)
     attempts = {**(tracked or {}).get("attempts", {}), "build": log.attempt("build")}

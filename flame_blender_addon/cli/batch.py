@@ -6,11 +6,13 @@ Nothing is imported from :mod:`..batch` (nor Ray) until the command runs.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from .console import CliError, Console, ProgressBar
 
 LISTED = 8  # clip names a summary line shows
+REPORT_SECONDS = 5.0  # the report is rewritten at most this often while clips end
 
 
 def _names(records: list[dict[str, Any]], with_message: bool = False) -> str:
@@ -28,13 +30,14 @@ def cmd_batch(args, console: Console) -> None:
     blender = plan.blender_command(args.blender)
     tracker_python = args.tracker_python or plan.default_tracker_python()
     parse = clip_parser(args)
+    run = uuid.uuid4().hex[:12]
     jobs, records = [], {}
     for clip in clips:
         try:
             options = parse.parse_args(manifest.option_argv(clip, parse))
         except ValueError as err:
             raise CliError(f"{clip.where}: {err}") from None
-        job = plan.clip_job(clip, options, args.output, blender, tracker_python)
+        job = plan.clip_job(clip, options, args.output, blender, tracker_python, run)
         earlier = plan.resumed(job, args.force, args.retry_failed)
         if earlier is None:
             jobs.append(job)
@@ -52,17 +55,21 @@ def cmd_batch(args, console: Console) -> None:
     outcome = None
     if jobs:
         bar = ProgressBar(console, "batch", message_width=72)
+        written = [0.0]
 
         def ended(record: dict[str, Any]) -> None:
             records[record["name"]] = record
-            report(interrupted=False)
+            if time.monotonic() - written[0] > REPORT_SECONDS:
+                report(run=run, interrupted=False)
+                written[0] = time.monotonic()
             if record["status"] != layout.DONE:
                 bar.note(f"{record['name']}: {record['status']}: {record['message']}")
 
         settings = runner.RaySettings(args.address, args.workers, args.retries, args.gpus_per_track)
         outcome = runner.run(jobs, settings, lambda p: bar(p.ended / p.total, p.line()), ended)
         records.update(outcome.records)
-    path = report(interrupted=bool(outcome and outcome.interrupted), seconds=outcome and round(outcome.seconds, 3),
+    path = report(run=run, interrupted=bool(outcome and outcome.interrupted),
+                  seconds=outcome and round(outcome.seconds, 3),
                   ray_start_seconds=outcome and round(outcome.ray_start_seconds, 3))
     ended_records = [records[n] for n in order]
     if outcome and outcome.interrupted:

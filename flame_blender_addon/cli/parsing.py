@@ -185,7 +185,8 @@ def batch_options(q) -> None:
     q.add_argument("--retry-failed", action="store_true",
                    help="run clips again that failed on bad input in an earlier run (default: skip them)")
     q.add_argument("--address", help="join a Ray cluster: 'auto' or ray://HOST:10001 (default: start Ray here)")
-    q.add_argument("--workers", type=positive_int, help="clips at a time on this machine (default: its CPU count)")
+    q.add_argument("--workers", type=positive_int, help="clips at a time in the local runtime (default: the CPU count; "
+                                                            "a cluster's resources decide there)")
     q.add_argument("--retries", type=int, default=2, help="retries of a clip whose worker died (default 2)")
     q.add_argument("--gpus-per-track", type=float, default=1.0,
                    help="GPUs a tracking task asks for when the cluster has GPUs; 0 tracks on the CPU (default 1)")

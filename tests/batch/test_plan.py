@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from flame_blender_addon.batch import layout, plan
+from flame_blender_addon.batch import layout, plan, stages
 from flame_blender_addon.batch.manifest import Clip
 from flame_blender_addon.cli.parsing import clip_options as add_clip_options
 from flame_blender_addon.core.errors import FlameError
@@ -34,13 +34,13 @@ def test_blender_command_defaults_to_this_python_with_the_bpy_wheel():
     assert plan.blender_command(None) == (sys.executable, "-c")
 
 
-def job_of(tmp_path, kind, tracker_python="/py", **overrides):
+def job_of(tmp_path, kind, tracker_python="/py", run="", **overrides):
     source = tmp_path / "clip.npz"
     if not source.exists():
         source.write_bytes(b"x")
     clip = Clip("clip", source, kind, where="list.csv line 2")
-    return plan.clip_job(clip, argparse.Namespace(**clip_options(**overrides)), tmp_path / "out", ("py", "-c"),
-                         tracker_python)
+    return plan.clip_job(clip, argparse.Namespace(**clip_options(**overrides)), tmp_path / "out",
+                         ("/no/blender", "-c"), tracker_python, run)
 
 
 def test_landmarks_are_tracked_with_the_demo_head_unless_a_model_is_given(tmp_path):
@@ -64,3 +64,14 @@ def test_a_rerun_skips_finished_clips_with_the_same_fingerprint(tmp_path):
     assert plan.resumed(job, force=False, retry_failed=False)["resumed"]
     assert plan.resumed(job, force=False, retry_failed=True) is None
     assert plan.resumed(job, force=True, retry_failed=False) is None
+
+
+def test_a_stage_retried_after_its_clip_was_committed_in_this_run_does_nothing(tmp_path):
+    """A worker can die after committing and before returning; Ray then runs the stage again."""
+    job = job_of(tmp_path, "landmarks", run="run1")
+    layout.reset_staging(tmp_path / "out", "clip")
+    done = job.finish(layout.DONE, frames=3)
+    assert stages.build(job) == done and stages.track(job, "cpu") == done  # neither starts a process
+    assert layout.staging(tmp_path / "out", "clip").exists() is False
+    later = job_of(tmp_path, "landmarks", run="run2")
+    assert later.committed() is None
