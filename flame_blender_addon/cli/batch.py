@@ -26,6 +26,7 @@ def cmd_batch(args, console: Console) -> None:
     from .parsing import clip_parser
 
     started = time.time()
+    runner.import_ray()  # before anything else: without Ray nothing can run
     clips = manifest.read_clips(args.sources)
     blender = plan.blender_command(args.blender)
     tracker_python = args.tracker_python or plan.default_tracker_python()

@@ -1,6 +1,7 @@
 """scripts/flame_cli.py as a user runs it (a separate process with the bpy wheel), and the preview
 renderer it uses (in this process)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -247,3 +248,11 @@ def test_source_frames_follow_the_camera_background_sequence(tmp_path):
     assert lookup(90).name == "00007.png" and lookup(200).name == "00011.png"  # held outside the range
     folder = frames.folder_frames(source, 1)
     assert folder(1).name == "00007.png" and folder(9) is None
+
+
+def test_batch_without_ray_says_how_to_install_it(tmp_path):
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed here; tests/batch runs the command")
+    result = cli("batch", tmp_path, "--output", tmp_path / "out")
+    assert result.returncode == 1 and "pip install 'flame-blender-addon[batch]'" in result.stderr
+    assert len(error_lines(result)) == 1 and not (tmp_path / "out").exists()
