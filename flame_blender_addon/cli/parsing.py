@@ -184,7 +184,8 @@ def batch_options(q) -> None:
     q.add_argument("--force", action="store_true", help="run every clip again (default: skip finished ones)")
     q.add_argument("--retry-failed", action="store_true",
                    help="run clips again that failed on bad input in an earlier run (default: skip them)")
-    q.add_argument("--address", help="join a Ray cluster: 'auto' or ray://HOST:10001 (default: start Ray here)")
+    q.add_argument("--address", help="join a Ray cluster: 'auto', or ray://HOST:10001 with ray[client] installed "
+                                         "(default: start Ray here)")
     q.add_argument("--workers", type=positive_int, help="clips at a time in the local runtime (default: the CPU count; "
                                                             "a cluster's resources decide there)")
     q.add_argument("--retries", type=int, default=2, help="retries of a clip whose worker died (default 2)")
