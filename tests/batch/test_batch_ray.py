@@ -103,8 +103,11 @@ def test_landmarks_clip_is_tracked_then_imported(first_run):
     record = next(c for c in report["clips"] if c["name"] == "marks")
     assert record["kind"] == "landmarks" and record["attempts"] == {"track": 1, "build": 1}
     assert 0 < record["fit_error_px"] < 5 and record["timings"]["track"] > 0
-    with np.load(out / "marks" / "track" / "flame_sequence.npz") as seq:
+    sequence = out / "marks" / "track" / "flame_sequence.npz"
+    with np.load(sequence) as seq:
         assert seq["expr"].shape[0] == 8
+    bpy.ops.wm.open_mainfile(filepath=str(out / "marks" / "marks.blend"), load_ui=False, use_scripts=False)
+    assert scene_heads(bpy.context.scene)[0].flame.sequence_path == str(sequence)  # not the staging folder's
 
 
 def test_a_second_run_skips_everything(first_run):
