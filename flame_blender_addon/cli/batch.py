@@ -47,10 +47,10 @@ def cmd_batch(args, console: Console) -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     order = [clip.name for clip in clips]
 
-    def report(**run: Any):
+    def report(**fields: Any):
         return layout.write_report(args.output, [records[n] for n in order if n in records],
                                    output=str(args.output), started=time.strftime("%Y-%m-%dT%H:%M:%S",
-                                                                                  time.localtime(started)), **run)
+                                                                                  time.localtime(started)), **fields)
 
     console.info(f"batch: {len(clips)} clips, {len(records)} finished earlier, {len(jobs)} to run")
     outcome = None
