@@ -9,43 +9,33 @@ subcommands and options everywhere (``--help``).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flame_blender_addon.cli import main  # noqa: E402
+from flame_blender_addon.cli.console import leave  # noqa: E402
 
 PROG = "flame_cli.py"
 
 
-def script_args(argv: list[str]) -> list[str]:
-    """The arguments meant for this script: all but the script name when Python runs it
-    (``python flame_cli.py track clip.mp4 --python PATH``), else the ones after ``--`` (a Blender
-    executable runs it: ``blender --background --python flame_cli.py -- demo ...``, argv[0] is Blender)."""
-    if argv and Path(argv[0]).resolve() == Path(__file__).resolve():
-        return argv[1:]
-    return argv[argv.index("--") + 1:] if "--" in argv else []
+def script_args(argv: list[str], blender: bool) -> list[str]:
+    """The arguments meant for this script: after ``--`` when a Blender executable runs it
+    (``blender --background --python flame_cli.py -- demo ...``), else all but the script name
+    (``track --python ...`` is then this script's own option, not Blender's)."""
+    if blender:
+        return argv[argv.index("--") + 1:] if "--" in argv else []
+    return argv[1:]
 
 
-def _exit(code: int) -> NoReturn:
-    """Leave without the bpy module's interpreter shutdown, which can hang or crash after rendering
-    (a static destructor waits on a thread), and remove Blender's session temp folder it would have."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+def run_by_blender() -> bool:
+    """A Blender executable runs this script: bpy is imported already, from a Blender binary."""
     bpy = sys.modules.get("bpy")
-    if bpy is not None and not bpy.app.binary_path:
-        tempdir = Path(bpy.app.tempdir)
-        if tempdir.name.startswith("blender_"):
-            shutil.rmtree(tempdir, ignore_errors=True)
-        os._exit(code)
-    sys.exit(code)
+    return bpy is not None and bool(bpy.app.binary_path)
 
 
 if __name__ == "__main__":
-    _exit(main(script_args(sys.argv), PROG))
+    leave(main(script_args(sys.argv, run_by_blender()), PROG))

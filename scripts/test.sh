@@ -8,6 +8,7 @@
 #   numpy2:        numpy 2 + pytest + ruff + hypothesis (3.11)             -> core tier on numpy 2 (fuzzed), lint
 #   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image, hypothesis (3.11) -> core (fuzzed), tracker
 # The loader fuzzer (tests/core/test_fuzz.py) runs where hypothesis is: FLAME_FUZZ_SECONDS per tier (30).
+#   batch:         Ray + the bpy 4.5 wheel (3.11)                        -> batch tier (SKIP_BATCH=1 skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -17,6 +18,7 @@ for version in $BLENDER_VERSIONS; do  # every Python needed, before any tier run
   find_python "$(bpy_python_version "$version")" >/dev/null
 done
 TORCH=${TORCH:-torch==2.13.0}
+RAY=${RAY:-ray==2.60.0}
 TEST_DEPS=(pytest "chumpy-fixed==0.71")
 
 failed=()
@@ -42,6 +44,11 @@ echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")
 if [ "${SKIP_TRACKER:-0}" != 1 ]; then
   run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
+fi
+
+if [ "${SKIP_BATCH:-0}" != 1 ]; then  # Ray locally, 2 workers; tracks a clip when FLAME_TRACKER_PYTHON is set
+  ensure_venv batch 3.11 "bpy==4.5.15" "numpy<2" pytest "$RAY"
+  run_tier "batch tier (Ray, bpy 4.5.15)" .venvs/batch/bin/python tests/batch "$@"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -32,8 +32,8 @@ def main(argv: list[str], prog: str = f"blender -c {COMMAND}") -> int:
         return 0
     except CliError as err:
         console.error(f"{args.command}: {err}")
-    except KeyboardInterrupt:
-        console.error(f"{args.command}: interrupted; nothing was written")
+    except KeyboardInterrupt as err:  # a command that had written something says what (batch)
+        console.error(f"{args.command}: {str(err) or 'interrupted; nothing was written'}")
         return 130
     except Exception as err:  # FlameError and OSError carry a message for the user; anything else is a bug
         if isinstance(err, (FlameError, OSError)):

@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 
 class CliError(Exception):
@@ -75,8 +75,8 @@ class ProgressBar:
 
     WIDTH = 28
 
-    def __init__(self, console: Console, label: str) -> None:
-        self.console, self.label = console, label
+    def __init__(self, console: Console, label: str, message_width: int = 24) -> None:
+        self.console, self.label, self.message_width = console, label, message_width
         self.started, self.shown = time.monotonic(), -1
         self.tty = console.out.isatty()
 
@@ -90,10 +90,14 @@ class ProgressBar:
         eta = f"{elapsed * (1.0 - fraction) / fraction:4.0f} s" if fraction > 0 else "   ? s"
         filled = int(self.WIDTH * fraction)
         line = (f"{self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {100 * fraction:3.0f}%  "
-                f"{message:<24.24}  eta {eta}")
+                f"{message:<{self.message_width}.{self.message_width}}  eta {eta}")
         end = "\n" if fraction >= 1.0 or not self.tty else ""
         self.console.out.write(("\r" if self.tty else "") + line + end)
         self.console.out.flush()
+
+    def note(self, message: str) -> None:
+        """A line of its own above the bar (the bar is drawn again at its next update)."""
+        self.console.out.write(("\r\x1b[2K" if self.tty else "") + message + "\n")
 
 
 @contextlib.contextmanager
@@ -119,3 +123,17 @@ def staged_output(folder: Path) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     stage.rmdir()
+
+
+def leave(code: int) -> NoReturn:
+    """Exit without the bpy module's interpreter shutdown, which can hang or crash after rendering
+    (a static destructor waits on a thread), and remove Blender's session temp folder it would have."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path:
+        tempdir = Path(bpy.app.tempdir)
+        if tempdir.name.startswith("blender_"):
+            shutil.rmtree(tempdir, ignore_errors=True)
+        os._exit(code)
+    sys.exit(code)

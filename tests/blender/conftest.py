@@ -41,21 +41,6 @@ def flame_sized_model_file(tmp_path_factory) -> Path:
     return legacy_pickle.write_flame_pickle(path, random_model_arrays(seed=1, joint_spread=3.0))
 
 
-def pytest_sessionfinish(session, exitstatus):
-    session.config.flame_exitstatus = int(exitstatus)
-
-
-def pytest_unconfigure(config):
-    """End the process once pytest has reported: the bpy module can crash in its own interpreter
-    shutdown (seen on 4.2 after FBX/glTF imports), which would turn a green run into exit 139."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(getattr(config, "flame_exitstatus", 0))
-
-
 @pytest.fixture
 def addon_preferences():
     """The add-on's preferences, as when it is enabled from the Preferences (tests register the

@@ -1,6 +1,7 @@
 """scripts/flame_cli.py as a user runs it (a separate process with the bpy wheel), and the preview
 renderer it uses (in this process)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -174,10 +175,13 @@ def test_a_failure_midway_leaves_the_output_folder_as_it_was(demo, tmp_path):
 
 
 def test_blender_executable_arguments_follow_the_double_dash():
-    blender_argv = ["blender", "--background", "--python", str(CLI), "--", "demo", "-o", "x"]
-    assert flame_cli.script_args(blender_argv) == ["demo", "-o", "x"]
-    assert flame_cli.script_args(["blender", "-b", "-P", str(CLI)]) == []
-    assert flame_cli.script_args([str(CLI), "demo", "-o", "x"]) == ["demo", "-o", "x"]
+    blender_argv = ["blender", "--background", "--python", "scripts/flame_cli.py", "--", "demo", "-o", "x"]
+    assert flame_cli.script_args(blender_argv, blender=True) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"], blender=True) == []
+    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"], blender=False) == ["demo", "-o", "x"]
+    track = ["scripts/flame_cli.py", "track", "--python", "/venv/bin/python", "-o", "x.blend"]
+    assert flame_cli.script_args(track, blender=False) == track[1:]  # the tracker's --python, not Blender's
+    assert not flame_cli.run_by_blender()  # the bpy wheel
 
 
 # -------------------------------------------------------------------------------------- renderer
@@ -276,7 +280,7 @@ def test_track_takes_its_python_option_and_documents_input(tmp_path):
                  "--work-dir", tmp_path / "work", "--command", FAKE_TRACKER)
     assert result.returncode == 0, result.stderr
     assert "{input}" in cli("track", "--help").stdout and "{source}" not in cli("track", "--help").stdout
-    assert flame_cli.script_args([str(CLI), "track", "x.mp4", "--python", "/env/bin/python"]) == \
+    assert flame_cli.script_args([str(CLI), "track", "x.mp4", "--python", "/env/bin/python"], blender=False) == \
         ["track", "x.mp4", "--python", "/env/bin/python"]
 
 
@@ -300,3 +304,11 @@ def test_import_reports_coefficients_beyond_the_sliders(tmp_path, small_model_fi
                  "--output", tmp_path / "anim.blend")
     assert result.returncode == 0, result.stderr
     assert "1 identity (up to 20.0) coefficients pass the sliders' +-10" in result.stdout
+
+
+def test_batch_without_ray_says_how_to_install_it(tmp_path):
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed here; tests/batch runs the command")
+    result = cli("batch", tmp_path, "--output", tmp_path / "out")
+    assert result.returncode == 1 and "pip install 'flame-blender-addon[batch]'" in result.stderr
+    assert len(error_lines(result)) == 1 and not (tmp_path / "out").exists()
