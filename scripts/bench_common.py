@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -16,21 +17,25 @@ os.environ.setdefault("XDG_CACHE_HOME", str(_sandbox / "cache"))
 
 
 def machine() -> str:
-    """One line: CPU model, cores, Python, numpy and Blender versions."""
-    import bpy
+    """One line: CPU model, cores, Python, numpy and (where bpy is installed) Blender versions."""
     import numpy as np
 
     cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"Blender {bpy.app.version_string}")
+        import bpy
+
+        blender = f", Blender {bpy.app.version_string}"
+    except ImportError:
+        blender = ""
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}{blender}"
 
 
 def flame_sized_model(folder: Path) -> Path:
     """Write a FLAME-sized model in the distributed pickle format; returns its path."""
-    from flame_blender_addon.core import legacy_pickle, synthetic
+    sys.path.insert(0, str(ROOT / "tests"))  # the test suite's model fixtures
+    import legacy_pickle
+    from synthetic_model import random_model_arrays
 
-    return legacy_pickle.write_flame_pickle(folder / "generic_model.pkl", synthetic.random_model_arrays(seed=1))
+    return legacy_pickle.write_flame_pickle(folder / "generic_model.pkl", random_model_arrays(seed=1))

@@ -12,9 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import flame_sized_model, machine
-
 import bpy  # noqa: E402  (bench_common sets Blender's user folders first)
+from bench_common import flame_sized_model, machine
 
 import flame_blender_addon  # noqa: E402
 from flame_blender_addon.core.model import load_model  # noqa: E402

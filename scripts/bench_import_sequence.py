@@ -14,16 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import bpy  # noqa: E402
 import numpy as np
 from bench_common import flame_sized_model, machine
-
-import bpy  # noqa: E402
 
 import flame_blender_addon  # noqa: E402
 from flame_blender_addon.blender import compat  # noqa: E402
 from flame_blender_addon.core import rotations  # noqa: E402
 from flame_blender_addon.core.camera import CameraTrack  # noqa: E402
-from flame_blender_addon.core.sequence import FlameSequence, write_metrical_checkpoints  # noqa: E402
+from flame_blender_addon.core.formats.metrical import write_metrical_checkpoints  # noqa: E402
+from flame_blender_addon.core.sequence import FlameSequence  # noqa: E402
 
 
 def make_sequence(n: int) -> FlameSequence:

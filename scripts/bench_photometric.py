@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flame_blender_addon.core import demo_head  # noqa: E402
+from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
 from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402

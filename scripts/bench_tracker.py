@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "tracking")]  # the package, test fixtures
+
+import synthetic  # noqa: E402
+from synthetic_model import random_model_arrays  # noqa: E402
 
 from flame_blender_addon.core.model import FlameModel, model_from_arrays  # noqa: E402
-from flame_blender_addon.core.synthetic import random_model_arrays  # noqa: E402
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
 from flame_blender_addon.tracking import landmarks as lmk  # noqa: E402
-from flame_blender_addon.tracking import solver, synthetic  # noqa: E402
+from flame_blender_addon.tracking import solver  # noqa: E402
 
 N_SHAPE = N_EXPR = 100
 

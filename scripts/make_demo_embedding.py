@@ -1,4 +1,4 @@
-"""Make the table of ``flame_blender_addon/core/demo_embedding.py``: MediaPipe face-mesh points on the
+"""Make the table of ``flame_blender_addon/demo/embedding.py``: MediaPipe face-mesh points on the
 procedural demo head (run once, offline; the add-on itself never needs MediaPipe for this).
 
     python scripts/make_demo_embedding.py CANONICAL_OBJ > table.txt
@@ -27,14 +27,14 @@ stdout: the ``_TABLE`` literal to paste (``point face b0 b1 b2`` rows); stderr: 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flame_blender_addon.core import demo_head as dh  # noqa: E402
+from flame_blender_addon.demo import head as dh  # noqa: E402
 
 MID = (40, 41)  # the face's midline lies between these grid columns
 R_OUTER, R_INNER = 26, 34  # the subject's right eye corners (columns); the left eye mirrors them
@@ -202,7 +202,7 @@ def contour(canon: np.ndarray, V: np.ndarray, faces: np.ndarray, loop: np.ndarra
     frac = along(canon[loop], a, b)
     above = canon[loop, 1] - (a[1] + frac * (b[1] - a[1])) > 0.0
     first, second, share = np.zeros(len(loop), np.int64), np.zeros(len(loop), np.int64), np.zeros(len(loop))
-    for ring, sel in zip(rings, (above, ~above)):
+    for ring, sel in zip(rings, (above, ~above), strict=True):
         margin = dh.grid_index(ring, np.arange(min(cols), max(cols) + 1))
         first[sel], second[sel], share[sel] = onto_margin(frac[sel], margin, V, A, B)
     return (loop, *on_edges(faces, first, second, share))
@@ -269,21 +269,21 @@ def main(obj: Path) -> None:
     report("other points from the bent face to the surface", distance)
     placements.append((rest, head_faces[f], w))
 
-    points, face_idx, weights = (np.concatenate(parts) for parts in zip(*placements))
+    points, face_idx, weights = (np.concatenate(parts) for parts in zip(*placements, strict=True))
     assert len(np.unique(points)) == len(points)
     print(f"similarity scale {scale:.3f}; {len(points)} points", file=sys.stderr)
     print(table_literal(points, face_idx, weights))
 
 
 def table_literal(points: np.ndarray, face_idx: np.ndarray, weights: np.ndarray, per_line: int = 3) -> str:
-    """The ``_TABLE`` string of core/demo_embedding.py: ``point face b0 b1 b2`` rows (points (N,),
+    """The ``_TABLE`` string of demo/embedding.py: ``point face b0 b1 b2`` rows (points (N,),
     face_idx (N,), weights (N, 3)) sorted by point, weights to 4 decimals summing to 1, ``per_line``
     rows a line."""
     order = np.argsort(points)
     w = np.round(weights[order] / weights[order].sum(axis=1, keepdims=True), 4)
     w[np.arange(len(w)), w.argmax(axis=1)] += 1.0 - w.sum(axis=1)
     cells = [f"{p:3d} {f:4d} " + " ".join(f"{x:.4f}" for x in row)
-             for p, f, row in zip(points[order], face_idx[order], w)]
+             for p, f, row in zip(points[order], face_idx[order], w, strict=True)]
     lines = ["   ".join(cells[i:i + per_line]) for i in range(0, len(cells), per_line)]
     return '_TABLE = """\\\n' + "\n".join(lines) + '\n"""'
 

@@ -1,4 +1,4 @@
-"""Every Blender-version switch of the add-on, in one place (4.2 LTS .. 5.0).
+"""Every Blender-version switch of the add-on, in one place (4.2 LTS .. 5.2 LTS).
 
 - Actions: 4.2/4.3 keep F-curves on ``Action.fcurves``; 4.4 introduced slotted (layered) actions,
   and 5.0 removed ``Action.fcurves``, so 4.4+ goes through slot -> layer -> strip -> channelbag.
@@ -6,11 +6,16 @@
 - Video output: 5.0 first switches ``ImageFormatSettings.media_type`` to 'VIDEO'.
 - Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before.
 - Node trees of materials and worlds: always on from 5.0 (``use_nodes`` deprecated), opt-in before.
+
+5.1 and 5.2 need no new switch: the types, enum items and operator arguments the add-on uses are
+unchanged from 5.0 (their API change logs and RNA compared). 5.1 deprecates ``Strip.frame_start``
+and ``frame_duration`` (removal in 6.0); the add-on uses neither, and the tests turn any deprecation
+warning raised from the add-on into a failure. From 5.1 Blender runs Python 3.13 with numpy 2.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import bpy
 
@@ -32,6 +37,19 @@ def new_action(owner: bpy.types.ID, name: str) -> tuple[bpy.types.Action, bpy.ty
     anim.action = action
     anim.action_slot = slot
     return action, channelbag.fcurves
+
+
+def assign_action(owner: bpy.types.ID, action: bpy.types.Action | None) -> None:
+    """Put ``action`` on ``owner`` (None takes it off); on 4.4+ with the action's slot for it, which
+    :func:`new_action` made first."""
+    if action is None:
+        if owner.animation_data:
+            owner.animation_data.action = None
+        return
+    anim = owner.animation_data or owner.animation_data_create()
+    anim.action = action
+    if SLOTTED_ACTIONS and anim.action_slot is None and len(action.slots):
+        anim.action_slot = action.slots[0]
 
 
 def action_fcurves(action: bpy.types.Action) -> Iterator[bpy.types.FCurve]:

@@ -28,16 +28,23 @@ current frame and frame range afterwards. Nothing is added to the scene.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import addon_utils
 import bpy
+import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
+from ..core import rig
+from ..core.closed_mesh import close_holes
 from ..core.errors import FlameError
-from . import head, render
+from ..core.formats.mesh_file import write_obj, write_stl
+from . import head
+from .help import section
+from .operator_base import HeadOperator
+from .progress import Report
 from .transaction import active_in_mode
 
 FBX_PRESETS = {"UNREAL": "FBX_SCALE_NONE", "UNITY": "FBX_SCALE_UNITS"}  # preset -> the exporter's apply_scale_options
@@ -98,12 +105,13 @@ def _run(operator: Callable[..., set[str]], filepath: Path, what: str, **options
 
 
 def export_fbx(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path, preset: str = "UNREAL",
-               frame_range: FrameRange | None = None) -> Path:
-    """Armature + skinned mesh + shape keys with baked animation, for Unreal or Unity (``FBX_PRESETS``)."""
+               frame_range: FrameRange | None = None, meshes: list[bpy.types.Object] | None = None) -> Path:
+    """Armature + skinned mesh + shape keys with baked animation, for Unreal or Unity (``FBX_PRESETS``).
+    ``meshes``: the meshes the armature deforms to write (default: the head's own mesh)."""
     if preset not in FBX_PRESETS:
         raise FlameError(f"unknown FBX preset '{preset}' (choose {', '.join(FBX_PRESETS)})")
     _ensure_addon("io_scene_fbx")
-    objects = list(head_objects(armature))
+    objects = list(head_objects(armature)) if meshes is None else [armature, *meshes]
     with _exporting(context, objects, frame_range):
         return _run(bpy.ops.export_scene.fbx, filepath, "FBX", use_selection=True,
                     object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False, add_leaf_bones=False,
@@ -166,7 +174,7 @@ def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, f
                  apply_modifiers=True, export_eval_mode="DAG_EVAL_RENDER", export_materials=False,
                  export_uv=True, export_normals=True, **FRAME_AXES)
         else:
-            for frame, path in zip(frames, paths):
+            for frame, path in zip(frames, paths, strict=True):
                 scene.frame_set(frame)
                 _run(bpy.ops.wm.ply_export, path, "PLY", export_selected_objects=True, apply_modifiers=True,
                      export_uv=True, export_normals=False, export_colors="NONE", ascii_format=False,
@@ -179,7 +187,7 @@ def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, f
 
 def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: Path, stem: str = "",
                formats: tuple[str, ...] = FORMATS, frame_range: FrameRange | None = None,
-               report: render.Report = lambda f, m: None) -> dict[str, list[Path]]:
+               report: Report = lambda f, m: None) -> dict[str, list[Path]]:
     """Write every format in ``formats`` (ids of ``FORMATS``) to ``folder``; returns id -> files.
 
     Names: ``<stem>_unreal.fbx``, ``<stem>_unity.fbx``, ``<stem>.glb``, ``<stem>.abc``, ``<stem>.usd``,
@@ -206,37 +214,73 @@ def export_all(context: bpy.types.Context, armature: bpy.types.Object, folder: P
     return written
 
 
+UNITS = {"MM": 1000.0, "CM": 100.0, "M": 1.0}
+"""Closed-mesh units -> metres to that unit."""
+
+
+def evaluated_triangles(context: bpy.types.Context, mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluated mesh (pose, shape, expression, correctives) in its local coordinates, which for
+    a FLAME head are FLAME's axes in metres: vertices (V, 3) float64, triangles (F, 3) int64."""
+    evaluated = mesh_obj.evaluated_get(context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    try:
+        co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
+        mesh.vertices.foreach_get("co", co)
+        mesh.calc_loop_triangles()
+        tris = np.empty(3 * len(mesh.loop_triangles), dtype=np.int32)
+        mesh.loop_triangles.foreach_get("vertices", tris)
+    finally:
+        evaluated.to_mesh_clear()
+    return co.reshape(-1, 3).astype(np.float64), tris.reshape(-1, 3).astype(np.int64)
+
+
+def export_closed_mesh(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
+                       units: str = "MM") -> Path:
+    """The current head as one watertight mesh, every hole capped (:mod:`..core.closed_mesh`), for
+    3-D printing. ``.stl``: binary STL, Z up; ``.obj`` (any other suffix too): OBJ in FLAME's Y-up axes."""
+    if units not in UNITS:
+        raise FlameError(f"unknown units '{units}' (choose {', '.join(UNITS)})")
+    _, mesh = head_objects(armature)
+    vertices, faces = close_holes(*evaluated_triangles(context, mesh))
+    vertices = vertices * UNITS[units]
+    filepath.parent.mkdir(parents=True, exist_ok=True)
+    if filepath.suffix.lower() == ".stl":
+        return write_stl(filepath, vertices @ rig.FLAME_TO_BLENDER[:3, :3].T, faces)
+    return write_obj(filepath, vertices, faces)
+
+
 # --------------------------------------------------------------------------------------------------
 # operators
 
 
-class _ExportOperator(ExportHelper):
-    """Mixin: a target head (default: the active one) and error reporting around ``export``."""
+class _ExportOperator(HeadOperator, ExportHelper):
+    """Mixin: export the target head (default: the active one) to ``filepath``."""
 
     bl_options = {"REGISTER"}
-    target: StringProperty(name="Target", description="FLAME head to export (default: the active one)",
-                           options={"SKIP_SAVE"})
+    dialog_props: tuple[str, ...] = ()  # properties drawn in the file browser's side panel, under the head
 
-    @classmethod
-    def poll(cls, context):
-        return head.find_head(context.active_object) is not None
+    def draw(self, context):
+        col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
+        col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        if self.dialog_props:
+            section(self.layout, "Options", icon="OPTIONS", data=self.properties, names=self.dialog_props)
 
     def export(self, context, armature: bpy.types.Object, filepath: Path) -> list[Path]:
         raise NotImplementedError
 
-    def execute(self, context):
-        armature = head.find_head(bpy.data.objects.get(self.target) if self.target else context.active_object)
-        if armature is None:
-            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
-            return {"CANCELLED"}
-        try:
-            paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+    def run(self, context, armature):
+        paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
         self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
                                                                             if len(paths) > 1 else ""))
         return {"FINISHED"}
+
+
+class _FormatNamesFile:
+    """Mixin: the file name's extension follows the ``file_format`` property (``check``, in the browser)."""
+
+    def check(self, context):
+        self.filename_ext = "." + self.file_format.lower()
+        return ExportHelper.check(self, context)
 
 
 class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
@@ -249,6 +293,7 @@ class FLAME_OT_export_fbx(_ExportOperator, bpy.types.Operator):
     preset: EnumProperty(name="Engine", default="UNREAL", items=(
         ("UNREAL", "Unreal", "Centimetres (unit scale 1, scale 100 on the root nodes)"),
         ("UNITY", "Unity", "Metres (unit scale 100), identity root transforms")))
+    dialog_props = ("preset",)
 
     def export(self, context, armature, filepath):
         return [export_fbx(context, armature, filepath, self.preset)]
@@ -290,7 +335,7 @@ class FLAME_OT_export_usd(_ExportOperator, bpy.types.Operator):
         return [export_usd(context, armature, filepath)]
 
 
-class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
+class FLAME_OT_export_mesh_frames(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
     """Export the evaluated FLAME mesh as one OBJ or PLY file per frame (FLAME axes, metres)"""
 
     bl_idname = "flame.export_mesh_frames"
@@ -299,26 +344,33 @@ class FLAME_OT_export_mesh_frames(_ExportOperator, bpy.types.Operator):
     filter_glob: StringProperty(default="*.obj;*.ply", options={"HIDDEN"})
     file_format: EnumProperty(name="Format", default="OBJ", items=(
         ("OBJ", "OBJ", "Wavefront OBJ, text"), ("PLY", "PLY", "Stanford PLY, binary")))
-
-    def check(self, context):
-        self.filename_ext = "." + self.file_format.lower()
-        return super().check(context)
+    dialog_props = ("file_format",)
 
     def export(self, context, armature, filepath):
         return export_mesh_frames(context, armature, filepath.parent, self.file_format, filepath.stem)
 
 
+class FLAME_OT_export_closed_mesh(_FormatNamesFile, _ExportOperator, bpy.types.Operator):
+    """Export the current head as one watertight mesh, eye, mouth and neck holes capped, for 3-D printing"""
+
+    bl_idname = "flame.export_closed_mesh"
+    bl_label = "Export FLAME Closed Mesh"
+    filename_ext = ".stl"
+    filter_glob: StringProperty(default="*.stl;*.obj", options={"HIDDEN"})
+    file_format: EnumProperty(name="Format", default="STL", items=(
+        ("STL", "STL", "Binary STL, Z up (slicers' convention)"),
+        ("OBJ", "OBJ", "Wavefront OBJ, Y up (FLAME's axes)")))
+    units: EnumProperty(name="Units", default="MM", items=(
+        ("MM", "Millimetres", "1 unit = 1 mm (3-D printing)"), ("CM", "Centimetres", "1 unit = 1 cm"),
+        ("M", "Metres", "1 unit = 1 m (FLAME's own)")))
+    dialog_props = ("file_format", "units")
+
+    def export(self, context, armature, filepath):
+        if filepath.suffix.lower() not in (".stl", ".obj"):
+            filepath = filepath.with_name(filepath.name + "." + self.file_format.lower())
+        return [export_closed_mesh(context, armature, filepath, self.units)]
+
+
 CLASSES = (FLAME_OT_export_fbx, FLAME_OT_export_gltf, FLAME_OT_export_alembic, FLAME_OT_export_usd,
-           FLAME_OT_export_mesh_frames, *render.CLASSES)
+           FLAME_OT_export_mesh_frames, FLAME_OT_export_closed_mesh)
 
-
-def menu_export(self, context):
-    """File > Export entries."""
-    layout = self.layout
-    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unreal)").preset = "UNREAL"
-    layout.operator(FLAME_OT_export_fbx.bl_idname, text="FLAME Head FBX (Unity)").preset = "UNITY"
-    layout.operator(FLAME_OT_export_gltf.bl_idname, text="FLAME Head glTF (.glb)")
-    layout.operator(FLAME_OT_export_alembic.bl_idname, text="FLAME Head Alembic (.abc)")
-    layout.operator(FLAME_OT_export_usd.bl_idname, text="FLAME Head USD (.usd)")
-    layout.operator(FLAME_OT_export_mesh_frames.bl_idname, text="FLAME Head per Frame (.obj/.ply)")
-    layout.operator(render.FLAME_OT_render_preview.bl_idname, text="FLAME Preview Render (.png/.mp4)")

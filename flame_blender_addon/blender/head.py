@@ -5,21 +5,26 @@ regressed joints, identity rest orientation in FLAME axes) with a child mesh who
 FLAME coordinates: shape keys ``shape000..``, ``exp000..`` and 36 ``pose00..`` correctives driven by
 simple-expression drivers of the bone quaternions, vertex groups with the skin weights and an
 Armature modifier. Only the armature object's transform turns FLAME's Y-up into Blender's Z-up.
+
+A coefficient beyond the sliders' +-10 keeps +-10 on its key and the rest on an overflow key
+``<name>.x10`` (ten times the component's offset), made when first needed:
+coefficient = value(name) + 10 value(name.x10), see :func:`..core.rig.split_for_sliders`.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
 from ..core import rig
-from ..core.model import JOINT_NAMES, FlameModel
+from ..core.errors import FlameError
+from ..core.model import JOINT_NAMES, N_POSE_FEATURES, FlameModel
+from .progress import Report
 from .transaction import active_in_mode
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
+OVERFLOW_SUFFIX = f".x{rig.OVERFLOW_SCALE:g}"
 JOINT_BASIS_PROP = "flame_joint_basis"
 J_REGRESSOR_PROP = "flame_J_regressor"
 
@@ -27,6 +32,26 @@ J_REGRESSOR_PROP = "flame_J_regressor"
 def shape_key_names(n_shape: int, n_expr: int) -> list[str]:
     """Names of the blendshape keys in model order: identity then expression."""
     return [f"{SHAPE_PREFIX}{i:03d}" for i in range(n_shape)] + [f"{EXPR_PREFIX}{i:03d}" for i in range(n_expr)]
+
+
+def overflow_name(name: str) -> str:
+    """The overflow key of a blendshape key, e.g. ``exp007.x10``."""
+    return name + OVERFLOW_SUFFIX
+
+
+def is_coefficient_key(name: str, prefix: str) -> bool:
+    """True for ``<prefix>NNN`` and its overflow key ``<prefix>NNN.x10``."""
+    return name.startswith(prefix) and name[len(prefix):].removesuffix(OVERFLOW_SUFFIX).isdigit()
+
+
+def key_value_path(name: str) -> str:
+    """Data path of a shape key's value on the mesh's Key, e.g. ``key_blocks["exp000"].value``."""
+    return f'key_blocks["{name}"].value'
+
+
+def bone_path(bone: str, prop: str) -> str:
+    """Data path of a pose bone's property on the armature, e.g. ``pose.bones["jaw"].rotation_quaternion``."""
+    return f'pose.bones["{bone}"].{prop}'
 
 
 def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
@@ -43,7 +68,7 @@ def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
     return mesh
 
 
-def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
+def add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
     """One group per joint. Blender has no bulk setter for weights, so vertices sharing a weight
     value are added in one call: one call per distinct value, not per vertex."""
     for j, name in enumerate(JOINT_NAMES):
@@ -57,7 +82,7 @@ def _add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
             group.add(nonzero[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
 
 
-def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Callable[[float, str], None]) -> None:
+def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) -> None:
     obj.shape_key_add(name="Basis", from_mix=False)
     blendshapes = np.concatenate([model.shapedirs, model.exprdirs], 2)
     blocks = [(shape_key_names(model.n_shape, model.n_expr), blendshapes, 10.0),
@@ -65,9 +90,10 @@ def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Callable[[
     total, done = sum(len(names) for names, _, _ in blocks), 0
     for names, dirs, limit in blocks:
         coords = (model.v_template[None] + np.moveaxis(dirs, 2, 0)).astype(np.float32)  # (K, V, 3)
-        for name, co in zip(names, coords):
+        for name, co in zip(names, coords, strict=True):
             kb = obj.shape_key_add(name=name, from_mix=False)
             kb.slider_min, kb.slider_max = -limit, limit
+            kb.value = 0.0  # Blender 5.0 starts new keys at 1.0; a new head is neutral
             kb.data.foreach_set("co", co.ravel())
             done += 1
             if done % 50 == 0:
@@ -82,7 +108,7 @@ def _add_corrective_drivers(mesh_obj: bpy.types.Object, armature: bpy.types.Obje
             var = driver.variables.new()
             var.name, var.type = component, "SINGLE_PROP"
             var.targets[0].id = armature
-            var.targets[0].data_path = f'pose.bones["{bone}"].rotation_quaternion[{i}]'
+            var.targets[0].data_path = f"{bone_path(bone, 'rotation_quaternion')}[{i}]"
         driver.expression = expression
 
 
@@ -94,13 +120,13 @@ def set_rest_joints(context: bpy.types.Context, armature: bpy.types.Object, join
         for j, name in enumerate(JOINT_NAMES):
             bone = edit_bones.get(name) or edit_bones.new(name)
             bone.head, bone.tail, bone.roll = joints[j], tails[j], 0.0
-        for name, parent in zip(JOINT_NAMES, rig.parent_names()):
+        for name, parent in zip(JOINT_NAMES, rig.parent_names(), strict=True):
             edit_bones[name].parent = edit_bones[parent] if parent else None
             edit_bones[name].use_connect = False
 
 
 def build_head(context: bpy.types.Context, model: FlameModel, name: str,
-               report: Callable[[float, str], None] = lambda f, m: None) -> bpy.types.Object:
+               report: Report = lambda f, m: None) -> bpy.types.Object:
     """Create armature + mesh for ``model`` in the active collection; returns the armature (active)."""
     report(0.0, "mesh")
     armature = bpy.data.objects.new(name, bpy.data.armatures.new(name))
@@ -118,7 +144,7 @@ def build_head(context: bpy.types.Context, model: FlameModel, name: str,
     mesh_obj.matrix_parent_inverse = Matrix.Identity(4)
     mesh_obj.matrix_basis = Matrix.Identity(4)
     report(0.1, "skin weights")
-    _add_vertex_groups(mesh_obj, model.weights)
+    add_vertex_groups(mesh_obj, model.weights)
     modifier = mesh_obj.modifiers.new("Armature", "ARMATURE")
     modifier.object = armature
     _add_shape_keys(mesh_obj, model, report)
@@ -148,17 +174,115 @@ def find_head(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     return None
 
 
+def scene_heads(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    """The FLAME armatures of ``scene``, in the scene's object order."""
+    return [obj for obj in scene.objects if obj.type == "ARMATURE" and find_head(obj) is obj]
+
+
+def target_head(context: bpy.types.Context, name: str = "") -> bpy.types.Object | None:
+    """The head an operator acts on: the object named ``name`` (or its head), else the active object's head."""
+    return find_head(bpy.data.objects.get(name) if name else context.active_object)
+
+
+def check_head(armature: bpy.types.Object) -> None:
+    """Refuse (FlameError saying what is missing) a head an operator is about to change whose mesh,
+    shape keys, bones or stored joint basis are gone or renamed (users edit heads): keys written to
+    them would be lost silently, and re-creating bones would leave the renamed ones behind. Changes
+    nothing; :func:`repair_head` fixes what needs no model data."""
+    props, name = armature.flame, armature.name
+    mesh = props.mesh
+    if mesh is None or mesh.type != "MESH" or mesh.data.shape_keys is None:
+        raise FlameError(f"{name}: the head's mesh or its shape keys are gone; rebuild the head")
+    bones = armature.data.bones
+    missing = [b for b in JOINT_NAMES if b not in bones]
+    if missing:
+        others = sorted(set(bones.keys()) - set(JOINT_NAMES))
+        raise FlameError(f"{name}: bone(s) {', '.join(missing)} missing"
+                         + (f" (renamed to {', '.join(others)}?)" if others else "")
+                         + "; rename them back or rebuild the head")
+    blocks = mesh.data.shape_keys.key_blocks
+    wanted = shape_key_names(props.n_shape, props.n_expr) + [f"{POSE_PREFIX}{k:02d}" for k in range(N_POSE_FEATURES)]
+    gone = [k for k in wanted if k not in blocks]
+    if gone:
+        raise FlameError(f"{name}: shape key(s) {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''} missing "
+                         f"({len(gone)} in all; deleted or renamed?); rebuild the head from its model file")
+    stored = len(armature.get(JOINT_BASIS_PROP, ()))
+    if stored != (1 + props.n_shape + props.n_expr) * len(JOINT_NAMES) * 3:
+        raise FlameError(f"{name}: the joint basis stored on the head does not match its {props.n_shape} identity "
+                         f"and {props.n_expr} expression keys; rebuild the head")
+
+
+def repair_head(armature: bpy.types.Object) -> list[str]:
+    """Set pose bones switched to Euler rotation back to quaternions (Euler would ignore the quaternion
+    keys and the correctives' drivers); returns a warning for each repair."""
+    warnings, name = [], armature.name
+    for bone_name in JOINT_NAMES:
+        bone = armature.pose.bones[bone_name]
+        if bone.rotation_mode != "QUATERNION":
+            warnings.append(f"{name}: bone '{bone_name}' was set to {bone.rotation_mode} rotation; set back to "
+                            "quaternion, which the head's keys and correctives use")
+            bone.rotation_mode = "QUATERNION"
+    return warnings
+
+
+def joint_basis(armature: bpy.types.Object) -> np.ndarray:
+    """The joint basis stored on the head (:meth:`..core.model.FlameModel.joint_basis`): (1 + S + E, J, 3)."""
+    return np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)
+
+
+def joint_regressor(armature: bpy.types.Object) -> np.ndarray:
+    """The model's ``J_regressor`` stored on the head: (J, V)."""
+    return np.asarray(armature[J_REGRESSOR_PROP], dtype=np.float64).reshape(len(JOINT_NAMES), -1)
+
+
+def _ensure_overflow_key(mesh_obj: bpy.types.Object, name: str) -> None:
+    """Add ``name``'s overflow key (offset OVERFLOW_SCALE times ``name``'s) unless it exists."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    if overflow_name(name) in blocks:
+        return
+    basis, co = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
+    blocks[0].data.foreach_get("co", basis)
+    blocks[name].data.foreach_get("co", co)
+    kb = mesh_obj.shape_key_add(name=overflow_name(name), from_mix=False)
+    kb.slider_min, kb.slider_max = -rig.SLIDER_LIMIT, rig.SLIDER_LIMIT
+    kb.data.foreach_set("co", basis + rig.OVERFLOW_SCALE * (co - basis))
+
+
+def slider_series(mesh_obj: bpy.types.Object, names: list[str], values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Key values that give coefficients ``values`` (T, K) of the keys ``names`` (K,) at every frame:
+    (key name, (T,) values) for each key, then for each overflow key that is needed (made here) or
+    already exists (zeros if not needed)."""
+    keys, overflow = rig.split_for_sliders(values)
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    series = [(name, keys[:, k]) for k, name in enumerate(names)]
+    for k, name in enumerate(names):
+        if overflow_name(name) in blocks or overflow[:, k].any():
+            _ensure_overflow_key(mesh_obj, name)
+            series.append((overflow_name(name), overflow[:, k]))
+    return series
+
+
+def coefficients_of(blocks, names: list[str], value_of) -> np.ndarray:
+    """Coefficients of the keys ``names`` (K,): ``value_of(key name)`` (a value or (T,) values) plus
+    OVERFLOW_SCALE times that of its overflow key where there is one. Returns (K,) or (T, K)."""
+    def coefficient(name: str):
+        value = value_of(name)
+        return value + rig.OVERFLOW_SCALE * value_of(overflow_name(name)) if overflow_name(name) in blocks else value
+
+    return np.stack([coefficient(name) for name in names], axis=-1) if names else np.zeros(0)
+
+
 def coefficient_values(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
-    """Current shape (S,) and expression (E,) values read from the head's shape keys."""
+    """Current shape (S,) and expression (E,) coefficients of the head (overflow keys included)."""
     blocks = armature.flame.mesh.data.shape_keys.key_blocks
     props = armature.flame
-    values = np.array([blocks[n].value for n in shape_key_names(props.n_shape, props.n_expr)])
+    values = coefficients_of(blocks, shape_key_names(props.n_shape, props.n_expr), lambda n: blocks[n].value)
     return values[: props.n_shape], values[props.n_shape:]
 
 
 def joints_for(armature: bpy.types.Object, shape: np.ndarray, expr: np.ndarray) -> np.ndarray:
     """Rest joints (J, 3) for the given coefficients, from the basis stored on the armature."""
-    basis = np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)
+    basis = joint_basis(armature)
     return basis[0] + np.tensordot(np.concatenate([shape, expr]), basis[1:], axes=1)
 
 

@@ -3,62 +3,33 @@
 
 from __future__ import annotations
 
-import logging
+import os
+import random
 
 import bpy
 import numpy as np
 from bpy.props import FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import FlameError
 from ..core.model import FlameModel, load_model
-from . import head
+from . import head, preferences
+from .help import section
+from .operator_base import HeadOperator, reports_errors
 from .progress import progress
 from .transaction import rollback_on_error
 
-log = logging.getLogger(__name__)
-
-
-def target_head(context: bpy.types.Context, target: str) -> bpy.types.Object | None:
-    return head.find_head(bpy.data.objects.get(target) if target else context.active_object)
-
-
-class _HeadOperator:
-    """Mixin: ``target`` property and a poll that needs a FLAME head."""
-
-    target: StringProperty(name="Target", description="FLAME head object (default: the active one)",
-                           options={"SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context):
-        # Properties are unknown here, so a head anywhere in the scene will do (``target``).
-        return head.find_head(context.active_object) is not None or any(
-            head.find_head(obj) for obj in context.scene.objects if obj.type == "ARMATURE")
-
-    def execute(self, context):
-        armature = target_head(context, self.target)
-        if armature is None:
-            self.report({"ERROR"}, f"'{self.target or 'active object'}' is not a FLAME head")
-            return {"CANCELLED"}
-        return self.run(context, armature)
-
-    def run(self, context, armature: bpy.types.Object) -> set[str]:
-        raise NotImplementedError
-
 
 class _BuildOperator:
-    """Mixin: component counts and the build itself, all-or-nothing."""
+    """Mixin: component counts and the build itself, all-or-nothing (call it inside ``reports_errors``)."""
 
     n_shape: IntProperty(name="Identity components", default=300, min=0, max=300)
     n_expr: IntProperty(name="Expression components", default=100, min=0, max=100)
 
     def build(self, context, model: FlameModel, name: str):
         model = model.truncated(self.n_shape, self.n_expr)
-        try:
-            with rollback_on_error(context), progress(context, f"Building {name}") as report:
-                armature = head.build_head(context, model, name, report)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        with rollback_on_error(context), progress(context, f"Building {name}") as report:
+            armature = head.build_head(context, model, name, report)
         for warning in model.warnings:
             self.report({"WARNING"}, f"{model.name}: {warning}")
         self.report({"INFO"}, f"Built {armature.name} from {model.name} "
@@ -66,33 +37,33 @@ class _BuildOperator:
         return {"FINISHED"}
 
 
-class FLAME_OT_import_model(_BuildOperator, bpy.types.Operator):
+class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
     """Build a rigged FLAME head from your generic_model.pkl / flame2023.pkl (or a converted .npz)"""
 
     bl_idname = "flame.import_model"
     bl_label = "Import FLAME Model"
     bl_options = {"REGISTER", "UNDO"}
 
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH")
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH",
+                             description="A FLAME model: generic_model.pkl, flame2023.pkl or a converted .npz")
     filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
 
     def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        folder = preferences.model_folder(context)
+        if not self.filepath and folder is not None:  # open the browser in the Model folder
+            self.filepath = str(folder) + os.sep
+        return ImportHelper.invoke(self, context, event)
 
+    def draw(self, context):
+        col = section(self.layout, "Components", "head", icon="SHAPEKEY_DATA")
+        col.prop(self.properties, "n_shape")
+        col.prop(self.properties, "n_expr")
+
+    @reports_errors
     def execute(self, context):
         if not self.filepath:
-            self.report({"ERROR"}, "No model file given: choose your generic_model.pkl or flame2023.pkl")
-            return {"CANCELLED"}
-        try:
-            model = load_model(bpy.path.abspath(self.filepath))
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"{self.filepath}: cannot be read ({err.strerror or err})")
-            return {"CANCELLED"}
-        return self.build(context, model, "FLAME")
+            raise FlameError("No model file given: choose your generic_model.pkl or flame2023.pkl")
+        return self.build(context, load_model(bpy.path.abspath(self.filepath)), "FLAME")
 
 
 class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
@@ -102,13 +73,14 @@ class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):
     bl_label = "FLAME Demo Head"
     bl_options = {"REGISTER", "UNDO"}
 
+    @reports_errors
     def execute(self, context):
-        from ..core import demo_head  # generated on demand: ~50 MB of arrays
+        from ..demo import head as demo_head  # generated on demand: ~50 MB of arrays
 
         return self.build(context, demo_head.demo_model(), "FLAME_demo")
 
 
-class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
+class FLAME_OT_update_joints(HeadOperator, bpy.types.Operator):
     """Move the joints to where FLAME regresses them for the current shape and expression"""
 
     bl_idname = "flame.update_joints"
@@ -120,9 +92,9 @@ class FLAME_OT_update_joints(_HeadOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class _CoefficientOperator(_HeadOperator):
-    """Set identity or expression shape-key values to zero or to random N(0, strength^2) draws,
-    then update the joints (FLAME's joints follow both)."""
+class _CoefficientOperator(HeadOperator):
+    """Set identity or expression coefficients to zero or to random N(0, strength^2) draws (overflow
+    keys to zero), then update the joints (FLAME's joints follow both)."""
 
     bl_options = {"REGISTER", "UNDO"}
     prefix = ""  # head.SHAPE_PREFIX or head.EXPR_PREFIX
@@ -130,19 +102,25 @@ class _CoefficientOperator(_HeadOperator):
 
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=3.0,
                             description="Standard deviation of the random coefficients")
-    seed: IntProperty(name="Seed", default=0, min=0, description="0 draws a new random seed every time")
+    seed: IntProperty(name="Seed", default=0, min=0, options={"SKIP_SAVE"},
+                      description="The same seed gives the same face; 0 draws a new seed every time")
+
+    def invoke(self, context, event):
+        """From the UI: draw the seed now, so that tweaking Strength in the redo panel keeps the face."""
+        if self.randomize and not self.seed:
+            self.seed = random.randrange(1, 2**31 - 1)
+        return self.execute(context)
 
     def run(self, context, armature):
         blocks = armature.flame.mesh.data.shape_keys.key_blocks
         values = np.empty(len(blocks), dtype=np.float32)
         blocks.foreach_get("value", values)
-        mask = np.array([kb.name.startswith(self.prefix) and kb.name[len(self.prefix):].isdigit()
-                         for kb in blocks])
+        mask = np.array([head.is_coefficient_key(kb.name, self.prefix) for kb in blocks])
+        values[mask] = 0.0
         if self.randomize:
+            keys = mask & ~np.char.endswith([kb.name for kb in blocks], head.OVERFLOW_SUFFIX)
             rng = np.random.default_rng(self.seed or None)
-            values[mask] = np.clip(rng.normal(scale=self.strength, size=mask.sum()), -10, 10)
-        else:
-            values[mask] = 0.0
+            values[keys] = np.clip(rng.normal(scale=self.strength, size=keys.sum()), -10, 10)
         blocks.foreach_set("value", values)
         head.update_joints(context, armature)
         return {"FINISHED"}
@@ -172,7 +150,7 @@ class FLAME_OT_reset_expression(_CoefficientOperator, bpy.types.Operator):
     bl_idname, bl_label, prefix = "flame.reset_expression", "Reset Expression", head.EXPR_PREFIX
 
 
-class FLAME_OT_reset_pose(_HeadOperator, bpy.types.Operator):
+class FLAME_OT_reset_pose(HeadOperator, bpy.types.Operator):
     """Reset every joint rotation and the translation"""
 
     bl_idname = "flame.reset_pose"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import bpy
 
+Report = Callable[[float, str], None]
+"""A progress callback: ``report(fraction in [0, 1], message)``."""
+
 
 @contextlib.contextmanager
-def progress(context: bpy.types.Context, label: str) -> Iterator[Callable[[float, str], None]]:
+def progress(context: bpy.types.Context, label: str) -> Iterator[Report]:
     """Yield ``report(fraction, message)``; shows a progress bar and status-bar text meanwhile."""
     wm = context.window_manager
     workspace = getattr(context, "workspace", None)

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 import bpy
 
-from . import export, operators, panel, preferences, properties, sequence_operators, track_operator, tracker_job
+from .. import cli
+from . import (
+    export,
+    help,
+    menus,
+    operators,
+    panel,
+    preferences,
+    properties,
+    retarget_operators,
+    sequence_operators,
+    take_operators,
+    track_operator,
+    tracker_job,
+)
+from .render import operator as render_operator
 
 log = logging.getLogger(__name__)
+_cli_commands = []  # handles of bpy.utils.register_cli_command
 
-CLASSES = (properties.FlameHeadProperties, preferences.FlamePreferences, *operators.CLASSES,
-           *sequence_operators.CLASSES, *track_operator.CLASSES, *export.CLASSES, *panel.CLASSES)
-
-
-def _menu_import(self, context):
-    self.layout.operator(operators.FLAME_OT_import_model.bl_idname, text="FLAME Model (.pkl/.npz)")
-    self.layout.operator(sequence_operators.FLAME_OT_import_sequence.bl_idname, text="FLAME Sequence (tracker output)")
-
-
-def _menu_export(self, context):
-    self.layout.operator(sequence_operators.FLAME_OT_export_sequence.bl_idname,
-                         text="FLAME Sequence (.npz, checkpoints)")
-
-
-def _menu_add(self, context):
-    self.layout.operator(operators.FLAME_OT_add_demo_head.bl_idname, icon="USER")
-
-
-MENUS = ((bpy.types.TOPBAR_MT_file_import, _menu_import), (bpy.types.TOPBAR_MT_file_export, _menu_export),
-         (bpy.types.VIEW3D_MT_add, _menu_add), (bpy.types.TOPBAR_MT_file_export, export.menu_export))
+CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
+           *operators.CLASSES, *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
+           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES)
+MENUS = menus.MENUS
 
 
 @bpy.app.handlers.persistent
@@ -42,17 +43,28 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Object.flame = bpy.props.PointerProperty(type=properties.FlameHeadProperties)
+    retarget_operators.register_properties()
     for menu, func in MENUS:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
+    _cli_commands.append(bpy.utils.register_cli_command(cli.COMMAND, cli.main))  # blender -c flame ...
+    if not bpy.app.binary_path:
+        # The bpy module (no Blender executable) hangs or crashes at interpreter exit while Python
+        # classes or menu entries are registered (4.2, 4.5), so a script that never unregisters would
+        # not end. atexit runs this before bpy's own exit handler, registered when bpy was imported.
+        atexit.register(unregister)
 
 
 def unregister() -> None:
+    atexit.unregister(unregister)
     tracker_job.cancel_all()
+    while _cli_commands:
+        bpy.utils.unregister_cli_command(_cli_commands.pop())
     if _stop_tracker_jobs in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):
         menu.remove(func)
+    retarget_operators.unregister_properties()
     if hasattr(bpy.types.Object, "flame"):
         del bpy.types.Object.flame
     for cls in reversed(CLASSES):

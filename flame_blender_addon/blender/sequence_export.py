@@ -90,32 +90,33 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
     frames = keyed_frames(armature, context.scene) if frames is None else np.asarray(frames)
     key = mesh_obj.data.shape_keys
     blocks = key.key_blocks
-    shape, expr_now = head.coefficient_values(armature)
+    shape = head.coefficient_values(armature)[0]
     kch = _channels(key, frames)
-    expr = np.stack([kch.get((f'key_blocks["{head.EXPR_PREFIX}{e:03d}"].value', 0), np.full(len(frames), v))
-                     for e, v in enumerate(expr_now)], axis=1) if props.n_expr else np.zeros((len(frames), 0))
+    def key_series(name: str) -> np.ndarray:
+        return kch.get((head.key_value_path(name), 0), np.full(len(frames), blocks[name].value))
+
+    expr = head.coefficients_of(blocks, head.shape_key_names(0, props.n_expr), key_series) if props.n_expr \
+        else np.zeros((len(frames), 0))
 
     ach = _channels(armature, frames)
-    quats = np.stack([_series(ach, f'pose.bones["{n}"].rotation_quaternion', 4,
+    quats = np.stack([_series(ach, head.bone_path(n, "rotation_quaternion"), 4,
                               armature.pose.bones[n].rotation_quaternion, frames) for n in JOINT_NAMES], axis=1)
-    root_loc = _series(ach, 'pose.bones["root"].location', 3, armature.pose.bones["root"].location, frames)
+    root_loc = _series(ach, head.bone_path("root", "location"), 3, armature.pose.bones["root"].location, frames)
     R = rotations.quaternion_to_matrix(quats)
     rest = np.array([b.head_local for b in armature.data.bones], dtype=np.float64)
     static_offset = None
     if STATIC_OFFSET_KEY in blocks and blocks[STATIC_OFFSET_KEY].value != 0:
         static_offset = _offset_of(mesh_obj, STATIC_OFFSET_KEY) * blocks[STATIC_OFFSET_KEY].value
-    basis = np.asarray(armature[head.JOINT_BASIS_PROP]).reshape(-1, len(JOINT_NAMES), 3)
+    basis = head.joint_basis(armature)
     identity_root = head.joints_for(armature, shape, np.zeros(props.n_expr))[0]
     d0 = np.einsum("te,ec->tc", expr, basis[1 + props.n_shape:, 0]) + (identity_root - rest[0])
     if static_offset is not None:
-        regressor = np.asarray(armature[head.J_REGRESSOR_PROP]).reshape(len(JOINT_NAMES), -1)
-        d0 = d0 + regressor[0] @ static_offset
+        d0 = d0 + head.joint_regressor(armature)[0] @ static_offset
     translation = root_loc - (d0 - np.einsum("trc,tc->tr", R[:, 0], d0))
 
     eyelids, eyelid_dirs = None, None
     if all(name in blocks for name in EYELID_KEYS):
-        eyelids = np.stack([kch.get((f'key_blocks["{n}"].value', 0), np.full(len(frames), blocks[n].value))
-                            for n in EYELID_KEYS], axis=1)
+        eyelids = np.stack([key_series(n) for n in EYELID_KEYS], axis=1)
         eyelid_dirs = np.stack([_offset_of(mesh_obj, n) for n in EYELID_KEYS])
     fps = context.scene.render.fps / context.scene.render.fps_base
     return FlameSequence(shape=shape, expr=expr, rotations=R, translation=translation,

@@ -2,59 +2,35 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from pathlib import Path
 
 import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import FlameError
+from ..core.formats.footage import find_footage
+from ..core.formats.metrical import write_metrical_checkpoints
+from ..core.formats.npz import write_sequence_npz
 from ..core.model import load_model
-from ..core.sequence import fit_components, read_sequence, resample, write_metrical_checkpoints, write_sequence_npz
-from . import appearance, head, sequence_export, sequence_import
-from .operators import _BuildOperator, _HeadOperator, target_head
+from ..core.sequence import fit_components, read_sequence, resample, scene_frames
+from . import appearance, head, model_picker, sequence_export, sequence_import
+from .help import section
+from .operator_base import HeadOperator, reports_errors
+from .operators import _BuildOperator
 from .progress import progress
 from .transaction import rollback_on_error
 
-log = logging.getLogger(__name__)
+
+def _head_model_items(self, context):
+    return model_picker.enum_items("import_sequence", ("TARGET", "Animate the head",
+                                                       "Animate the head chosen above"), context)
 
 
-def _background_folder(path: Path) -> Path | None:
-    """metrical-tracker's ``input/`` frames beside the ``checkpoint/`` folder, if present."""
-    base = path if path.is_dir() else path.parent
-    return next((p for p in (base / "input", base.parent / "input") if p.is_dir()), None)
-
-
-class _HeadState:
-    """What a sequence import changes on an existing head, to restore it if the import fails."""
-
-    def __init__(self, armature: bpy.types.Object):
-        self.armature = armature
-        self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
-        self.values = np.empty(len(self.blocks), dtype=np.float32)
-        self.blocks.foreach_get("value", self.values)
-        self.joints = np.array([b.head_local for b in armature.data.bones])
-        self.owners = [armature, armature.flame.mesh.data.shape_keys]
-        self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
-        self.matrix = armature.matrix_world.copy()
-        self.rotation_mode = armature.rotation_mode
-
-    def restore(self, context) -> None:
-        for owner, action in zip(self.owners, self.actions):
-            if owner.animation_data:
-                owner.animation_data.action = action
-        for name in [kb.name for kb in self.blocks][len(self.values):]:
-            self.armature.flame.mesh.shape_key_remove(self.blocks[name])
-        self.blocks.foreach_set("value", self.values)
-        head.set_rest_joints(context, self.armature, self.joints)
-        self.armature.rotation_mode = self.rotation_mode
-        self.armature.matrix_world = self.matrix
-
-
-class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
-    """Import a tracked FLAME sequence (metrical-tracker, VHAP, GaussianAvatars, flame_sequence.npz)
-    as keyframed animation of the active head, with the tracker's camera"""
+class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator):
+    """Import a tracked FLAME sequence as a take of keyframed animation on the head, with its camera"""
 
     bl_idname = "flame.import_sequence"
     bl_label = "Import FLAME Sequence"
@@ -63,8 +39,12 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
                              description="A metrical-tracker output or checkpoint folder, a .frame or .npz file")
     filter_glob: StringProperty(default="*.frame;*.npz", options={"HIDDEN"})
-    target: StringProperty(name="Target", description="FLAME head to animate (default: the active one)",
+    target: StringProperty(name="Head", description="FLAME head to animate (default: the active one)",
                            options={"SKIP_SAVE"})
+    take_name: StringProperty(name="Take", options={"SKIP_SAVE"},
+                              description="Name of the new take (default: the file's name); earlier takes are kept")
+    model_choice: EnumProperty(name="Head from", items=_head_model_items,
+                               description="Animate the head, or build a new one from a model first")
     model_filepath: StringProperty(name="Model", subtype="FILE_PATH",
                                    description="Build a new head from this FLAME model instead of animating one")
     eyelid_folder: StringProperty(name="Eyelid blendshapes", subtype="DIR_PATH",
@@ -77,69 +57,100 @@ class FLAME_OT_import_sequence(_BuildOperator, bpy.types.Operator):
                               description="Resample the performance to this frame rate; 0 keeps the source's")
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of sequence frame 0")
     camera_mode: EnumProperty(name="Camera", items=sequence_import.CAMERA_MODES, default="MOVING_CAMERA")
-    use_background: BoolProperty(name="Input frames as background", default=True,
-                                 description="Show metrical-tracker's input/ frames behind the head in camera view")
+    use_background: BoolProperty(name="Footage as background", default=True,
+                                 description="Show the tracked footage (metrical-tracker's input/ frames, or the "
+                                             "video source.json names) behind the head in camera view")
 
-    def invoke(self, context, event):
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Head", "animation", icon="ARMATURE_DATA")
+        col.prop(props, "take_name")
+        model_picker.draw_choice(col, props)
+        if props.model_choice == "TARGET":
+            col.prop_search(props, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+            col.prop(props, "keep_identity")
+        else:
+            col.prop(props, "n_shape")
+            col.prop(props, "n_expr")
+        col.prop(props, "eyelid_folder")
+        section(self.layout, "Timing", icon="TIME", data=props, names=("frame_start", "fps", "target_fps"))
+        section(self.layout, "Camera", icon="CAMERA_DATA", data=props, names=("camera_mode", "use_background"))
 
+    def _model(self, context):
+        path = model_picker.chosen_path(context, self.model_choice, self.model_filepath)
+        if path == "demo":
+            from ..demo import head as demo_head  # generated on demand: ~50 MB of arrays
+
+            return demo_head.demo_model()
+        return load_model(path) if path else None
+
+    @reports_errors
     def execute(self, context):
         path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = read_sequence(path, fps=self.fps or None,
-                                eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
-            model = load_model(bpy.path.abspath(self.model_filepath)) if self.model_filepath else None
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        armature = None if model else target_head(context, self.target)
+        seq = read_sequence(path, fps=self.fps or None,
+                            eyelid_blendshapes=bpy.path.abspath(self.eyelid_folder) if self.eyelid_folder else None)
+        model = self._model(context)
+        armature = None if model else head.target_head(context, self.target)
         if model is None and armature is None:
-            self.report({"ERROR"}, "No FLAME head to animate: select one, or give a model file to build one")
-            return {"CANCELLED"}
-        state = _HeadState(armature) if armature else None
-        try:
-            with rollback_on_error(context), progress(context, "Importing sequence") as report:
-                if model is not None:
-                    armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
-                                               lambda f, m: report(0.3 * f, m))
-                seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
-                background = _background_folder(path) if self.use_background else None
-                if self.target_fps:
-                    seq = resample(seq, self.target_fps)
-                    if background is not None:  # an image sequence cannot change its rate
-                        seq.warnings.append("resampled: the tracker's input frames are not used as background")
-                        background = None
-                sequence_import.apply_sequence(
-                    context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
-                    camera_mode=self.camera_mode,
-                    background=background,
-                    report=lambda f, m: report(0.3 + 0.7 * f, m))
-                look = appearance.read_appearance(path)  # albedo and lighting of the photometric stage
-                if look is not None:
-                    appearance.apply_appearance(context, armature.flame.mesh, look)
-        except Exception as err:  # the scene is restored either way; only surprises get a traceback
-            if state:
-                state.restore(context)
-            if not isinstance(err, FlameError):
-                log.exception("sequence import failed")
-            self.report({"ERROR"}, str(err) if isinstance(err, FlameError) else f"Import failed: {err!r}")
-            return {"CANCELLED"}
-        for warning in seq.warnings:
+            raise FlameError("No FLAME head to animate: select one, or give a model file to build one")
+        scene_frames(seq, self.frame_start, self.target_fps or None)  # checked before anything changes
+        if armature is not None:
+            head.check_head(armature)
+        with rollback_on_error(context, edited_head=armature), progress(context, "Importing sequence") as report:
+            repairs = head.repair_head(armature) if model is None else []
+            if model is not None:
+                armature = head.build_head(context, model.truncated(self.n_shape, self.n_expr), "FLAME",
+                                           lambda f, m: report(0.3 * f, m))
+            seq = fit_components(seq, armature.flame.n_shape, armature.flame.n_expr)
+            footage = None
+            if self.use_background:
+                footage, footage_warnings = find_footage(path)
+                seq.warnings += footage_warnings
+            if self.target_fps:
+                seq = resample(seq, self.target_fps)
+                if footage is not None:  # the footage's frames cannot change their rate
+                    seq.warnings.append("resampled: the footage is not used as the camera background")
+                    footage = None
+            notes = sequence_import.apply_sequence(
+                context, armature, seq, frame_start=self.frame_start, keep_identity=self.keep_identity,
+                camera_mode=self.camera_mode, footage=footage, take=self.take_name,
+                report=lambda f, m: report(0.3 + 0.7 * f, m))
+            look = appearance.read_appearance(path)  # albedo and lighting of the photometric stage
+            if look is not None:
+                appearance.apply_appearance(context, armature.flame.mesh, look)
+        for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name}")
+        take = armature.flame.takes[armature.flame.active_take].name
+        self.report({"INFO"}, "; ".join([f"Imported {seq.n_frames} frames ({seq.source}) onto {armature.name} "
+                                         f"as take '{take}'", *notes]))
         return {"FINISHED"}
 
 
-class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
-    """Write the head's animation (and the scene camera) as flame_sequence.npz or metrical-tracker checkpoints"""
+SEQUENCE_FILE = "flame_sequence.npz"
+
+
+def sequence_target(filepath: str, file_format: str) -> str:
+    """Where an export goes: NPZ writes a ``.npz`` file (``flame_sequence.npz`` when no name is given),
+    METRICAL a folder of checkpoints, named like the file without ``.npz``."""
+    folder, name = os.path.split(filepath)
+    stem = name[:-4] if name.lower().endswith(".npz") else name
+    if file_format == "NPZ":
+        return os.path.join(folder, f"{stem}.npz" if stem else SEQUENCE_FILE)
+    return os.path.join(folder, stem or SEQUENCE_FILE[:-4])
+
+
+class FLAME_OT_export_sequence(HeadOperator, ExportHelper, bpy.types.Operator):
+    """Write the head's animation and camera as flame_sequence.npz or metrical-tracker checkpoints"""
 
     bl_idname = "flame.export_sequence"
     bl_label = "Export FLAME Sequence"
     bl_options = {"REGISTER"}
 
-    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default="flame_sequence.npz",
+    filename_ext = ".npz"
+    check_extension = None  # check() below names the file or folder per format
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH", default=SEQUENCE_FILE,
                              description="flame_sequence.npz file, or the output folder for checkpoints")
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
     format: EnumProperty(name="Format", default="NPZ", items=(
         ("NPZ", "flame_sequence.npz", "This add-on's format (VHAP key names, OpenCV camera)"),
         ("METRICAL", "metrical-tracker checkpoints",
@@ -147,30 +158,38 @@ class FLAME_OT_export_sequence(_HeadOperator, bpy.types.Operator):
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame that becomes sequence frame 0")
 
     def invoke(self, context, event):
+        if self.filepath in ("", SEQUENCE_FILE) and bpy.data.filepath:
+            self.filepath = os.path.join(os.path.dirname(bpy.data.filepath), SEQUENCE_FILE)
+        self.check(context)
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    def run(self, context, armature):
-        path = Path(bpy.path.abspath(self.filepath))
-        try:
-            seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
-            if self.format == "NPZ":
-                write_sequence_npz(path, seq)
-            else:
-                model = None
-                if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
-                    from ..core import demo_head
+    def check(self, context):
+        target = sequence_target(self.filepath, self.format)
+        changed = target != self.filepath
+        self.filepath = target
+        return changed
 
-                    model = load_model(armature.flame.model_path) if armature.flame.model_path \
-                        else demo_head.demo_model()
-                for warning in write_metrical_checkpoints(path, seq, model):
-                    self.report({"WARNING"}, warning)
-        except FlameError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
-        except OSError as err:
-            self.report({"ERROR"}, f"{path}: cannot be written ({err.strerror or err})")
-            return {"CANCELLED"}
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Head", "export", icon="ARMATURE_DATA")
+        col.prop_search(props, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        section(self.layout, "Output", icon="EXPORT", data=props, names=("format", "frame_start"))
+
+    def run(self, context, armature):
+        path = Path(bpy.path.abspath(sequence_target(self.filepath, self.format)))
+        seq = sequence_export.read_performance(context, armature, frame_start=self.frame_start)
+        if self.format == "NPZ":
+            write_sequence_npz(path, seq)
+        else:
+            model = None
+            if not np.allclose(seq.rotations[:, 0], np.eye(3)):  # the root pivot needs the joints
+                from ..demo import head as demo_head
+
+                model = load_model(armature.flame.model_path) if armature.flame.model_path \
+                    else demo_head.demo_model()
+            for warning in write_metrical_checkpoints(path, seq, model):
+                self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Wrote {seq.n_frames} frames to {path}")
         return {"FINISHED"}
 

@@ -1,45 +1,57 @@
 """``flame.track_video``: fit FLAME to a video in an external torch process, then import the result.
 
-Interactive: a modal operator streams the tracker's progress into the progress bar and status
-text; ESC cancels and kills the process tree. Background (``blender --background``, scripts): the
-same job runs synchronously, because modal operators get no timer events there.
+From the UI: ``invoke`` opens a file browser (a video, a folder of frames, an image or a landmarks
+``.npz``) whose side panel holds the options; confirming starts the job as a modal operator that
+streams the tracker's progress into the progress bar and status text; Esc cancels and kills the
+process tree. Scripts and ``blender --background`` call ``execute``, which runs the same job
+synchronously (modal operators get no timer events in background mode).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import sys
 from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
 
 from ..core import tracker_protocol as protocol
-from . import head, preferences
+from ..core.formats.footage import IMAGE_SUFFIXES, find_footage, write_reference
+from . import head, model_picker, preferences
+from .help import section
+from .operator_base import ModalFileJob
 from .tracker_job import TrackerJob, template_argv, tracker_argv
 
 log = logging.getLogger(__name__)
 
+VIDEO_GLOB = "*.mp4;*.mov;*.avi;*.mkv;*.webm;*.m4v;*.png;*.jpg;*.jpeg;*.npz"
 
 def _abspath(path: str) -> str:
     return bpy.path.abspath(path) if path else ""
 
 
-class FLAME_OT_track_video(bpy.types.Operator):
-    """Track a video (or frames folder, or image) with FLAME in an external process and import it"""
+def _model_items(self, context):
+    return model_picker.enum_items("track", ("AUTO", "Selected head's model",
+                                             "The selected head's model file, else the demo head"), context)
+
+
+class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
+    """Track a video, a folder of frames or landmarks with FLAME in an external process and import the result"""
 
     bl_idname = "flame.track_video"
     bl_label = "Track Video"
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(name="Video", subtype="FILE_PATH",
-                             description="A video file, a folder of frames, or one image")
+                             description="A video, a folder of frames, one image, or a landmarks .npz")
+    filter_glob: StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
     output_dir: StringProperty(name="Output folder", subtype="DIR_PATH",
                                description="Where the tracker writes; default: '<video>_flame' beside the video")
-    model_filepath: StringProperty(name="Model", subtype="FILE_PATH",
-                                   description="FLAME model to fit; default: the active head's model, "
-                                               "else the demo head")
+    model_choice: EnumProperty(name="Model", items=_model_items,
+                               description="The FLAME model to fit (Model folder preference lists yours)")
+    model_filepath: StringProperty(name="Model file", subtype="FILE_PATH",
+                                   description="FLAME model to fit; when given, it overrides Model")
     landmarks_filepath: StringProperty(name="Landmarks", subtype="FILE_PATH",
                                        description="Precomputed landmarks (.npz) instead of detection")
     embedding_filepath: StringProperty(name="Embedding", subtype="FILE_PATH",
@@ -49,8 +61,8 @@ class FLAME_OT_track_video(bpy.types.Operator):
                            description="Overrides the preference: Python with torch for the tracker")
     command_template: StringProperty(name="Command", options={"SKIP_SAVE"},
                                      description="Overrides the preference: external tracker command template")
-    device: EnumProperty(name="Device", items=(("PREFERENCE", "Preference", ""),) + preferences.DEVICES,
-                         default="PREFERENCE")
+    device: EnumProperty(name="Device", items=(("PREFERENCE", "Preference", "The add-on preference's device"),)
+                         + preferences.DEVICES, default="PREFERENCE")
     photometric: EnumProperty(
         name="Photometric stage", default="AUTO",
         description="Texture, lighting and a dense refinement after the landmark fit (slow without a GPU)",
@@ -62,21 +74,35 @@ class FLAME_OT_track_video(bpy.types.Operator):
                                 description="OBJ with the model's UVs (FLAME's head_template.obj); the demo head "
                                             "has its own")
 
-    _job: TrackerJob | None = None
-    _timer = None
+    # ------------------------------------------------------------------------------------ dialog
+    def draw(self, context):
+        props = self.properties
+        col = section(self.layout, "Model", "track", icon="USER")
+        model_picker.draw_choice(col, props)
+        section(self.layout, "Tracker", icon="TRACKER", data=props, names=("device", "focal", "output_dir"))
+        section(self.layout, "Landmarks (optional)", icon="POINTCLOUD_DATA", data=props,
+                names=("landmarks_filepath", "embedding_filepath"))
+        section(self.layout, "Photometric stage", icon="SHADING_TEXTURE", data=props,
+                names=("photometric", "texture_space_filepath", "uv_filepath"))
 
     # ----------------------------------------------------------------------------------- setup
     def _model_arg(self, context) -> str:
-        if self.model_filepath:
-            return bpy.path.abspath(self.model_filepath)
+        model = model_picker.chosen_path(context, self.model_choice, self.model_filepath)
+        if model:
+            return model
         armature = head.find_head(context.active_object)
-        if armature is not None and armature.flame.model_path:
-            return armature.flame.model_path
-        return "demo"
+        return armature.flame.model_path if armature is not None and armature.flame.model_path else "demo"
 
-    def _start(self, context) -> TrackerJob | None:
+    def _inputs(self) -> tuple[str, str]:
+        """(video/folder/image, landmarks): a chosen ``.npz`` is landmarks."""
         source = bpy.path.abspath(self.filepath) if self.filepath else ""
         landmarks = bpy.path.abspath(self.landmarks_filepath) if self.landmarks_filepath else ""
+        if source.lower().endswith(".npz") and not landmarks:
+            source, landmarks = "", source
+        return source, landmarks
+
+    def _start(self, context) -> TrackerJob | None:
+        source, landmarks = self._inputs()
         for given, what in ((source, "video, folder or image"), (landmarks, "landmarks file")):
             if given and not Path(given).exists():
                 self.report({"ERROR"}, f"{given}: no such {what}")
@@ -86,17 +112,16 @@ class FLAME_OT_track_video(bpy.types.Operator):
             return None
         named_after = Path(source or landmarks)
         output = Path(bpy.path.abspath(self.output_dir)) if self.output_dir else \
-            named_after.with_name(f"{named_after.stem}_flame")
+            named_after.with_name(f"{named_after.stem or named_after.name}_flame")
         prefs = preferences.get(context)
         template = self.command_template or (prefs.command_template if prefs else "")
-        python = self.python or (prefs.python if prefs else "") or shutil.which("python3") or sys.executable
         device = self.device if self.device != "PREFERENCE" else (prefs.device if prefs else "auto")
         model = self._model_arg(context)
         try:
             output.mkdir(parents=True, exist_ok=True)
             argv = template_argv(template, model=model, source=source, output=str(output)) if template else \
-                tracker_argv(python, model=model, source=source, output=str(output), device=device, focal=self.focal,
-                             landmarks=landmarks,
+                tracker_argv(preferences.tracker_python(context, self.python), model=model, source=source,
+                             output=str(output), device=device, focal=self.focal, landmarks=landmarks,
                              embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "",
                              photometric=self.photometric, texture_space=_abspath(self.texture_space_filepath),
                              uv=_abspath(self.uv_filepath))
@@ -115,12 +140,14 @@ class FLAME_OT_track_video(bpy.types.Operator):
             self.report({"ERROR"}, f"Tracking failed: {job.failure()}")
             return {"CANCELLED"}
         result = job.result.path if job.result else str(self._output)
-        armature = head.find_head(context.active_object)
-        kwargs = {"filepath": result if Path(result).is_file() and result.endswith(".npz") else str(self._output)}
-        if armature is None:
+        source, landmarks = self._inputs()
+        self._reference_video(Path(result).parent if Path(result).is_file() else self._output, source)
+        kwargs = {"filepath": result if Path(result).is_file() and result.endswith(".npz") else str(self._output),
+                  "take_name": Path(source or landmarks).stem}
+        if head.find_head(context.active_object) is None:  # a new head of the fitted model
             model = self._model_arg(context)
             if model == "demo":
-                bpy.ops.flame.add_demo_head()
+                kwargs["model_choice"] = model_picker.DEMO
             else:
                 kwargs["model_filepath"] = model
         try:
@@ -128,15 +155,29 @@ class FLAME_OT_track_video(bpy.types.Operator):
         except RuntimeError as err:  # the import reported an error; the scene is unchanged
             self.report({"ERROR"}, f"Tracking finished but its result could not be imported: {err}")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Tracked {self.filepath} -> {result}")
+        self.report({"INFO"}, f"Tracked {source or landmarks} -> {result}")
         return {"FINISHED"}
 
-    # ----------------------------------------------------------------------- synchronous path
+    def _reference_video(self, output: Path, source: str) -> None:
+        """A tracked video comes along as the footage: reference it (frame id = video frame) unless
+        the tracker left a footage reference or input frames of its own."""
+        source = Path(bpy.path.abspath(source)) if source else None
+        if source is None or not source.is_file() or source.suffix.lower() in IMAGE_SUFFIXES:
+            return
+        if find_footage(output)[0] is None:
+            try:
+                write_reference(output, "video", source)
+            except OSError as err:
+                self.report({"WARNING"}, f"{output}: could not reference the footage ({err.strerror or err})")
+
     def execute(self, context):
         job = self._start(context)
         if job is None:
             return {"CANCELLED"}
+        return self.start_modal(context, job) if self._interactive else self._wait(context, job)
 
+    # ----------------------------------------------------------------------- synchronous path
+    def _wait(self, context, job: TrackerJob) -> set[str]:
         def show(message: protocol.Message) -> None:
             if message.type == protocol.PROGRESS:
                 print(f"[tracker {100 * message.fraction:5.1f}%] {message.message or message.stage}", flush=True)
@@ -152,41 +193,19 @@ class FLAME_OT_track_video(bpy.types.Operator):
         return self._finish(context, job)
 
     # --------------------------------------------------------------------------- modal path
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        self._job = self._start(context)
-        if self._job is None:
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.2, window=context.window)
-        wm.progress_begin(0, 1000)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def _cleanup(self, context) -> None:
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        context.workspace.status_text_set(None)
-
-    def modal(self, context, event):
+    def tick(self, context):
         job = self._job
-        if event.type == "ESC":
-            job.cancel()
-            self._cleanup(context)
-            self.report({"WARNING"}, "Tracking cancelled")
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
         job.messages()
-        context.window_manager.progress_update(int(1000 * job.fraction))
-        context.workspace.status_text_set(f"FLAME tracking {100 * job.fraction:.0f}%: {job.status} (Esc to cancel)")
+        self.show_progress(context, job.fraction, f"FLAME tracking {100 * job.fraction:.0f}%: {job.status}")
         if not job.finished:
             return {"RUNNING_MODAL"}
         job.messages()
-        self._cleanup(context)
+        self.end_modal(context)
         return self._finish(context, job)
 
+    def stop(self, context):
+        self._job.cancel()
+        self.report({"WARNING"}, "Tracking cancelled")
+        return {"CANCELLED"}
 
 CLASSES = (FLAME_OT_track_video,)

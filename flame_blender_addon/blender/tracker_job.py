@@ -18,13 +18,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..core import tracker_protocol as protocol
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
-_RUNNING: set["TrackerJob"] = set()
+_RUNNING: set[TrackerJob] = set()
+
+
+def tracker_env() -> dict[str, str]:
+    """The tracker's environment: unbuffered output, and this add-on's package importable."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADDON_DIR.parent), env.get("PYTHONPATH")]))
+    return env
 
 
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",
@@ -75,12 +82,10 @@ class TrackerJob:
         self.logs: list[str] = []
         self._queue: queue.Queue[protocol.Message] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=stderr_lines)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ADDON_DIR.parent), env.get("PYTHONPATH")]))
         flags = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW} \
             if sys.platform == "win32" else {"start_new_session": True}
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, bufsize=1, env=env, **flags)
+                                        stderr=subprocess.PIPE, text=True, bufsize=1, env=tracker_env(), **flags)
         _RUNNING.add(self)
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]

@@ -50,7 +50,7 @@ class CameraTrack:
     def __len__(self) -> int:
         return len(self.K)
 
-    def take(self, index: np.ndarray | slice) -> "CameraTrack":
+    def take(self, index: np.ndarray | slice) -> CameraTrack:
         """The frames selected by ``index`` (an index array, boolean mask or slice)."""
         return CameraTrack(self.K[index], self.R[index], self.t[index], self.image_size)
 

@@ -1,30 +1,38 @@
 """Loading FLAME model files (``generic_model.pkl``, ``flame2023*.pkl``, converted ``.npz``).
 
-The result is a :class:`FlameModel` of dense float64 numpy arrays, validated key by key, so that a
-bad file fails here with a message naming the key, before anything is built in Blender.
+The files are decoded by :mod:`.formats.model_file`; the result is a :class:`FlameModel` of dense
+float64 numpy arrays, validated key by key, so that a bad file fails here with a message naming the
+key, before anything is built in Blender.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import pickle
-import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from . import safe_pickle
-from .errors import FlameError, ModelLoadError
+from . import safe_files
+from .errors import ModelLoadError, guarded
+from .formats.model_file import read_model_file
+from .limits import LARGE
 
+N_VERTS, N_FACES = 5023, 9976  # FLAME's mesh
+N_COMPONENTS = 400  # columns of the released models' ``shapedirs``
 N_SHAPE_MAX = 300  # identity columns come first in ``shapedirs``; expression columns follow
 N_JOINTS = 5
 N_POSE_FEATURES = 9 * (N_JOINTS - 1)
 JOINT_NAMES = ("root", "neck", "jaw", "eye.L", "eye.R")  # FLAME joint order 0..4
 PARENTS = (-1, 0, 1, 1, 1)
+
+
+def kintree_table() -> np.ndarray:
+    """FLAME's (2, 5) ``kintree_table`` as the model files store it, with the uint32 root sentinel."""
+    return np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.uint32)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class FlameModel:
     def n_expr(self) -> int:
         return self.exprdirs.shape[2]
 
-    def truncated(self, n_shape: int | None = None, n_expr: int | None = None) -> "FlameModel":
+    def truncated(self, n_shape: int | None = None, n_expr: int | None = None) -> FlameModel:
         """The same model keeping the first ``n_shape`` identity and ``n_expr`` expression components."""
         s = self.n_shape if n_shape is None else max(0, min(n_shape, self.n_shape))
         e = self.n_expr if n_expr is None else max(0, min(n_expr, self.n_expr))
@@ -94,27 +102,6 @@ class FlameModel:
                                np.einsum("jv,vck->kjc", self.J_regressor, dirs)], axis=0)
 
 
-def _read_raw(path: Path, data: bytes) -> dict[str, Any]:
-    """The file's key -> value mapping, through the restricted unpickler for pickles."""
-    if data[:2] == b"PK":  # .npz (zip); object arrays are refused by allow_pickle=False
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
-            raise ModelLoadError(f"{path.name}: not a readable .npz model ({err})") from None
-    try:
-        raw = safe_pickle.loads(data)
-    except FlameError as err:
-        raise ModelLoadError(f"{path.name}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError, MemoryError) as err:
-        raise ModelLoadError(f"{path.name}: not a readable FLAME pickle (truncated or damaged: "
-                             f"{type(err).__name__}: {err})") from None
-    if not isinstance(raw, dict):
-        raise ModelLoadError(f"{path.name}: expected a dict of FLAME arrays, found {type(raw).__name__}")
-    return raw
-
-
 def _array(raw: Mapping[str, Any], key: str, name: str, dtype: Any, ndim: int) -> np.ndarray:
     if key not in raw:
         found = ", ".join(sorted(map(str, raw))) or "nothing"
@@ -137,7 +124,7 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
     if v_template.shape[1] != 3 or V < 3:
         raise ModelLoadError(f"{name}: 'v_template' has shape {v_template.shape}, expected (V, 3)")
     faces = _array(raw, "f", name, np.int64, 2)
-    if faces.shape[1] != 3:
+    if faces.shape[1] != 3 or len(faces) == 0:
         raise ModelLoadError(f"{name}: 'f' has shape {faces.shape}, expected (F, 3) triangles")
     if faces.size and (faces.min() < 0 or faces.max() >= V):
         raise ModelLoadError(f"{name}: 'f' indexes vertex {faces.max()}, but there are only {V}")
@@ -181,11 +168,15 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
         warnings=tuple(warnings))
 
 
+@guarded
 def load_model(path: str | Path) -> FlameModel:
-    """Load and validate a FLAME ``.pkl`` (any release, chumpy or not) or ``.npz`` model file."""
+    """Load and validate a FLAME ``.pkl`` (any release, chumpy or not) or ``.npz`` model file.
+
+    Only FlameError leaves: ModelLoadError for wrong content, FileFormatError, LimitError,
+    FileAccessError, UnsafePickleError.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: file not found")
-    data = path.read_bytes()
-    model = model_from_arrays(_read_raw(path, data), name=path.name, sha256=hashlib.sha256(data).hexdigest())
+    data = safe_files.read_bytes(path, LARGE)
+    model = model_from_arrays(read_model_file(path.name, data), name=path.name,
+                              sha256=hashlib.sha256(data).hexdigest())
     return dataclasses.replace(model, path=str(path.resolve()))

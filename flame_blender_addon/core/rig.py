@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import FlameError
 from .model import JOINT_NAMES, PARENTS
 
 # FLAME (+Y up, +Z forward) -> Blender (+Z up, face looking along -Y): +90 degrees about X.
 FLAME_TO_BLENDER = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
 
 BONE_LENGTHS = (0.04, 0.04, 0.03, 0.015, 0.015)
+
+# Blender clamps a shape key's value to its slider range, at most [-10, 10]. A coefficient beyond it
+# keeps 10 (or -10) on its own key and puts the rest on an overflow key whose offset is
+# OVERFLOW_SCALE times the component's: coefficient = key value + OVERFLOW_SCALE * overflow value.
+SLIDER_LIMIT = 10.0
+OVERFLOW_SCALE = 10.0
 
 # (R - I)[row, col] of a rotation given as a quaternion (w, x, y, z), normalised inside so the value
 # is exact for any non-zero quaternion (Blender normalises before posing, too).
@@ -47,6 +54,19 @@ def bone_locations(rotations: np.ndarray, joint_shift: np.ndarray, translation: 
     if translation is not None:
         loc[:, 0] += translation
     return loc
+
+
+def split_for_sliders(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients (...) -> (key values, overflow key values), both within the slider range, with
+    ``values = keys + OVERFLOW_SCALE * overflow`` exactly. The overflow is zero within +-SLIDER_LIMIT."""
+    values = np.asarray(values, dtype=np.float64)
+    keys = np.clip(values, -SLIDER_LIMIT, SLIDER_LIMIT)
+    overflow = (values - keys) / OVERFLOW_SCALE
+    if values.size and np.abs(overflow).max() > SLIDER_LIMIT:
+        limit = SLIDER_LIMIT * (1 + OVERFLOW_SCALE)
+        raise FlameError(f"a coefficient of {np.abs(values).max():.4g} is beyond the +-{limit:g} a FLAME head "
+                         "can hold (no real fit comes near it)")
+    return keys, overflow
 
 
 def parent_names() -> list[str | None]:

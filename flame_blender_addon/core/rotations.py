@@ -95,3 +95,17 @@ def continuous_quaternions(q: np.ndarray) -> np.ndarray:
     step = np.where(np.sum(q[1:] * q[:-1], axis=-1, keepdims=True) < 0, -1.0, 1.0)
     sign = np.concatenate([np.ones_like(q[:1, ..., :1]), np.cumprod(step, axis=0)], axis=0)
     return q * sign
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of unit quaternions q0, q1: (..., 4) with weights w: (...) in [0, 1]."""
+    q1 = np.where(np.sum(q0 * q1, axis=-1, keepdims=True) < 0, -q1, q1)
+    cos = np.clip(np.sum(q0 * q1, axis=-1, keepdims=True), -1.0, 1.0)
+    theta = np.arccos(cos)
+    w = np.asarray(w, dtype=np.float64)[..., None]
+    small = theta < 1e-6
+    sin = np.where(small, 1.0, np.sin(theta))
+    a = np.where(small, 1.0 - w, np.sin((1.0 - w) * theta) / sin)
+    b = np.where(small, w, np.sin(w * theta) / sin)
+    q = a * q0 + b * q1
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)

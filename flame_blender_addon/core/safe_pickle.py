@@ -1,175 +1,537 @@
-"""Restricted unpickling for FLAME model files, metrical-tracker ``.frame`` files and torch zips.
+"""Restricted, memory-safe unpickling for FLAME model files and the pickles inside torch zips
+(metrical-tracker ``.frame`` files, whose container :mod:`.formats.torch_zip` reads).
 
-Only what these files need is admitted: numpy's array reconstruction, a few builtins, stubs that
-stand in for ``chumpy`` arrays and ``scipy.sparse`` matrices, and torch tensors rebuilt as numpy
-arrays. Any other global raises :class:`UnsafePickleError` naming it, before anything runs, so a
-hostile pickle that would call ``os.system`` is refused. Neither chumpy, scipy nor torch is needed.
+Only what these files need is admitted, and every admitted name maps to something this module
+owns: numpy's array and dtype reconstruction, torch tensors and storages, ``chumpy`` arrays and
+``scipy.sparse`` matrices all become stub objects that validate their arguments and build plain
+numpy arrays themselves. Nothing from numpy, torch, chumpy or scipy ever runs on file data:
+
+- a global outside the allowlist raises :class:`UnsafePickleError` naming it, before anything runs;
+- BUILD (``__setstate__``) reaches only these stubs, never a function, class or numpy object;
+- dtypes come from an allowlist of plain numeric types (:func:`.limits.plain_dtype`), never from
+  the pickled dtype state, and every array's shape, strides and offset are checked against its
+  data before any view is made; sizes are charged to a :class:`.limits.Budget` before allocating;
+- a pre-scan bounds the opcode count and memo indices, and the resolver that turns stubs into
+  arrays shares results (linear in the pickle's size) and bounds the nesting depth.
 """
 
 from __future__ import annotations
 
-import collections
-import codecs
-import copyreg
-import importlib
 import io
+import math
 import pickle
+import pickletools
+import re
+import struct
 import warnings
-import zipfile
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .errors import UnsafePickleError
+from .errors import FileFormatError, FlameError, LimitError, UnsafePickleError
+from .limits import SMALL, Budget, Limits, checked_shape, plain_dtype
 
 
-def _numpy_core(name: str) -> Any:
-    """``numpy._core.multiarray.<name>`` on numpy 2, ``numpy.core.multiarray.<name>`` on 1.x."""
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+class _Stub:
+    """A loader-owned object that a pickle may BUILD at most once (subclasses say how)."""
+
+    def __setstate__(self, state: Any) -> None:
+        raise UnsafePickleError(f"refused to set the state of {type(self).__name__.strip('_')}")
+
+
+class _Built(_Stub):
+    """A finished value (array, numpy scalar, storage): BUILD on it is refused."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+class _Global(_Stub):
+    """An allowlisted global as the pickle sees it: callable through ``func``, never BUILD-able."""
+
+    def __init__(self, name: str, func: Callable[..., Any] | None):
+        self.name, self.func = name, func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.func is None or kwargs:
+            raise UnsafePickleError(f"refused to call '{self.name}'")
+        return self.func(*args)
+
+
+class _Dtype(_Stub):
+    """numpy.dtype(descr, align, copy) + BUILD(state): only the byte order is taken from the state."""
+
+    def __init__(self, descr: str):
+        self.descr, self.order, self.built = descr, "=", False
+
+    def __setstate__(self, state: Any) -> None:
+        if (self.built or not isinstance(state, tuple) or len(state) not in (8, 9)
+                or _text(state[1]) not in _ORDERS or any(s is not None for s in state[2:5])):
+            raise FileFormatError(f"dtype '{self.descr}': unsupported state (structured, sub-array or "
+                                  "repeated); only plain numeric arrays are read")
+        self.order, self.built = _text(state[1]), True
+
+    def dtype(self) -> np.dtype:
+        order = "" if self.descr[:1] in _ORDERS else self.order
+        return plain_dtype(order + self.descr, f"dtype '{self.descr}'")
+
+
+_ORDERS = ("<", ">", "|", "=")
+
+
+def _raw_bytes(raw: Any, what: str) -> bytes | bytearray:
+    """Array data as bytes (Python-2 strings arrive as bytes; a text pickle may hand over latin1 text)."""
+    if isinstance(raw, str):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"numpy has no multiarray.{name}")
+            return raw.encode("latin1")
+        except UnicodeEncodeError:
+            raise FileFormatError(f"{what}: data is text, not bytes") from None
+    if isinstance(raw, (bytes, bytearray)):
+        return raw
+    if isinstance(raw, pickle.PickleBuffer):
+        return bytes(raw)
+    raise FileFormatError(f"{what}: data is a {type(raw).__name__}, not bytes (object arrays are refused)")
 
 
-def _frombuffer(buf: bytes, dtype: Any, shape: tuple, order: str) -> np.ndarray:
-    """numpy's protocol-5 array rebuild, without going through numpy's private module."""
-    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+class _Array(_Stub):
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')`` + BUILD((version, shape, dtype, fortran, data))."""
+
+    def __init__(self, budget: Budget):
+        self.budget, self.array = budget, None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.array is not None or not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise FileFormatError("array: unsupported or repeated state")
+        shape, dtype, fortran, raw = state[-4:]
+        if not isinstance(dtype, _Dtype):
+            raise FileFormatError("array: the dtype is not a numpy dtype")
+        self.array = _from_bytes(raw, dtype.dtype(), shape, bool(fortran), self.budget, "array")
 
 
-class ChumpyArray:
-    """Stands for any ``chumpy`` object; its array is ``state['x']``."""
-
-    def __setstate__(self, state: dict) -> None:
-        self.state = state
-
-    def to_array(self) -> np.ndarray:
-        if "x" not in getattr(self, "state", {}):
-            raise UnsafePickleError("a chumpy object without an array ('x') cannot be read")
-        return np.asarray(_resolve(self.state["x"]))
-
-
-class SparseMatrix:
-    """Stands for a ``scipy.sparse`` csc/csr/coo matrix; :meth:`to_array` densifies it."""
-
-    layout = "csc"
-
-    def __setstate__(self, state: dict) -> None:
-        self.state = state
-
-    def to_array(self) -> np.ndarray:
-        s = {k: _resolve(v) for k, v in self.state.items()}
-        shape = tuple(int(n) for n in (s.get("_shape") or s.get("shape")))
-        data = np.asarray(s["data"], dtype=np.float64)
-        dense = np.zeros(shape, dtype=np.float64)
-        if self.layout == "coo":
-            rows, cols = (np.asarray(s["row"]), np.asarray(s["col"])) if "row" in s else s["coords"]
-            np.add.at(dense, (np.asarray(rows), np.asarray(cols)), data)
-            return dense
-        indices, indptr = np.asarray(s["indices"]), np.asarray(s["indptr"])
-        outer = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        if self.layout == "csc":
-            np.add.at(dense, (indices, outer), data)
-        else:
-            np.add.at(dense, (outer, indices), data)
-        return dense
+def _from_bytes(raw: Any, dtype: np.dtype, shape: Any, fortran: bool, budget: Budget, what: str) -> np.ndarray:
+    """An array of ``shape`` from exactly ``prod(shape) * itemsize`` bytes, copied, charged to ``budget``."""
+    data = _raw_bytes(raw, what)
+    dims = budget.take(shape, dtype, what)
+    count = math.prod(dims)
+    if len(data) != count * dtype.itemsize:
+        raise FileFormatError(f"{what}: {len(data)} bytes of data for shape {dims} of {dtype.name}, "
+                              f"which needs {count * dtype.itemsize}")
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(dims, order="F" if fortran else "C").copy(order="A")
 
 
-def _sparse_stub(layout: str) -> type:
-    return type(f"{layout}_matrix", (SparseMatrix,), {"layout": layout})
+def _scalar(dtype: Any, raw: Any = None) -> _Built:
+    """numpy's ``scalar(dtype, bytes)``: one value of an allowlisted dtype."""
+    if not isinstance(dtype, _Dtype) or raw is None:
+        raise FileFormatError("numpy scalar: unsupported arguments")
+    data = _raw_bytes(raw, "numpy scalar")
+    dt = dtype.dtype()
+    if len(data) != dt.itemsize:
+        raise FileFormatError(f"numpy scalar: {len(data)} bytes for a {dt.name}")
+    return _Built(np.frombuffer(data, dtype=dt)[0])
 
 
-# torch storage class name -> numpy dtype (little-endian, as torch writes them)
-_TORCH_STORAGES = {
-    "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2", "LongStorage": "<i8",
-    "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1",
-    "BoolStorage": "?",
-}
+class _Storage(_Built):
+    """A torch storage: its elements as a flat read-only array over the zip member's bytes."""
 
 
-class TorchStorage:
-    """Placeholder for a torch storage class; the dtype is all that is needed."""
+class _StorageType(_Global):
+    """A torch storage class (``torch.FloatStorage``): only its element dtype matters."""
 
-    dtype = "u1"
-
-
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
-    """``torch._utils._rebuild_tensor_v2`` as numpy: a strided view of the storage, copied."""
-    if not size:
-        return storage[offset].copy()
-    view = np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=tuple(size), strides=tuple(s * storage.itemsize for s in stride))
-    return np.array(view)
+    def __init__(self, name: str, dtype: np.dtype):
+        super().__init__(name, None)
+        self.dtype = dtype
 
 
-def _rebuild_parameter(data: np.ndarray, *_: Any) -> np.ndarray:
-    return data
+class _Unpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` whose every global is a loader-owned stub or checked function.
 
+    Python-2 strings are read as bytes (``encoding='bytes'``), so array data is not decoded to text
+    and encoded back (two copies of a 400 MB model); the resolver turns the remaining ones into
+    latin1 text, as ``encoding='latin1'`` would have."""
 
-_ALLOWED: dict[tuple[str, str], Callable[[], Any]] = {
-    **{(m, "_reconstruct"): lambda: _numpy_core("_reconstruct")
-       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "scalar"): lambda: _numpy_core("scalar")
-       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "_frombuffer"): lambda: _frombuffer for m in ("numpy.core.numeric", "numpy._core.numeric")},
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    **{(m, "_reconstructor"): lambda: copyreg._reconstructor for m in ("copy_reg", "copyreg")},
-    **{(m, "object"): lambda: object for m in ("__builtin__", "builtins")},
-    **{(m, "set"): lambda: set for m in ("__builtin__", "builtins")},
-    ("_codecs", "encode"): lambda: codecs.encode,
-    ("collections", "OrderedDict"): lambda: collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): lambda: _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): lambda: _rebuild_parameter,
-}
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only allowlisted globals (``encoding='latin1'``).
-
-    ``storages`` maps a torch zip's storage keys to raw bytes; it is used for persistent ids.
-    """
-
-    def __init__(self, file: io.BufferedIOBase, storages: Callable[[str], bytes] | None = None):
-        super().__init__(file, encoding="latin1")
-        self._storages = storages
+    def __init__(self, data: bytes, budget: Budget, storages: Callable[[str, int], bytes] | None):
+        super().__init__(io.BytesIO(data), encoding="bytes")
+        self.budget, self.storages = budget, storages
+        self.storage_cache: dict[str, bytes] = {}
+        self.bound = {method: _Global(method, getattr(self, method)) for method in set(_BOUND.values())}
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return ChumpyArray
-        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix", "coo_matrix"):
-            return _sparse_stub(name[:3])
+        if module.startswith("scipy.sparse") and name in _SPARSE:
+            return _SPARSE[name]
         if module == "torch" and name in _TORCH_STORAGES:
-            return type(name, (TorchStorage,), {"dtype": _TORCH_STORAGES[name]})
-        factory = _ALLOWED.get((module, name))
-        if factory is None:
+            return _StorageType(f"torch.{name}", plain_dtype(_TORCH_STORAGES[name], name))
+        found = _SHARED.get((module, name)) or self.bound.get(_BOUND.get((module, name), ""))
+        if found is None:
             raise UnsafePickleError(
                 f"refused to load '{module}.{name}': it is not something a FLAME or tracker file "
                 "contains, and loading it could run code")
-        return factory()
+        return found
 
     def persistent_load(self, pid: Any) -> Any:
-        if self._storages is None or not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise UnsafePickleError(f"refused persistent reference {pid!r}")
-        storage_type, key = pid[1], str(pid[2])
-        if not (isinstance(storage_type, type) and issubclass(storage_type, TorchStorage)):
-            raise UnsafePickleError(f"unsupported torch storage {storage_type!r}")
-        return np.frombuffer(self._storages(key), dtype=storage_type.dtype)
+        if isinstance(pid, tuple):
+            pid = tuple(_text(v) for v in pid)
+        if not (self.storages is not None and isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)
+                and re.fullmatch(r"\w{1,64}", pid[2])):
+            raise UnsafePickleError(f"refused persistent reference {_short(pid)}")
+        dtype, key = pid[1].dtype, pid[2]
+        if key not in self.storage_cache:
+            data = self.storages(key, self.budget.left)
+            self.budget.charge(len(data), f"torch storage {key}")
+            if len(data) % dtype.itemsize:
+                raise FileFormatError(f"torch storage {key}: {len(data)} bytes is not a whole number of "
+                                      f"{dtype.name} values")
+            self.storage_cache[key] = data
+        return _Storage(np.frombuffer(self.storage_cache[key], dtype=dtype))
+
+    def _reconstruct(self, cls: Any, shape: Any = None, typecode: Any = None) -> _Array:
+        if cls is not _NDARRAY:
+            raise UnsafePickleError("refused to reconstruct anything but a plain numpy array")
+        return _Array(self.budget)
+
+    def _frombuffer(self, buf: Any, dtype: Any, shape: Any, order: Any) -> _Built:
+        if not isinstance(dtype, _Dtype) or order not in ("C", "F"):
+            raise FileFormatError("array (protocol 5): unsupported arguments")
+        return _Built(_from_bytes(buf, dtype.dtype(), shape, order == "F", self.budget, "array"))
+
+    def _tensor(self, storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _Built:
+        """``torch._utils._rebuild_tensor_v2``: a copy of the strided view, checked to lie inside the storage."""
+        if not isinstance(storage, _Storage):
+            raise FileFormatError("tensor: its storage is not a torch storage")
+        flat = storage.value
+        dims = self.budget.take(size, flat.dtype, "tensor")
+        steps = _counts(stride, "tensor stride")
+        start = _counts((offset,), "tensor offset")[0]
+        if len(steps) != len(dims):
+            raise FileFormatError(f"tensor: {len(dims)} sizes but {len(steps)} strides")
+        if math.prod(dims) == 0:
+            return _Built(np.zeros(dims, dtype=flat.dtype))
+        last = start + sum((n - 1) * s for n, s in zip(dims, steps, strict=True))
+        if last >= len(flat):
+            raise FileFormatError(f"tensor: size {dims}, stride {steps} and offset {start} reach element "
+                                  f"{last}, but its storage holds {len(flat)}")
+        view = np.lib.stride_tricks.as_strided(flat[start:], shape=dims,
+                                               strides=[s * flat.itemsize for s in steps], writeable=False)
+        return _Built(np.array(view))
 
 
-def _resolve(obj: Any) -> Any:
-    """Replace stubs by numpy arrays, recursively through dicts, lists and tuples."""
-    if isinstance(obj, (ChumpyArray, SparseMatrix)):
-        return obj.to_array()
-    if isinstance(obj, dict):
-        return {k: _resolve(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(v) for v in obj)
-    return obj
+_NDARRAY = _Global("numpy.ndarray", None)
+_OBJECT = _Global("builtins.object", None)
+_TORCH_STORAGES = {  # torch storage class -> little-endian numpy dtype, as torch writes them
+    "DoubleStorage": "<f8", "FloatStorage": "<f4", "HalfStorage": "<f2", "LongStorage": "<i8",
+    "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "b1",
+}
+
+
+def _counts(values: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(values, (tuple, list)) or len(values) > 32 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62 for v in values):
+        raise FileFormatError(f"{what} {_short(values)} is not a list of non-negative counts")
+    return tuple(values)
+
+
+def _text(value: Any) -> Any:
+    """A Python-2 string (bytes here) as latin1 text; anything else as it is."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+def _dtype(descr: Any, align: Any = False, copy: Any = True) -> _Dtype:
+    descr = _text(descr)
+    if not isinstance(descr, str):
+        raise FileFormatError(f"dtype {_short(descr)}: only plain numeric types are read")
+    plain_dtype(descr, f"dtype '{descr[:20]}'")  # refuse early, before its state arrives
+    return _Dtype(descr)
+
+
+def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
+    """``copyreg._reconstructor`` for Python-2 pickles: only this module's stubs, built from ``object``."""
+    if not (isinstance(cls, type) and issubclass(cls, _Stateful)) or getattr(base, "name", "") != "builtins.object" \
+            or state is not None:
+        raise UnsafePickleError("refused copyreg._reconstructor for anything but chumpy/scipy stand-ins")
+    return cls()
+
+
+def _set(items: Any = ()) -> set:
+    if not isinstance(items, (list, tuple)):
+        raise FileFormatError("set: its items are not a list")
+    return set(items)
+
+
+def _empty_bytes() -> bytes:
+    """``bytes()``: how protocol 2 writes the data of an empty array (``bytes(n)`` would allocate n)."""
+    return b""
+
+
+def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
+    if not isinstance(text, str) or _text(encoding) not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refused _codecs.encode with {_short(encoding)}")
+    return _raw_bytes(text, "encoded bytes")
+
+
+def _parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+# Globals a pickle may name. Those that need the load's budget or storages are bound per load (_BOUND);
+# the rest are shared: BUILD on any of them is refused, so nothing about them can change.
+_BOUND = {  # (module, name) -> the method of the load's unpickler that stands for it
+    **{(m, "_reconstruct"): "_reconstruct" for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): "_frombuffer" for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("torch._utils", "_rebuild_tensor_v2"): "_tensor",
+}
+_SHARED: dict[tuple[str, str], _Global] = {
+    **{(m, "scalar"): _Global("numpy.core.multiarray.scalar", _scalar)
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Global("numpy.dtype", _dtype),
+    **{(m, "_reconstructor"): _Global("copyreg._reconstructor", _reconstructor) for m in ("copy_reg", "copyreg")},
+    **{(m, "object"): _OBJECT for m in ("__builtin__", "builtins")},
+    **{(m, "set"): _Global("builtins.set", _set) for m in ("__builtin__", "builtins")},
+    **{(m, "bytes"): _Global("builtins.bytes", _empty_bytes) for m in ("__builtin__", "builtins")},
+    ("_codecs", "encode"): _Global("_codecs.encode", _latin1_encode),
+    ("collections", "OrderedDict"): _Global("collections.OrderedDict", dict),
+    ("torch._utils", "_rebuild_parameter"): _Global("torch._utils._rebuild_parameter", _parameter),
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Stateful(_Stub):
+    """A stand-in built by NEWOBJ or copyreg and given its state once by BUILD."""
+
+    state: dict | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.state is not None or not isinstance(state, dict):
+            raise FileFormatError(f"{type(self).__name__}: unsupported or repeated state")
+        self.state = {_text(k): v for k, v in state.items()}
+
+
+class ChumpyArray(_Stateful):
+    """Stands for any ``chumpy`` object; its array is ``state['x']``."""
+
+
+class SparseMatrix(_Stateful):
+    """Stands for a ``scipy.sparse`` csc/csr/coo matrix; densified by the resolver."""
+
+    layout = "csc"
+
+
+_SPARSE = {f"{layout}_matrix": type(f"{layout}_matrix", (SparseMatrix,), {"layout": layout})
+           for layout in ("csc", "csr", "coo")}
+
+
+class _Resolver:
+    """Turns stubs into numpy arrays through dicts, lists, tuples and sets.
+
+    Results are shared by identity, so a memo DAG costs time linear in its size. Refused: nesting
+    deeper than ``limits.depth``, containers that contain themselves, and containers that would
+    expand (by numpy or any copy) to more than ``limits.array_elements`` values, which sharing one
+    list or array many times over would otherwise make possible.
+    """
+
+    def __init__(self, budget: Budget):
+        self.budget, self.limits = budget, budget.limits
+        self.max_values = min(budget.limits.array_elements, budget.limits.decoded_bytes // 8)
+        self.done: dict[int, tuple[Any, Any, int]] = {}  # id -> (object kept alive, result, values)
+        self.active: set[int] = set()
+
+    def __call__(self, obj: Any, level: int = 0) -> Any:
+        return self.resolve(obj, level)[0]
+
+    def resolve(self, obj: Any, level: int) -> tuple[Any, int]:
+        """(result, number of values it expands to)."""
+        if isinstance(obj, (str, bytes)):
+            return _text(obj), max(1, len(obj))
+        if isinstance(obj, (int, float, bool, complex, type(None), np.generic)):
+            return obj, 1
+        key = id(obj)
+        if key in self.done:
+            return self.done[key][1:]
+        if key in self.active:
+            raise FileFormatError("a container contains itself; FLAME files hold no cycles")
+        if level > self.limits.depth:
+            raise LimitError(f"nested deeper than {self.limits.depth} levels")
+        self.active.add(key)
+        out, size = self._resolve(obj, level + 1)
+        self.active.discard(key)
+        if size > self.max_values:
+            raise LimitError(f"nested data that expands to {size:,} values, more than the "
+                             f"{self.max_values:,} allowed")
+        self.done[key] = (obj, out, size)
+        return out, size
+
+    def _resolve(self, obj: Any, level: int) -> tuple[Any, int]:
+        if isinstance(obj, _Array):
+            if obj.array is None:
+                raise FileFormatError("array: its data never arrived")
+            return obj.array, obj.array.size
+        if isinstance(obj, _Storage):
+            raise FileFormatError("a bare torch storage, not a tensor")
+        if isinstance(obj, _Built):
+            return obj.value, np.size(obj.value)
+        if isinstance(obj, ChumpyArray):
+            if obj.state is None or "x" not in obj.state:
+                raise FileFormatError("a chumpy object without an array ('x')")
+            arr = self._numeric(self(obj.state["x"], level), "chumpy array")
+            return arr, arr.size
+        if isinstance(obj, SparseMatrix):
+            arr = self._dense(obj, level)
+            return arr, arr.size
+        if isinstance(obj, dict):
+            items = [(self._key(k), self.resolve(v, level)) for k, v in obj.items()]
+            return {k: v for k, (v, _) in items}, 1 + sum(n for _, (_, n) in items)
+        if isinstance(obj, (list, tuple)):
+            items = [self.resolve(v, level) for v in obj]
+            return type(obj)(v for v, _ in items), 1 + sum(n for _, n in items)
+        if isinstance(obj, (set, frozenset)):
+            return type(obj)(self._key(v) for v in obj), 1 + len(obj)
+        raise FileFormatError(f"unexpected {type(obj).__name__.strip('_')} object in the data")
+
+    @staticmethod
+    def _key(key: Any) -> Any:
+        if not isinstance(key, (str, bytes, int, float, bool, type(None))):
+            raise FileFormatError(f"a dict key or set item of type {type(key).__name__.strip('_')}")
+        return _text(key)
+
+    @staticmethod
+    def _numeric(value: Any, what: str) -> np.ndarray:
+        """A resolved value (bounded by the expansion check) as a numeric array."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # ragged lists
+            try:
+                arr = np.asarray(value)
+            except (ValueError, TypeError, Warning):
+                raise FileFormatError(f"{what}: not a numeric array") from None
+        if arr.dtype.kind not in "biuf":
+            raise FileFormatError(f"{what}: values of type {arr.dtype}, expected numbers")
+        return arr
+
+    def _dense(self, obj: SparseMatrix, level: int) -> np.ndarray:
+        """csc/csr (data, indices, indptr) or coo (data, row, col) -> dense float64, checked first."""
+        what = f"scipy {obj.layout}_matrix"
+        s = {k: self(v, level) for k, v in (obj.state or {}).items() if k in _SPARSE_KEYS}
+        shape = s.get("_shape", s.get("shape"))
+        if not isinstance(shape, tuple) or len(shape) != 2 or "data" not in s:
+            raise FileFormatError(f"{what}: needs 'data' and a 2-d shape")
+        if math.prod(checked_shape(shape, what)) > MAX_SPARSE_DENSE:
+            raise LimitError(f"{what}: shape {shape} is larger than the {MAX_SPARSE_DENSE:,} values a dense "
+                             "FLAME matrix may have (J_regressor has 25,115)")
+        dims = self.budget.take(shape, np.dtype(np.float64), what)
+        data = self._numeric(s["data"], what).astype(np.float64).reshape(-1)
+        if obj.layout == "coo":
+            coords = s.get("coords") or (s.get("row"), s.get("col"))
+            if not isinstance(coords, (tuple, list)) or len(coords) != 2:
+                raise FileFormatError(f"{what}: needs 'row' and 'col'")
+            rows, cols = (self._indices(v, len(data), n, what) for v, n in zip(coords, dims, strict=True))
+        else:
+            outer_n, inner_n = dims[::-1] if obj.layout == "csc" else dims
+            indptr = self._numeric(s.get("indptr", []), what).reshape(-1)
+            if (indptr.dtype.kind not in "iu" or len(indptr) != outer_n + 1 or (len(indptr) and indptr[0] != 0)
+                    or np.any(np.diff(indptr) < 0) or (len(indptr) and indptr[-1] != len(data))):
+                raise FileFormatError(f"{what}: 'indptr' does not describe {outer_n} columns/rows of "
+                                      f"{len(data)} values")
+            inner = self._indices(s.get("indices"), len(data), inner_n, what)
+            outer = np.repeat(np.arange(outer_n), np.diff(indptr))
+            rows, cols = (inner, outer) if obj.layout == "csc" else (outer, inner)
+        dense = np.zeros(dims, dtype=np.float64)
+        np.add.at(dense, (rows, cols), data)
+        return dense
+
+    def _indices(self, value: Any, n: int, bound: int, what: str) -> np.ndarray:
+        idx = self._numeric(value if value is not None else [], what).reshape(-1)
+        if idx.dtype.kind not in "iu" or len(idx) != n or (n and (idx.min() < 0 or idx.max() >= bound)):
+            raise FileFormatError(f"{what}: indices do not match its {n} values and shape")
+        return idx.astype(np.int64)
+
+
+MAX_SPARSE_DENSE = 1 << 25  # values of a densified sparse matrix: 256 MiB, 1300 times FLAME's J_regressor
+_SPARSE_KEYS = ("_shape", "shape", "data", "indices", "indptr", "row", "col", "coords")
+
+
+def _opcode_tables() -> tuple[list[int], list[int], list[tuple[str, int, int, bool] | None]]:
+    """Per opcode byte: the size of its fixed argument and the width of its unsigned length prefix
+    (-1: neither, or an opcode needing a closer look), and (name, kind, width, signed) with kind
+    0 = fixed ``width`` bytes, 1 = ``width`` lines, 2 = a ``width``-byte length then that many bytes
+    (None for bytes that are no opcode)."""
+    fixed, counted_fast, table = [-1] * 256, [-1] * 256, [None] * 256
+    counted = {pickletools.TAKEN_FROM_ARGUMENT1: (1, False), pickletools.TAKEN_FROM_ARGUMENT4: (4, True),
+               pickletools.TAKEN_FROM_ARGUMENT4U: (4, False), pickletools.TAKEN_FROM_ARGUMENT8U: (8, False)}
+    for op in pickletools.opcodes:
+        desc = op.arg
+        if desc is None or desc.n >= 0:
+            entry = (op.name, 0, 0 if desc is None else desc.n, False)
+        elif desc.n == pickletools.UP_TO_NEWLINE:
+            entry = (op.name, 1, 2 if desc is pickletools.stringnl_noescape_pair else 1, False)
+        else:
+            entry = (op.name, 2, *counted[desc.n])
+        table[ord(op.code)] = entry
+        if op.name not in _MEMO_OPS and op.name != "STOP":
+            if entry[1] == 0:
+                fixed[ord(op.code)] = entry[2]
+            elif entry[1] == 2 and not entry[3]:
+                counted_fast[ord(op.code)] = entry[2]
+    return fixed, counted_fast, table
+
+
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+_FIXED, _COUNTED, _OPCODES = _opcode_tables()
+
+
+def _prescan(data: bytes, limits: Limits) -> None:
+    """Walk the opcodes without running or decoding them: bound their count and memo indices and
+    check that every declared length fits in the data (so nothing is allocated for a lying length)."""
+    pos, end, fixed, counted, table, find = 0, len(data), _FIXED, _COUNTED, _OPCODES, data.find
+    from_bytes = int.from_bytes
+    for _ in range(limits.pickle_ops):
+        if pos >= end:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: ends at byte {pos:,})")
+        code = data[pos]
+        width = fixed[code]
+        if width >= 0:  # the common cases: a fixed-size argument, or a length and that many bytes
+            pos += 1 + width
+            continue
+        width = counted[code]
+        if width >= 0:
+            pos += 1 + width + from_bytes(data[pos + 1:pos + 1 + width], "little")
+            continue
+        entry = table[data[pos]]
+        if entry is None:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: unknown opcode at byte {pos:,})")
+        name, kind, width, signed = entry
+        start = pos = pos + 1
+        if kind == 0:
+            pos += width
+        elif kind == 1:
+            for _line in range(width):
+                pos = find(b"\n", pos) + 1
+                if pos == 0:
+                    pos = end + 1
+                    break
+        else:
+            size = int.from_bytes(data[pos:pos + width], "little", signed=signed)
+            if size < 0:
+                raise FileFormatError(f"not a readable pickle (truncated or damaged: negative length at byte {pos:,})")
+            pos += width + size
+        if pos > end:
+            raise FileFormatError(f"not a readable pickle (truncated or damaged: {name} at byte {start - 1:,} "
+                                  f"needs {pos - start:,} bytes, {end - start:,} remain)")
+        if name in _MEMO_OPS:
+            arg = data[start:pos]
+            if kind == 1 and not arg[:-1].isdigit():
+                raise FileFormatError(f"not a readable pickle (truncated or damaged: {name} at byte {pos:,})")
+            index = int(arg) if kind == 1 else int.from_bytes(arg, "little")
+            if index > limits.pickle_ops:
+                raise LimitError(f"memo index {index:,} is beyond the {limits.pickle_ops:,} opcodes allowed")
+        elif name == "STOP":
+            return
+    raise LimitError(f"more than {limits.pickle_ops:,} pickle opcodes")
 
 
 def repair_crlf(data: bytes) -> bytes:
@@ -179,22 +541,24 @@ def repair_crlf(data: bytes) -> bytes:
     return data
 
 
-def loads(data: bytes, storages: Callable[[str], bytes] | None = None) -> Any:
-    """Unpickle ``data`` through the allowlist and resolve chumpy/scipy stubs to arrays.
+def loads(data: bytes, budget: Budget | None = None,
+          storages: Callable[[str, int], bytes] | None = None) -> Any:
+    """Unpickle ``data`` through the allowlist and resolve stubs to numpy arrays.
 
-    Raises :class:`UnsafePickleError` for forbidden globals; ``pickle.UnpicklingError``,
-    ``EOFError`` and friends propagate for damaged data (callers name the file).
+    budget: charged for every decoded array (default: :data:`.limits.SMALL`); storages(key,
+    max_bytes): a torch zip's raw storage bytes. Raises only FlameError: UnsafePickleError for
+    forbidden globals and operations, LimitError, FileFormatError for damaged data (messages do
+    not name the file; callers prefix it).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy 2's "align should be passed as ... boolean"
-        return _resolve(SafeUnpickler(io.BytesIO(repair_crlf(data)), storages).load())
+    budget = budget or Budget(SMALL)
+    data = repair_crlf(data)
+    _prescan(data, budget.limits)
+    try:
+        return _Resolver(budget)(_Unpickler(data, budget, storages).load())
+    except FlameError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            UnicodeError, OverflowError, struct.error, RecursionError) as err:
+        raise FileFormatError(f"not a readable pickle (truncated or damaged: {type(err).__name__}: "
+                              f"{_short(str(err))})") from None
 
-
-def load_torch_zip(path: str | Path) -> Any:
-    """Read a ``torch.save`` zip (``<stem>/data.pkl`` + ``<stem>/data/<key>``) without torch."""
-    with zipfile.ZipFile(path) as zf:
-        names = [n for n in zf.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-        if not names:
-            raise pickle.UnpicklingError("no '<name>/data.pkl' member: not a torch.save zip")
-        prefix = names[0][: -len("data.pkl")]
-        return loads(zf.read(names[0]), storages=lambda key: zf.read(f"{prefix}data/{key}"))

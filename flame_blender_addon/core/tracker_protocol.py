@@ -4,7 +4,7 @@ It lives in ``core`` so that Blender never imports the ``tracking`` package: the
 these lines, the front end (``blender/tracker_job.py``) reads them.
 
 The tracker (``python -m flame_blender_addon.tracking track ...``, or the test stand-in
-``python -m flame_blender_addon.tracking.fake``) writes one JSON object per line on stdout and
+``tests/fake_tracker.py``) writes one JSON object per line on stdout and
 nothing else there; diagnostics of third-party libraries go to stderr. Messages:
 
 ``{"type": "progress", "stage": "fit", "fraction": 0.42, "message": "all frames, pass 2/4"}``
@@ -12,7 +12,7 @@ nothing else there; diagnostics of third-party libraries go to stderr. Messages:
 ``{"type": "log", "level": "info"|"warning", "message": "..."}``
     Something to show or keep (e.g. the frames where no face was found).
 ``{"type": "result", "path": ".../flame_sequence.npz", "output_dir": "...", "frames": 120,
-"checkpoint_dir": "..."|null, "preview_dir": "..."|null}``
+"checkpoint_dir": "..."|null, "preview_dir": "..."|null, "frames_dir": "..."|null, "landmarks_path": "..."}``
     Sent once, after every output is in place; the process then exits 0.
 ``{"type": "error", "message": "..."}``
     One line a user can act on; the process then exits with ``EXIT_ERROR`` (usage errors from
@@ -44,6 +44,9 @@ SEQUENCE_FILE = "flame_sequence.npz"
 CHECKPOINT_DIR = "checkpoint"
 PREVIEW_DIR = "preview"
 ALBEDO_FILE = "albedo.png"  # the photometric stage's albedo texture
+FRAMES_DIR = "frames"  # the footage of sequence frame i: FRAMES_DIR / FRAME_FILE.format(i)
+FRAME_FILE = "{:06d}.jpg"
+LANDMARKS_FILE = "landmarks.npz"
 TEMP_PREFIX = ".flame-track-"
 
 

@@ -2,9 +2,11 @@
 
 stdout carries only the JSON lines of :mod:`..core.tracker_protocol`: the real stdout is kept for
 them and file descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot
-corrupt the stream. Exit codes: ``EXIT_OK``, ``EXIT_ERROR`` (one ``error`` line, e.g. bad input),
-``EXIT_USAGE`` (bad arguments; also one ``error`` line). SIGTERM ends the job cleanly (staged
-outputs removed).
+corrupt the stream. Without ``--verbose`` what native libraries write to file descriptors 1 and 2
+(MediaPipe's glog and TFLite lines) goes to the null device and their Python warnings are muted;
+Python's own ``sys.stderr`` (tracebacks) still reaches the real stderr. Exit codes: ``EXIT_OK``,
+``EXIT_ERROR`` (one ``error`` line, e.g. bad input), ``EXIT_USAGE`` (bad arguments; also one
+``error`` line). SIGTERM ends the job cleanly (staged outputs removed).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import os
 import signal
 import sys
 import traceback
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ..core import tracker_protocol as protocol
 
@@ -29,6 +33,22 @@ class Channel:
     def __call__(self, message: dict[str, Any]) -> None:
         self.stream.write(protocol.encode(message))
         self.stream.flush()
+
+
+def silence_native_output() -> None:
+    """Send what native code writes to file descriptors 1 and 2 to the null device, keeping
+    ``sys.stderr`` on the real stderr, and mute the log and warnings of MediaPipe's stack."""
+    sys.stderr.flush()
+    sys.stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    sys.stdout = sys.stderr
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for module in ("mediapipe", "google", "absl", "tensorflow"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 def claim_stdout() -> Channel:
@@ -66,6 +86,13 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def optional_path(text: str) -> Path | None:
     """A path, or None for an empty argument (a front end passing an unset file field)."""
     return Path(text) if text else None
@@ -88,9 +115,17 @@ def build_parser() -> Parser:
                             "default: the one in the model .npz, or the demo head's own")
     track.add_argument("--n-shape", type=at_least_one, default=100, help="identity components to fit (default 100)")
     track.add_argument("--n-expr", type=at_least_one, default=100, help="expression components to fit (default 100)")
-    track.add_argument("--fps", type=positive, help="frame rate (default: the video's, else 25)")
+    track.add_argument("--fps", type=positive, help="the input's frame rate (default: the video's, else 25); "
+                                                           "the sequence's is this divided by --step")
     track.add_argument("--previews", type=int, default=12, help="overlay frames to write (default 12)")
     track.add_argument("--noise-px", type=positive, help="landmark noise in pixels (default 0.4%% of the face size)")
+    track.add_argument("--start", type=non_negative, default=0, help="first frame to track (0-based; default 0)")
+    track.add_argument("--end", type=non_negative,
+                       help="stop before this frame (like Python's range; default: the last frame)")
+    track.add_argument("--step", type=at_least_one, default=1, help="track every n-th frame (default 1)")
+    track.add_argument("--no-frames", action="store_true",
+                       help="do not write the tracked frames to OUTPUT/frames (the sequence still names them)")
+    track.add_argument("--verbose", action="store_true", help="show the log and warnings of MediaPipe and TFLite")
     photo = track.add_argument_group("photometric stage (texture, lighting, dense refinement)")
     photo.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
                        help="run it after the landmark fit (default: only with --device cuda)")
@@ -114,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     Parser.channel = channel
     args = parser.parse_args(argv)
+    if not args.verbose:
+        silence_native_output()
     signal.signal(signal.SIGTERM, _terminate)
     try:
         from ..core.errors import FlameError
@@ -121,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         channel(protocol.error(f"cannot import the add-on's core package: {err}"))
         return protocol.EXIT_ERROR
     try:
-        from . import photometric, photometric_stage, solver, tracker
+        from . import media, photometric, photometric_stage, solver, tracker
     except ImportError as err:
         channel(protocol.error(f"the tracker needs torch and numpy in this Python ({sys.executable}): {err}"))
         return protocol.EXIT_ERROR
@@ -132,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
                            focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
                            n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,
+                           trim=media.Trim(args.start, args.end, args.step), write_frames=not args.no_frames,
                            settings=settings, photometric=photo)
     try:
         tracker.run(opts, channel)

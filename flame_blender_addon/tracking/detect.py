@@ -9,7 +9,7 @@ mediapipe is imported only here, and only when detection is needed.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Detector:
         self._mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                                   refine_landmarks=True, min_detection_confidence=MIN_DETECTION)
 
-    def __enter__(self) -> "Detector":
+    def __enter__(self) -> Detector:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -104,6 +104,6 @@ def detect(frames: Iterable[np.ndarray], fps: float | None, n_frames: int = 0,
             if on_progress:
                 on_progress(i)
     if not points:
-        raise TrackerError("the input has no frames")
+        raise TrackerError("no frames to track: the input has none, or --start/--end/--step keep none")
     pts = np.stack(points)
     return Track(pts, np.repeat(np.asarray(conf)[:, None], MEDIAPIPE_POINTS, axis=1), (int(size[0]), int(size[1])), fps)

@@ -43,6 +43,8 @@ class LandmarkBasis:
     s: (L, 3) skin weight of the jaw/eye joints; n0: (L, 3, 3); Bn: (L, 3, 3, K); Pn: (L, 3, 3, 27)
     J0: (5, 3) template joints; JB: (5, 3, K) joint blendshapes
     C: (L, 4 * 3, K) = [Bm, Bn_j - s_lj JB_j for the 3 joints], so d y / d c = [I, A_j] C
+    size: (3, S) relative change of the neutral head's width, height and depth per unit of each
+    identity coefficient (least-squares scale factor per axis of the whole mesh about its centroid)
     """
 
     m0: torch.Tensor
@@ -55,6 +57,7 @@ class LandmarkBasis:
     J0: torch.Tensor
     JB: torch.Tensor
     C: torch.Tensor
+    size: torch.Tensor
     n_shape: int
     n_expr: int
 
@@ -86,8 +89,16 @@ def build_basis(model: FlameModel, face_idx: np.ndarray, bary: np.ndarray, n_sha
     JBa = arrays["JB"][list(ARTICULATED)]  # (3j, 3, K)
     C = arrays["Bn"] - np.einsum("lj,jxk->ljxk", arrays["s"], JBa)
     arrays["C"] = np.concatenate([arrays["Bm"][:, None], C], axis=1).reshape(len(b), 12, -1)
+    arrays["size"] = size_directions(model, n_shape)
     tensors = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in arrays.items()}
     return LandmarkBasis(**tensors, n_shape=n_shape, n_expr=n_expr)
+
+
+def size_directions(model: FlameModel, n_shape: int) -> np.ndarray:
+    """(3, n_shape): d scale_axis / d beta_k, the least-squares scale factor of each axis of the
+    neutral mesh about its centroid (``sum_v X_va D_vak / sum_v X_va^2``, X the centred template)."""
+    X = model.v_template - model.v_template.mean(axis=0)
+    return np.einsum("va,vak->ak", X, model.shapedirs[:, :, :n_shape]) / (X * X).sum(axis=0)[:, None]
 
 
 def skew(v: torch.Tensor) -> torch.Tensor:

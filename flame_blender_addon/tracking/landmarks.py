@@ -8,13 +8,15 @@ top-left corner, NaN where there is no face.
 
 from __future__ import annotations
 
-import zipfile
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import TrackerError
+from ..core import safe_files
+from ..core.errors import TrackerError, guarded
+from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
 from ..core.model import FlameModel
 
 MEDIAPIPE_POINTS = 478
@@ -24,6 +26,14 @@ FLAME_VERTS = 5023
 IRIS_POINTS = np.arange(468, 478)
 IRIS_VERTICES = np.array([4597, 4542, 4510, 4603, 4570, 4051, 3996, 3964, 3932, 4028])
 EMBEDDING_KEYS = ("lmk_face_idx", "lmk_b_coords")
+# MediaPipe face-mesh topology (point numbers of its 478-point mesh)
+LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+"""Inner-lip points facing each other: (upper, lower), from the subject's right corner to the left."""
+MOUTH_CORNERS = (61, 291)
+EYE_CORNERS = (33, 263)  # outer corners, subject's right then left: the inter-ocular distance (IOD)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+"""The face outline as a closed loop, from the top of the forehead round the subject's left."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +69,12 @@ class Track:
         return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
 
 
-def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
-    if not path.is_file():
+def _read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
+    """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
+    if not os.path.lexists(path):
         raise TrackerError(f"{path}: {what} file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as err:
-        raise TrackerError(f"{path.name}: not a readable .npz {what} file ({err})") from None
+    with safe_files.NpzArchive.open(path, limits, Budget(limits)) as npz:
+        return {"__files__": sorted(npz), **{k: npz[k] for k in keys if k in npz}}
 
 
 def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
@@ -76,7 +84,7 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
         raise TrackerError(f"{name}: missing key(s) {', '.join(missing)}; a landmark embedding needs "
                            f"{', '.join(EMBEDDING_KEYS)} (like metrical-tracker's mediapipe_landmark_embedding.npz)")
     face_idx = np.asarray(raw["lmk_face_idx"]).reshape(-1)
-    bary = np.asarray(raw["lmk_b_coords"], dtype=np.float64)
+    bary = _numbers(raw, "lmk_b_coords", name)
     if face_idx.dtype.kind not in "iu" or bary.shape != (len(face_idx), 3) or len(face_idx) == 0:
         raise TrackerError(f"{name}: lmk_face_idx {face_idx.shape} ({face_idx.dtype}) and lmk_b_coords "
                            f"{bary.shape} do not describe L landmarks as (L,) integers and (L, 3) weights")
@@ -92,21 +100,23 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
     return Embedding(face_idx.astype(np.int64), bary, points, name)
 
 
+@guarded
 def load_embedding(path: str | Path) -> Embedding:
     """Read an embedding ``.npz`` (metrical-tracker's schema)."""
     path = Path(path)
-    return embedding_from_arrays(_read_npz(path, "landmark embedding"), path.name)
+    return embedding_from_arrays(_read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
+                                 path.name)
 
 
+@guarded
 def embedding_in_model_file(path: str | Path) -> Embedding | None:
     """An embedding stored in a ``.npz`` model file under the embedding keys, else None."""
     path = Path(path)
     if path.suffix.lower() != ".npz":
         return None
-    with np.load(path, allow_pickle=False) as npz:
-        if not all(k in npz.files for k in EMBEDDING_KEYS):
-            return None
-        raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz.files}
+    raw = _read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
+    if not all(k in raw for k in EMBEDDING_KEYS):
+        return None
     return embedding_from_arrays(raw, f"{path.name} (embedded landmarks)")
 
 
@@ -143,26 +153,83 @@ def vertex_faces(faces: np.ndarray, vertices: np.ndarray) -> tuple[np.ndarray, n
     return flat // 3, flat % 3
 
 
+@dataclass(frozen=True)
+class Roles:
+    """Rows of an embedding with a role in the fit (empty where the embedding has no MediaPipe
+    point numbers or lacks the points).
+
+    inner_lip: (N,) rows of the inner lip contour between its corners; mouth_corners: (M,) rows of the
+    (outer) mouth corners; lip_pairs: (D, 2) rows whose difference is fitted too: inner-lip points
+    facing each other (upper, lower), then the mouth corners (right, left);
+    contour: (C,) rows of face-outline points and contour_neighbours: (C, 2) the rows of their
+    neighbours along the outline (-1 where the neighbouring point is not in the embedding)
+    """
+
+    inner_lip: np.ndarray
+    mouth_corners: np.ndarray
+    lip_pairs: np.ndarray
+    contour: np.ndarray
+    contour_neighbours: np.ndarray
+
+    @staticmethod
+    def none() -> Roles:
+        """No row has a role (an embedding without MediaPipe point numbers)."""
+        empty = np.zeros(0, dtype=np.int64)
+        return Roles(empty, empty, empty.reshape(0, 2), empty, empty.reshape(0, 2))
+
+
+def roles(embedding: Embedding) -> Roles:
+    """The rows of ``embedding`` with a role in the fit, found by their MediaPipe point numbers."""
+    row = {} if embedding.points is None else {int(p): i for i, p in enumerate(embedding.points)}
+    rows = lambda points: np.array([row[p] for p in points if p in row], dtype=np.int64)  # noqa: E731
+    pairs = np.array([(row[a], row[b]) for a, b in LIP_PAIRS + (MOUTH_CORNERS,)
+                      if a in row and b in row], dtype=np.int64)
+    inner = rows(sorted({p for pair in LIP_PAIRS for p in pair}))
+    n = len(FACE_OVAL)
+    on = [i for i, p in enumerate(FACE_OVAL) if p in row]
+    neighbours = np.array([[row.get(FACE_OVAL[(i - 1) % n], -1), row.get(FACE_OVAL[(i + 1) % n], -1)] for i in on],
+                          dtype=np.int64).reshape(-1, 2)
+    return Roles(inner, rows(MOUTH_CORNERS), pairs.reshape(-1, 2),
+                 rows([FACE_OVAL[i] for i in on]), neighbours)
+
+
+@guarded
 def load_track(path: str | Path) -> Track:
     """Read precomputed landmarks: ``lmk`` (T, L, 2) pixels, optional ``conf`` (T, L),
     ``image_size`` [H, W], optional ``fps``."""
     path = Path(path)
-    raw = _read_npz(path, "landmarks")
+    raw = _read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
     if "lmk" not in raw or "image_size" not in raw:
         raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
-                           f"{', '.join(sorted(raw)) or 'nothing'}")
-    lmk = np.asarray(raw["lmk"], dtype=np.float64)
+                           f"{', '.join(raw['__files__']) or 'nothing'}")
+    lmk = _numbers(raw, "lmk", path.name)  # NaN marks frames without a face
     if lmk.ndim != 3 or lmk.shape[2] != 2 or lmk.shape[0] == 0:
         raise TrackerError(f"{path.name}: 'lmk' has shape {lmk.shape}, expected (T, L, 2)")
-    conf = np.asarray(raw.get("conf", np.ones(lmk.shape[:2])), dtype=np.float64)
+    conf = _numbers(raw, "conf", path.name) if "conf" in raw else np.ones(lmk.shape[:2])
     if conf.shape != lmk.shape[:2]:
         raise TrackerError(f"{path.name}: 'conf' has shape {conf.shape}, expected {lmk.shape[:2]}")
-    size = np.asarray(raw["image_size"]).reshape(-1)
-    if size.shape != (2,) or not (size > 0).all():
-        raise TrackerError(f"{path.name}: 'image_size' must be [H, W], got {size.tolist()}")
-    fps = float(raw["fps"]) if "fps" in raw else None
+    size = _numbers(raw, "image_size", path.name).reshape(-1)
+    low, high = IMAGE_SIDE
+    if size.shape != (2,) or np.any(size % 1) or not ((size >= low) & (size <= high)).all():
+        raise TrackerError(f"{path.name}: 'image_size' is {size.tolist()[:4]}, expected [H, W] of {low} to "
+                           f"{high} pixels")
+    fps = None
+    if "fps" in raw:
+        fps_value = _numbers(raw, "fps", path.name).reshape(-1)
+        if fps_value.shape != (1,) or not FPS_RANGE[0] <= fps_value[0] <= FPS_RANGE[1]:
+            raise TrackerError(f"{path.name}: 'fps' is {fps_value.tolist()[:4]}, expected one number from "
+                               f"{FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+        fps = float(fps_value[0])
     conf = np.where(np.isfinite(lmk).all(axis=2), np.clip(np.nan_to_num(conf), 0, 1), 0.0)
     return Track(lmk, conf, (int(size[0]), int(size[1])), fps)
+
+
+def _numbers(raw: dict[str, np.ndarray], key: str, name: str) -> np.ndarray:
+    """raw[key] as float64, refusing text and other non-numeric arrays."""
+    value = np.asarray(raw[key])
+    if value.dtype.kind not in "biuf":
+        raise TrackerError(f"{name}: '{key}' holds {value.dtype} values, expected numbers")
+    return value.astype(np.float64)
 
 
 def select(track: Track, embedding: Embedding) -> Track:
@@ -183,4 +250,4 @@ def select(track: Track, embedding: Embedding) -> Track:
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive (first, last) frame ranges where ``mask`` (T,) is True."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist(), strict=True))

@@ -1,15 +1,17 @@
-"""Reading a video, a folder of frames or one image (PyAV), and writing preview PNGs (zlib).
+"""Reading a video, a folder of frames or one image (PyAV), and writing frames as JPEG (PyAV)
+and preview PNGs (zlib).
 
-Frames are RGB ``uint8`` arrays (H, W, 3). PyAV is imported only when frames are read.
+Frames are RGB ``uint8`` arrays (H, W, 3). PyAV is imported only when frames are read or written.
 """
 
 from __future__ import annotations
 
+import fractions
 import struct
 import zlib
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -62,19 +64,72 @@ def open_source(path: str | Path) -> Source:
         raise TrackerError(f"{path.name}: not a readable video ({err})") from None
 
 
-def frames(source: Source) -> Iterator[np.ndarray]:
-    """Yield the source's frames, RGB uint8 (H, W, 3)."""
+@dataclass(frozen=True)
+class Trim:
+    """Frames ``start, start + step, ...`` before ``end`` (None: to the last) of a source,
+    numbered from 0 like Python's ``range``."""
+
+    start: int = 0
+    end: int | None = None
+    step: int = 1
+
+    def indices(self, n_frames: int) -> np.ndarray:
+        """The kept frame numbers (N,) int64 of a source with ``n_frames`` frames."""
+        return np.arange(n_frames, dtype=np.int64)[self.start:self.end:self.step]
+
+    def count(self, n_frames: int) -> int:
+        return len(range(n_frames)[self.start:self.end:self.step])
+
+
+def frames(source: Source, trim: Trim = Trim(), only: Collection[int] | None = None
+           ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(frame number, RGB uint8 (H, W, 3))`` of the source's frames that ``trim`` keeps
+    (and that are in ``only``, when given). A video is decoded up to the last frame wanted only."""
     av = _av()
-    paths = [source.path] if source.kind == "video" else list(source.files)
-    for path in paths:
+    if source.kind == "video":
+        wanted = range(trim.start, trim.end if trim.end is not None else 2**62, trim.step)
+        stop = min(wanted.stop, max(only, default=-1) + 1) if only is not None else wanted.stop
+        try:
+            with av.open(str(source.path)) as container:
+                for i, frame in enumerate(container.decode(video=0)):
+                    if i >= stop:
+                        break
+                    if i in wanted and (only is None or i in only):
+                        yield i, frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise TrackerError(f"{source.path.name}: cannot decode ({err})") from None
+        return
+    for i in trim.indices(len(source.files)).tolist():
+        if only is not None and i not in only:
+            continue
+        path = source.files[i]
         try:
             with av.open(str(path)) as container:
-                for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")
-                    if source.kind != "video":
-                        break
-        except (av.FFmpegError, OSError, ValueError) as err:
-            raise TrackerError(f"{path.name}: cannot decode ({err})") from None
+                yield i, next(container.decode(video=0)).to_ndarray(format="rgb24")
+        except (av.FFmpegError, OSError, ValueError, StopIteration) as err:
+            raise TrackerError(f"{path.name}: cannot decode ({err or 'no image'})") from None
+
+
+class JpegEncoder:
+    """Encodes RGB frames (H, W, 3) uint8 as baseline JPEG files (PyAV's MJPEG encoder, high quality)."""
+
+    QUALITY = 2  # MJPEG quantiser, 2 (best) .. 31
+
+    def __init__(self) -> None:
+        self._context = None
+        self._size: tuple[int, int] | None = None
+
+    def __call__(self, rgb: np.ndarray) -> bytes:
+        av = _av()
+        H, W = rgb.shape[:2]
+        if self._size != (H, W):
+            context = av.CodecContext.create("mjpeg", "w")
+            context.width, context.height, context.pix_fmt = W, H, "yuvj420p"
+            context.time_base = fractions.Fraction(1, 25)
+            context.qmin = context.qmax = self.QUALITY
+            self._context, self._size = context, (H, W)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, np.uint8), format="rgb24")
+        return b"".join(bytes(p) for p in self._context.encode(frame.reformat(format="yuvj420p")))
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -88,17 +143,3 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
             + chunk(b"IEND", b""))
-
-
-def draw_points(rgb: np.ndarray, uv: np.ndarray, color: tuple[int, int, int], radius: int = 1) -> np.ndarray:
-    """A copy of ``rgb`` (H, W, 3) with filled squares at the finite pixel positions ``uv`` (N, 2)."""
-    out = rgb.copy()
-    H, W = rgb.shape[:2]
-    pts = uv[np.isfinite(uv).all(axis=1)]
-    offsets = np.arange(-radius, radius + 1)
-    xs = np.floor(pts[:, 0])[:, None, None] + offsets[None, None, :]
-    ys = np.floor(pts[:, 1])[:, None, None] + offsets[None, :, None]
-    xs, ys = np.broadcast_arrays(xs, ys)
-    inside = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
-    out[ys[inside].astype(np.int64), xs[inside].astype(np.int64)] = color
-    return out

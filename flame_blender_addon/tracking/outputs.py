@@ -1,13 +1,15 @@
 """Staging outputs so a killed tracker never leaves results that look complete (numpy only).
 
 Everything is written into ``DIR/.flame-track-<pid>-<random>/`` and moved into ``DIR`` by
-:meth:`Staging.commit`: an old ``flame_sequence.npz`` is removed first, the folders are swapped in,
+:meth:`Staging.commit`: an old ``flame_sequence.npz`` is removed first, the other outputs (folders and
+``landmarks.npz``) are swapped in, old ones of a previous run removed even when this run has none,
 and the new ``flame_sequence.npz`` arrives last, by an atomic rename. On any exception the staging
 folder is deleted; folders left by killed processes are deleted by the next run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import TrackerError
 from ..core import tracker_protocol as protocol
+from ..core.errors import TrackerError
 
 STALE_SECONDS_WINDOWS = 6 * 3600  # no safe liveness test for a pid on Windows: go by age
 
@@ -60,10 +62,13 @@ class Staging:
         except OSError as err:
             raise TrackerError(f"{self.output}: cannot create the output folder ({err.strerror})") from None
         remove_stale(self.output)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{protocol.TEMP_PREFIX}{os.getpid()}-", dir=self.output))
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=f"{protocol.TEMP_PREFIX}{os.getpid()}-", dir=self.output))
+        except OSError as err:
+            raise write_error(err, self.output) from None
         self.committed = False
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -76,7 +81,8 @@ class Staging:
         if not staged.is_file():
             raise TrackerError("internal error: no staged flame_sequence.npz to commit")
         final.unlink(missing_ok=True)
-        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR, protocol.ALBEDO_FILE):
+        for name in (protocol.CHECKPOINT_DIR, protocol.PREVIEW_DIR, protocol.FRAMES_DIR, protocol.LANDMARKS_FILE,
+                     protocol.ALBEDO_FILE):
             target = self.output / name
             if target.exists():
                 trash = self.path / f"old-{name}"
@@ -86,6 +92,22 @@ class Staging:
         os.replace(staged, final)
         self.committed = True
         return final
+
+
+def write_error(err: OSError, output: Path) -> TrackerError:
+    """The user's words for a failed write into ``output``: a full disk is named as such."""
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return TrackerError(f"{output}: the disk is full (no space left for the results); free some space or "
+                            "choose another output folder, then track again")
+    return TrackerError(f"{output}: cannot write the results ({err.strerror or err})")
+
+
+def check_free_space(output: Path, needed: int) -> None:
+    """TrackerError before any fitting when ``output``'s disk has less than ``needed`` bytes free."""
+    free = shutil.disk_usage(output).free
+    if free < needed:
+        raise TrackerError(f"{output}: the disk is full ({free / 2**20:.0f} MB free; the results need about "
+                           f"{needed / 2**20:.0f} MB); free some space or choose another output folder")
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from ..core.sh_lighting import Y0
 from . import landmark_model as lm
 from . import mesh_model as mm
-from ..core.sh_lighting import Y0
 from . import raster, sh
 
 Progress = Callable[[float, str], None]
@@ -181,7 +181,7 @@ def observations(frames: Iterable[np.ndarray], boxes: np.ndarray, focal: float, 
     targets (T, L, 2) video pixels, NaN where missing, into the crops."""
     T = len(boxes)
     images, valid = [], []
-    for t, frame in zip(range(T), frames):
+    for t, frame in zip(range(T), frames, strict=False):  # frames may run longer than the clip
         img, ok = crop(np.asarray(frame), boxes[t], size, device)
         images.append(img)
         valid.append(ok)

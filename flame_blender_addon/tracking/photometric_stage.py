@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ from ..core.model import FlameModel
 from . import mesh_model as mm
 from . import photometric as ph
 from . import solver
-from .media import png_bytes
 from .landmarks import Embedding, Track
+from .media import png_bytes
 
 ALBEDO_FILE = protocol.ALBEDO_FILE
 

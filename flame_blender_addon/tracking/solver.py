@@ -2,10 +2,27 @@
 
 Objective (all frames, one identity):
 
-    1/2 sum_t,l  c_tl rho(|uv_tl - target_tl| / sigma)          robust data term (Huber)
+    1/2 sum_t,l  c_tl rho(|M_tl (uv_tl - target_tl)| / sigma)   robust data term (Huber)
+  + 1/2 sum_t,d  c_td rho(|r_ta - r_tb| / sigma)                 lip contact, mouth width (r = uv - target)
   + 1/2 sum_t    (p_t - mu)^T W (p_t - mu)                        per-frame priors
   + 1/2 sum_t    (p_t+1 - p_t)^T V (p_t+1 - p_t)                  temporal smoothness
-  + 1/2 w_s |beta|^2 [+ 1/2 (log f - log f0)^2 / s_f^2]          identity (and focal) priors
+  + 1/2 N [|beta|^2 / s_b^2 + |size(beta)|^2 / s_h^2              identity and head-size priors
+           (+ (log f - log f0)^2 / s_f^2)]                        (and the focal prior)
+    subject to |beta_k| <= bound
+
+N is the number of frames in the data term, so the global priors keep their strength against the
+data however long the clip (a prior counted once would fade as the frames pile up, and the
+identity would drift to absorb the model's mismatch with a real face). ``size(beta)`` (3,) is the
+relative change of the neutral head's width, height and depth (``LandmarkBasis.size``): a face's
+size and its distance to the camera are not separable from landmarks, so the size is held near
+the template's and the distance follows. The bound is kept by projecting every step onto the box.
+
+The data term knows a few MediaPipe roles (:func:`.landmarks.roles`): inner-lip points and mouth
+corners weigh more (``c_tl``); facing inner-lip points and the two mouth corners (a, b) add the
+difference of their residuals, so the fitted lips touch when the detected ones do and the mouth
+keeps its width; on outline points M_tl = I - (1 - s) t t^T
+(t the detected outline's direction there) lets the point slide along the outline, as the outline
+of a turning face is a silhouette, not a fixed point on the skin.
 
 Stages, each made of LM steps with accept/reject:
 1. rigid pose per frame from an affine fit of the mean face, refined (6 parameters per frame);
@@ -25,14 +42,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..core.rotations import matrix_to_axis_angle as _matrix_to_axis_angle
 from . import landmark_model as lm
+from . import landmarks as lmk
 
 Progress = Callable[[float, str], None]
 MIN_DEPTH = 1e-3  # metres in front of the camera
@@ -53,12 +71,19 @@ class FitSettings:
     final_passes: int = 2
     noise_px: float | None = None
     huber: float = 3.0
+    w_inner_lip: float = 2.0  # data weight of inner-lip points (other points 1)
+    w_mouth_corner: float = 2.0
+    w_lip_contact: float = 4.0  # weight of the upper-minus-lower residual of facing inner-lip points
+    contour_slide: float = 0.5  # outline points: factor on the residual along the outline (1 = fixed)
+    w_contour: float = 1.0  # data weight of outline points
     sd_expr: float = 1.0
-    sd_shape: float = 1.0
+    sd_shape: float = 0.5  # identity prior, counted once per frame in the data term
+    shape_bound: float = 3.0  # hard bound on every |beta_k|
+    sd_head_size: float = 0.03  # relative width, height and depth of the neutral head
     sd_jaw: tuple[float, float, float] = (0.3, 0.05, 0.05)
     sd_eye: tuple[float, float, float] = (0.4, 0.4, 0.02)
     sd_eye_pair: float = 0.05
-    sd_log_focal: float = 0.3
+    sd_log_focal: float = 0.3  # counted once per frame, like the identity prior
     vel_rot: float = 0.05
     vel_trans: float = 0.01
     vel_jaw: float = 0.05
@@ -66,9 +91,9 @@ class FitSettings:
     vel_expr: float = 0.3
     acc_rot: float = 0.002
     acc_trans: float = 0.0004
-    acc_jaw: float = 0.007
+    acc_jaw: float = 0.02
     acc_eye: float = 0.015
-    acc_expr: float = 0.07
+    acc_expr: float = 0.15
 
 
 @dataclass
@@ -78,6 +103,8 @@ class Problem:
     target: (T, L, 2) pixels (0 where missing); conf: (T, L) data weights (0 = missing)
     center: (2,) principal point; log_f0: () focal prior; fixed_focal: whether f is known
     prior_w: (P,) diagonal prior weights; vel_w, acc_w: (P,) weights of first and second differences
+    pairs: (D, 2) rows (a, b) whose residual difference is fitted too (lip contact, mouth width), weighted pair_w
+    contour: (C,) outline rows; contour_M: (T, C, 2, 2) their residual transforms M_tl
     """
 
     basis: lm.LandmarkBasis
@@ -91,8 +118,11 @@ class Problem:
     prior_w: torch.Tensor
     vel_w: torch.Tensor
     acc_w: torch.Tensor
-    shape_w: float
     eye_pair_w: float
+    pairs: torch.Tensor
+    pair_w: float
+    contour: torch.Tensor
+    contour_M: torch.Tensor
 
     @property
     def n_frames(self) -> int:
@@ -119,6 +149,7 @@ class FitResult:
     beta: (S,); focal: pixels; frames: (T, P) per-frame parameters (``lm.FRAME_LAYOUT``);
     translation: (T, 3) FLAME translation in the fitting camera's frame; uv: (T, L, 2) fitted
     landmarks; error_px: (T,) mean landmark distance to the targets (NaN without a face)
+    beta_history (N, S), focal_history (N,): identity and focal after each iteration that updates them
     """
 
     beta: np.ndarray
@@ -128,14 +159,23 @@ class FitResult:
     uv: np.ndarray
     error_px: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
+    beta_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    focal_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def make_problem(basis: lm.LandmarkBasis, target: np.ndarray, conf: np.ndarray, image_size: tuple[int, int],
-                 focal: float | None, settings: FitSettings) -> Problem:
-    """target: (T, L, 2) pixels with NaN rows for missing points; conf: (T, L) in [0, 1]."""
+                 focal: float | None, settings: FitSettings, roles: lmk.Roles | None = None) -> Problem:
+    """target: (T, L, 2) pixels with NaN rows for missing points; conf: (T, L) in [0, 1];
+    roles: the rows with a role in the data term (none when omitted)."""
     dev, dt = basis.m0.device, basis.m0.dtype
     missing = ~np.isfinite(target).all(axis=2)
     conf = np.where(missing, 0.0, np.nan_to_num(conf, nan=0.0))
+    roles = roles or lmk.Roles.none()
+    weight = np.ones(target.shape[1])
+    weight[roles.inner_lip] = settings.w_inner_lip
+    weight[roles.mouth_corners] = settings.w_mouth_corner
+    weight[roles.contour] = settings.w_contour
+    conf = conf * weight
     H, W = image_size
     sigma = settings.noise_px or max(0.5, 0.004 * _face_size(target, missing))
     E = basis.n_expr
@@ -150,10 +190,30 @@ def make_problem(basis: lm.LandmarkBasis, target: np.ndarray, conf: np.ndarray, 
                          settings.acc_expr)
     f0 = focal if focal else float(max(H, W))
     t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dt, device=dev)  # noqa: E731
+    index = lambda a: torch.as_tensor(a, dtype=torch.long, device=dev)  # noqa: E731
     return Problem(basis=basis, target=t(np.nan_to_num(target, nan=0.0)), conf=t(conf),
                    center=t([W / 2, H / 2]), log_f0=t(math.log(f0)), fixed_focal=bool(focal),
                    sigma=float(sigma), settings=settings, prior_w=t(prior), vel_w=t(vel), acc_w=t(acc),
-                   shape_w=settings.sd_shape ** -2, eye_pair_w=settings.sd_eye_pair ** -2)
+                   eye_pair_w=settings.sd_eye_pair ** -2, pairs=index(roles.lip_pairs), pair_w=settings.w_lip_contact,
+                   contour=index(roles.contour),
+                   contour_M=t(slide_matrices(target, roles.contour, roles.contour_neighbours, settings.contour_slide)))
+
+
+def slide_matrices(target: np.ndarray, contour: np.ndarray, neighbours: np.ndarray, slide: float) -> np.ndarray:
+    """Residual transforms (T, C, 2, 2) of outline points: ``I - (1 - slide) t t^T`` with t the unit
+    direction of the detected outline at each point (through its neighbours, or one of them);
+    the identity where the direction is unknown. target: (T, L, 2); contour: (C,); neighbours: (C, 2)."""
+    T, C = target.shape[0], len(contour)
+    M = np.broadcast_to(np.eye(2), (T, C, 2, 2)).copy()
+    if C == 0:
+        return M
+    a = np.where(neighbours[:, 0] >= 0, neighbours[:, 0], contour)
+    b = np.where(neighbours[:, 1] >= 0, neighbours[:, 1], contour)
+    tangent = target[:, b] - target[:, a]
+    length = np.linalg.norm(tangent, axis=-1)
+    ok = np.isfinite(length) & (length > 1e-6) & (a != b)
+    t = np.where(ok[..., None], tangent, 0.0) / np.where(ok, length, 1.0)[..., None]
+    return M - (1 - slide) * t[..., :, None] * t[..., None, :]
 
 
 def _block_weights(n_expr: int, rot: float, trans: float, jaw: float, eye: float, expr: float) -> np.ndarray:
@@ -186,10 +246,13 @@ def _data(problem: Problem, state: State, idx: torch.Tensor, frames: torch.Tenso
     fix_f = problem.fixed_focal
     ev = lm.evaluate(problem.basis, state.beta, frames, torch.exp(state.log_f), problem.center,
                      frame_cols=frame_cols, shape_jac=with_global, focal_jac=with_global and not fix_f)
-    res = (ev.uv - problem.target[idx]) / problem.sigma  # (B, L, 2)
+    res = _rows(problem, idx, (ev.uv - problem.target[idx]) / problem.sigma)  # (B, R, 2)
     e = torch.linalg.vector_norm(res, dim=-1)
     k = problem.settings.huber
     conf = problem.conf[idx]
+    if len(problem.pairs):
+        conf = torch.cat([conf, problem.pair_w * torch.minimum(conf[:, problem.pairs[:, 0]],
+                                                               conf[:, problem.pairs[:, 1]])], 1)
     rho = torch.where(e <= k, e * e, 2 * k * e - k * k)
     behind = (ev.depth <= MIN_DEPTH).any(-1)  # never accept a head reaching behind the camera
     cost = torch.where(behind, torch.full_like(e[:, 0], math.inf), 0.5 * (conf * rho).sum(-1))
@@ -199,14 +262,29 @@ def _data(problem: Problem, state: State, idx: torch.Tensor, frames: torch.Tenso
     w = (conf * torch.clamp(k / torch.clamp(e, min=1e-12), max=1.0)).sqrt()[..., None] / problem.sigma
     B = frames.shape[0]
     rw = (res * problem.sigma * w).reshape(B, -1)
-    Jf = (ev.J_frame * w[..., None]).reshape(B, -1, frame_cols) if frame_cols else None
-    Jg = (ev.J_global * w[..., None]).reshape(B, -1, ev.J_global.shape[-1]) if with_global else None
+    weighted = lambda J: (_rows(problem, idx, J) * w[..., None]).reshape(B, -1, J.shape[-1])  # noqa: E731
+    Jf = weighted(ev.J_frame) if frame_cols else None
+    Jg = weighted(ev.J_global) if with_global else None
     Hff = Jf.transpose(1, 2) @ Jf if Jf is not None else None
     gf = torch.einsum("bnc,bn->bc", Jf, rw) if Jf is not None else None
     Hfg = Jf.transpose(1, 2) @ Jg if (Jf is not None and Jg is not None) else None
     Hgg = Jg.transpose(1, 2) @ Jg if Jg is not None else None
     gg = torch.einsum("bng,bn->bg", Jg, rw) if Jg is not None else None
     return cost, Hff, gf, Hfg, Hgg, gg
+
+
+def _rows(problem: Problem, idx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Residual rows (B, R, 2[, n]) of the data term from landmark residuals or their Jacobians
+    x (B, L, 2[, n]): outline rows transformed by M, then one row per lip pair (a - b)."""
+    vec = x.dim() == 3
+    y = x[..., None] if vec else x
+    if len(problem.contour):
+        y = y.clone()
+        y[:, problem.contour] = problem.contour_M[idx] @ y[:, problem.contour]
+    if len(problem.pairs):
+        diff = x[:, problem.pairs[:, 0]] - x[:, problem.pairs[:, 1]]
+        y = torch.cat([y, diff[..., None] if vec else diff], 1)
+    return y[..., 0] if vec else y
 
 
 def _prior(problem: Problem, frames: torch.Tensor, cols: int):
@@ -227,25 +305,29 @@ def _prior(problem: Problem, frames: torch.Tensor, cols: int):
     return cost, grad[:, :cols], hess[:cols, :cols]
 
 
-def _global_prior(problem: Problem, state: State):
-    """Identity (and focal) prior: cost (), gradient (G,), Hessian diagonal (G,)."""
-    beta = state.beta
-    cost = 0.5 * problem.shape_w * (beta * beta).sum()
-    grad = [problem.shape_w * beta]
-    hess = [torch.full_like(beta, problem.shape_w)]
-    if not problem.fixed_focal:
-        wf = problem.settings.sd_log_focal ** -2
-        d = state.log_f - problem.log_f0
-        cost = cost + 0.5 * wf * d * d
-        grad.append((wf * d).reshape(1))
-        hess.append(torch.full_like(grad[-1], wf))
-    return cost, torch.cat(grad), torch.cat(hess)
+def _global_prior(problem: Problem, state: State, n_frames: int):
+    """Identity, head-size (and focal) priors of a data term over ``n_frames`` frames:
+    cost (), gradient (G,), Hessian (G, G)."""
+    s = problem.settings
+    beta, A = state.beta, problem.basis.size  # A: (3, S)
+    ws, wh = n_frames / s.sd_shape ** 2, n_frames / s.sd_head_size ** 2
+    size = A @ beta
+    cost = 0.5 * ws * (beta * beta).sum() + 0.5 * wh * (size * size).sum()
+    grad = ws * beta + wh * (A.T @ size)
+    hess = ws * torch.eye(len(beta), dtype=beta.dtype, device=beta.device) + wh * (A.T @ A)
+    if problem.fixed_focal:
+        return cost, grad, hess
+    wf = n_frames / s.sd_log_focal ** 2
+    d = state.log_f - problem.log_f0
+    return (cost + 0.5 * wf * d * d, torch.cat([grad, (wf * d).reshape(1)]),
+            torch.block_diag(hess, torch.full_like(hess[:1, :1], wf)))
 
 
 def _split_global(problem: Problem, state: State, step: torch.Tensor) -> State:
-    S = problem.basis.n_shape
+    """Apply a global step, projected onto the identity bound."""
+    S, bound = problem.basis.n_shape, problem.settings.shape_bound
     log_f = state.log_f if problem.fixed_focal else state.log_f + step[S]
-    return State(beta=state.beta + step[:S], log_f=log_f, frames=state.frames)
+    return State(beta=(state.beta + step[:S]).clamp(-bound, bound), log_f=log_f, frames=state.frames)
 
 
 def _damp(H: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
@@ -267,10 +349,11 @@ def _chol_solve(H: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 def blocks_lm(problem: Problem, state: State, idx: torch.Tensor, cols: int, with_global: bool,
-              iterations: int, batch: int = 512) -> State:
+              iterations: int, batch: int = 512, history: list[State] | None = None) -> State:
     """LM over frames ``idx`` taken independently (no temporal term), their first ``cols``
     parameters free, plus the globals when ``with_global`` (Schur complement over the frame
-    blocks). Without globals each frame accepts or rejects its own step."""
+    blocks). Without globals each frame accepts or rejects its own step. ``history`` receives
+    the state after each iteration with globals."""
     frames = state.frames
     mu_f = torch.full((len(idx),), 1e-3, dtype=frames.dtype, device=frames.device)
     mu_g = torch.tensor(1e-3, dtype=frames.dtype, device=frames.device)
@@ -300,8 +383,8 @@ def blocks_lm(problem: Problem, state: State, idx: torch.Tensor, cols: int, with
             frames[idx] = new
             state = State(state.beta, state.log_f, frames)
             continue
-        gcost, ggp, ghp = _global_prior(problem, state)
-        Hgg_t, gg_t = Hgg.sum(0) + torch.diag(ghp), gg.sum(0) + ggp
+        gcost, ggp, ghp = _global_prior(problem, state, len(idx))
+        Hgg_t, gg_t = Hgg.sum(0) + ghp, gg.sum(0) + ggp
         total0 = cost0.sum() + gcost
         for _try in range(6):
             if cols:
@@ -317,11 +400,14 @@ def blocks_lm(problem: Problem, state: State, idx: torch.Tensor, cols: int, with
             if cols:
                 cand_frames[idx, :cols] += df
             cand = State(cand.beta, cand.log_f, cand_frames)
-            total1 = _frames_cost(problem, cand, idx, cand_frames[idx], batch).sum() + _global_prior(problem, cand)[0]
+            total1 = (_frames_cost(problem, cand, idx, cand_frames[idx], batch).sum()
+                      + _global_prior(problem, cand, len(idx))[0])
             if bool(total1 < total0):
                 state, mu_g = cand, mu_g / 3
                 break
             mu_g = mu_g * 4
+        if history is not None:
+            history.append(state)
     return state
 
 
@@ -539,7 +625,8 @@ def fit(problem: Problem, on_progress: Progress | None = None) -> FitResult:
     report(0.15, "identity on key frames")
     n_key = min(len(valid), max(s.keyframes, min(s.max_keyframes, len(valid) // s.keyframe_spacing)))
     keys = valid[torch.linspace(0, len(valid) - 1, n_key, device=dev).round().long()].unique()
-    state = blocks_lm(problem, state, keys, P, True, s.key_iterations)
+    history: list[State] = []
+    state = blocks_lm(problem, state, keys, P, True, s.key_iterations, history=history)
     times["keyframes"] = time.perf_counter() - t0 - sum(times.values())
 
     report(0.35, "all frames")
@@ -555,15 +642,15 @@ def fit(problem: Problem, on_progress: Progress | None = None) -> FitResult:
     for i in range(s.passes):
         state = sequence_pass(problem, state)
         report(0.35 + 0.5 * (i + 1) / n_pass, f"all frames, pass {i + 1}/{n_pass}")
-    state = blocks_lm(problem, state, valid, 0, True, 2)
+    state = blocks_lm(problem, state, valid, 0, True, 2, history=history)
     for i in range(s.passes, n_pass):
         state = sequence_pass(problem, state)
         report(0.35 + 0.5 * (i + 1) / n_pass, f"all frames, pass {i + 1}/{n_pass}")
     times["sequence"] = time.perf_counter() - t0 - sum(times.values())
-    return _result(problem, state, times)
+    return _result(problem, state, times, history)
 
 
-def _result(problem: Problem, state: State, times: dict[str, float]) -> FitResult:
+def _result(problem: Problem, state: State, times: dict[str, float], history: list[State]) -> FitResult:
     ev = lm.evaluate(problem.basis, state.beta, state.frames, torch.exp(state.log_f), problem.center)
     has = problem.conf > 0
     dist = torch.linalg.vector_norm(ev.uv - problem.target, dim=-1)
@@ -571,4 +658,6 @@ def _result(problem: Problem, state: State, times: dict[str, float]) -> FitResul
     trans = lm.root_translation(problem.basis, state.beta, state.frames)
     np_ = lambda x: x.detach().cpu().numpy().astype(np.float64)  # noqa: E731
     return FitResult(beta=np_(state.beta), focal=float(torch.exp(state.log_f)), frames=np_(state.frames),
-                     translation=np_(trans), uv=np_(ev.uv), error_px=np_(err), timings=times)
+                     translation=np_(trans), uv=np_(ev.uv), error_px=np_(err), timings=times,
+                     beta_history=np.stack([np_(h.beta) for h in history]),
+                     focal_history=np.array([float(torch.exp(h.log_f)) for h in history]))

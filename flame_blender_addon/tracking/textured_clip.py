@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core import demo_head, demo_surface, sh_lighting
-from ..core.demo_embedding import demo_embedding_arrays
+from ..core import demo_surface, sh_lighting
 from ..core.model import FlameModel
-from . import raster, synthetic
+from ..demo import head as demo_head
+from ..demo.embedding import demo_embedding_arrays
 from . import mesh_model as mm
+from . import raster, synthetic
 from .landmarks import Embedding, Track, embedding_from_arrays
 from .photometric import Appearance, Renderer
 
@@ -174,7 +175,7 @@ def dense_errors(gt: np.ndarray, fit: np.ndarray, region: np.ndarray, focal: flo
     px = np.linalg.norm(synthetic.project(gt[:, face], focal, image_size)
                         - synthetic.project(fit[:, face], focal, image_size), axis=-1).mean()
     mm_ = np.mean([np.linalg.norm(similarity_align(f[face], g[face]) - g[face], axis=-1).mean()
-                   for f, g in zip(fit, gt)]) * 1000
+                   for f, g in zip(fit, gt, strict=True)]) * 1000
     return float(px), float(mm_)
 
 

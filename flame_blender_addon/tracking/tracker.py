@@ -7,29 +7,31 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..core import camera, demo_head, lbs
+from ..core import camera, lbs
 from ..core import tracker_protocol as protocol
-from ..core.demo_embedding import demo_embedding_arrays
 from ..core.errors import FlameError, TrackerError
+from ..core.limits import FPS_RANGE, IMAGE_SIDE
 from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
+from ..demo import head as demo_head
+from ..demo.embedding import demo_embedding_arrays
 from . import landmark_model as lm
 from . import landmarks as lmk
-from . import media, outputs, photometric_stage, solver
+from . import media, outputs, photometric_stage, preview, solver
 
 Emit = Callable[[dict[str, Any]], None]
 # OpenCV camera of the fit: at the origin looking along FLAME's -Z (landmark_model's projection)
 CAM_R = np.diag([1.0, -1.0, -1.0])
-PREVIEW_VERTEX_STEP = 7  # draw every 7th mesh vertex in previews
 DEFAULT_FPS = 25.0
-DEMO_MODEL = "demo"  # --model demo: core.demo_head, with core.demo_embedding unless --embedding is given
+DEMO_MODEL = "demo"  # --model demo: demo.head, with demo.embedding unless --embedding is given
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Options:
     n_expr: int = 100
     fps: float | None = None
     previews: int = 12
+    trim: media.Trim = field(default_factory=media.Trim)
+    write_frames: bool = True
     settings: solver.FitSettings = field(default_factory=solver.FitSettings)
     photometric: photometric_stage.Options = field(default_factory=photometric_stage.Options)
 
@@ -104,22 +108,38 @@ def resolve_embedding(opts: Options, model: FlameModel, report: Reporter) -> lmk
     return with_iris
 
 
-def read_landmarks(opts: Options, source: media.Source | None, report: Reporter) -> lmk.Track:
-    """Precomputed landmarks, or MediaPipe on every frame of the source."""
+def read_landmarks(opts: Options, source: media.Source | None, report: Reporter,
+                   frames_dir: Path | None) -> tuple[lmk.Track, np.ndarray]:
+    """Precomputed landmarks, or MediaPipe on the source's frames, both trimmed by ``opts.trim``.
+    Detected frames are also written to ``frames_dir`` as JPEG (``protocol.FRAME_FILE``) when it is
+    given. Returns the track and the source frame number of each of its frames, (T,) int64."""
     if opts.landmarks is not None:
         track = lmk.load_track(opts.landmarks)
-        report("read", 1.0, f"{track.n_frames} frames of landmarks")
-        return track
+        kept = opts.trim.indices(track.n_frames)
+        if not len(kept):
+            raise TrackerError(f"{opts.landmarks.name}: --start/--end/--step keep none of its {track.n_frames} frames")
+        report("read", 1.0, f"{len(kept)} frames of landmarks")
+        return lmk.Track(track.points[kept], track.conf[kept], track.image_size, track.fps), kept
     from . import detect
 
     assert source is not None
-    n = source.n_frames
+    n = opts.trim.count(source.n_frames) if source.n_frames else 0
+    kept: list[int] = []
+    encode = media.JpegEncoder()
+
+    def images():
+        for index, rgb in media.frames(source, opts.trim):
+            if frames_dir is not None:
+                (frames_dir / protocol.FRAME_FILE.format(len(kept))).write_bytes(encode(rgb))
+            kept.append(index)
+            yield rgb
 
     def progress(i: int) -> None:
         if i % 10 == 0 or i + 1 == n:
             report("detect", (i + 1) / n if n else 0.5, f"landmarks, frame {i + 1}" + (f"/{n}" if n else ""))
 
-    return detect.detect(media.frames(source), source.fps, n, progress)
+    track = detect.detect(images(), source.fps, n, progress)
+    return track, np.array(kept, dtype=np.int64)
 
 
 def device_of(name: str) -> torch.device:
@@ -130,13 +150,16 @@ def device_of(name: str) -> torch.device:
     return torch.device(name)
 
 
-def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr: int) -> dict[str, np.ndarray]:
+def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr: int, source_frames: np.ndarray,
+                    source_path: str) -> dict[str, np.ndarray]:
     """The ``flame_sequence.npz`` arrays (core.sequence's schema, VHAP key names) of a fit.
 
     The world is FLAME space with the head's mean position at the origin; the fixed OpenCV camera
     (``cam_R``, ``cam_t``) looks at it from +Z. Neck and eyelids are zero (head motion is in the root).
     Extra keys: ``face_found`` (T,) bool, ``face_confidence`` (T,) detector confidence,
-    ``landmark_error_px`` (T,) mean distance of fitted and detected landmarks (NaN without a face).
+    ``landmark_error_px`` (T,) mean distance of fitted and detected landmarks (NaN without a face),
+    ``source_frames`` (T,) int64 the input's frame number of each frame, ``source_path`` () str the
+    input (absolute; empty for landmarks without footage).
     """
     has_face = track.face_found()
     image_size = track.image_size
@@ -152,11 +175,29 @@ def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr:
         "translation": fit.translation - centre, "eyelids": np.zeros((T, 2)), "fps": np.array(fps),
         "frame_ids": np.arange(T), "K": K, "cam_R": CAM_R, "cam_t": CAM_R @ centre,
         "image_size": np.array(image_size), "face_found": has_face, "face_confidence": track.conf.max(axis=1),
-        "landmark_error_px": fit.error_px,
+        "landmark_error_px": fit.error_px, "source_frames": source_frames,
     }
-    ints = ("frame_ids", "image_size")
-    return {k: np.ascontiguousarray(v, dtype=np.int64 if k in ints else bool if k == "face_found" else np.float64)
-            for k, v in arrays.items()}
+    ints = ("frame_ids", "image_size", "source_frames")
+    out = {k: np.array(v, dtype=np.int64 if k in ints else bool if k == "face_found" else np.float64, order="C")
+           for k, v in arrays.items()}
+    out["source_path"] = np.array(source_path)
+    return out
+
+
+def landmark_arrays(track: lmk.Track, embedding: lmk.Embedding, fps: float,
+                    source_frames: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``landmarks.npz`` arrays: the detections the fit used, in embedding order.
+
+    ``lmk`` (T, L, 2) pixels (NaN where missing), ``conf`` (T, L), ``mp_index`` (L,) the MediaPipe
+    point of each row (-1 when unknown), ``face_idx`` (L,) and ``bary`` (L, 3) the embedding on the
+    model's triangles, ``image_size`` [H, W], ``fps`` and ``source_frames`` (T,) as in the sequence.
+    It is also a valid ``--landmarks`` file for the same model and embedding.
+    """
+    mp_index = embedding.points if embedding.points is not None else np.full(len(embedding), -1)
+    return {"lmk": track.points.astype(np.float64), "conf": track.conf.astype(np.float64),
+            "mp_index": mp_index.astype(np.int64), "face_idx": embedding.face_idx.astype(np.int64),
+            "bary": embedding.bary.astype(np.float64), "image_size": np.array(track.image_size, dtype=np.int64),
+            "fps": np.array(float(fps)), "source_frames": source_frames.astype(np.int64)}
 
 
 def posed_vertices(model: FlameModel, arrays: dict[str, np.ndarray], frames: np.ndarray) -> np.ndarray:
@@ -168,38 +209,36 @@ def posed_vertices(model: FlameModel, arrays: dict[str, np.ndarray], frames: np.
                        arrays["translation"][frames]).vertices
 
 
-def write_previews(folder: Path, source: media.Source, model: FlameModel, arrays: dict[str, np.ndarray],
-                   track: lmk.Track, fitted_uv: np.ndarray, count: int) -> int:
-    """PNG overlays of ``count`` evenly spaced frames: mesh vertices (blue), detected (red) and
-    fitted (green) landmarks. Returns how many were written."""
+def write_previews(folder: Path, source: media.Source, source_frames: np.ndarray, model: FlameModel,
+                   arrays: dict[str, np.ndarray], track: lmk.Track, fitted_uv: np.ndarray, count: int) -> int:
+    """``count`` evenly spaced frames as PNG (:func:`.preview.side_by_side`), named by sequence frame;
+    ``source_frames`` (T,) are the frame numbers in ``source`` of the sequence's frames. Returns how
+    many were written."""
     T = len(arrays["expr"])
     chosen = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(int))
     verts = posed_vertices(model, arrays, chosen)
+    by_source = dict(zip(source_frames[chosen].tolist(), range(len(chosen)), strict=True))
     folder.mkdir()
     written = 0
-    wanted = dict(zip(chosen.tolist(), range(len(chosen))))
-    for t, rgb in enumerate(media.frames(source)):
-        if t not in wanted:
-            continue
-        uv = camera.project_opencv(verts[wanted[t]][::PREVIEW_VERTEX_STEP], arrays["K"], arrays["cam_R"],
-                                   arrays["cam_t"])
-        img = media.draw_points(rgb, uv, (60, 120, 255), 0)
-        img = media.draw_points(img, track.points[t], (255, 40, 40), 1)
-        img = media.draw_points(img, fitted_uv[t], (40, 255, 40), 1)
+    for index, rgb in media.frames(source, only=by_source):
+        k = by_source[index]
+        t = chosen[k]
+        cam = verts[k] @ arrays["cam_R"].T + arrays["cam_t"]
+        uv = camera.project_opencv(verts[k], arrays["K"], arrays["cam_R"], arrays["cam_t"])
+        img = preview.side_by_side(rgb, track.points[t], fitted_uv[t], uv, cam, model.faces)
         (folder / f"{t:05d}.png").write_bytes(media.png_bytes(img))
         written += 1
-        if written == len(chosen) or t >= chosen[-1]:
-            break
     return written
 
 
 def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter,
                       extra: dict[str, np.ndarray] | None = None) -> Path | None:
-    """metrical-tracker ``checkpoint/*.frame`` files through core.sequence, read back from the npz."""
+    """metrical-tracker ``checkpoint/*.frame`` files through core.formats, read back from the npz."""
     try:
-        from ..core.sequence import read_flame_npz, write_metrical_checkpoints
+        from ..core.formats.metrical import write_metrical_checkpoints
+        from ..core.formats.npz import read_flame_npz
     except ImportError:
-        report.log("metrical-tracker checkpoints skipped: core.sequence has no checkpoint writer", "warning")
+        report.log("metrical-tracker checkpoints skipped: core.formats has no checkpoint writer", "warning")
         return None
     try:
         for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model, extra_flame=extra):
@@ -210,11 +249,33 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
     return stage / protocol.CHECKPOINT_DIR
 
 
+# Room the results need: the npz and checkpoints (~4 KB a frame) and the preview PNGs (~1 MB each).
+BYTES_PER_FRAME, BYTES_PER_PREVIEW = 4096, 1 << 20
+
+
+def check_inputs(track: lmk.Track, fps: float, where: Path | None) -> None:
+    """The frame rate and image size the result will carry must be importable (see core.limits)."""
+    low, high = FPS_RANGE
+    if not low <= fps <= high:
+        raise TrackerError(f"{where}: a frame rate of {fps:g} fps cannot be imported (expected {low:g} to {high:g}); "
+                           "pass --fps")
+    low, high = IMAGE_SIDE
+    if not all(low <= side <= high for side in track.image_size):
+        raise TrackerError(f"{where}: images of {track.image_size[1]} x {track.image_size[0]} pixels; expected "
+                           f"{low} to {high} per side")
+
+
 def run(opts: Options, emit: Emit) -> dict[str, Any]:
-    """Track; returns (and emits) the result message."""
-    started = time.perf_counter()
+    """Track; returns (and emits) the result message. Inputs and the output folder are checked before
+    anything slow runs; results are staged (:class:`.outputs.Staging`) and moved into place at the end."""
     if opts.input is None and opts.landmarks is None:
         raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
+    with outputs.Staging(opts.output) as stage:  # the output folder exists and is writable before the fit
+        return _run(opts, emit, stage)
+
+
+def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
+    started = time.perf_counter()
     device = device_of(opts.device)
     photometric = opts.photometric.active(device)
     if photometric and opts.input is None:
@@ -231,8 +292,14 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
     source = media.open_source(opts.input) if opts.input is not None else None
     report("load", 1.0, f"{model.name}: fitting {n_shape} identity and {n_expr} expression components")
 
-    track = read_landmarks(opts, source, report)
-    fps = opts.fps or track.fps or (source.fps if source else None) or DEFAULT_FPS
+    frames_dir = None
+    if source is not None and opts.landmarks is None and opts.write_frames:
+        frames_dir = stage.path / protocol.FRAMES_DIR
+        frames_dir.mkdir()
+    track, source_frames = read_landmarks(opts, source, report, frames_dir)
+    fps = (opts.fps or track.fps or (source.fps if source else None) or DEFAULT_FPS) / opts.trim.step
+    check_inputs(track, fps, opts.input if opts.landmarks is None else opts.landmarks)
+    outputs.check_free_space(opts.output, track.n_frames * BYTES_PER_FRAME + opts.previews * BYTES_PER_PREVIEW)
     points = lmk.select(track, embedding)
     has_face = points.face_found()
     if not has_face.any():
@@ -247,44 +314,54 @@ def run(opts: Options, emit: Emit) -> dict[str, Any]:
     report("fit", 0.0, f"fitting {track.n_frames} frames on {device.type}")
     fit_started = time.perf_counter()
     basis = lm.build_basis(model, embedding.face_idx, embedding.bary, n_shape, n_expr, device=device)
-    problem = solver.make_problem(basis, points.points, points.conf, track.image_size, opts.focal, opts.settings)
+    problem = solver.make_problem(basis, points.points, points.conf, track.image_size, opts.focal, opts.settings,
+                                  lmk.roles(embedding))
     fit = solver.fit(problem, lambda fraction, message: report("fit", fraction, message))
     fit_seconds = time.perf_counter() - fit_started
     report.log(f"fitted {track.n_frames} frames in {fit_seconds:.2f} s ({track.n_frames / fit_seconds:.0f} frames/s); "
                f"mean landmark error {np.nanmean(fit.error_px):.2f} px; focal {fit.focal:.0f} px"
-               + ("" if opts.focal else " (estimated)"))
+               + ("" if opts.focal else " (estimated)") + f"; largest |identity| {np.abs(fit.beta).max():.2f}")
 
     extra = None
     if photometric:  # analysis by synthesis: texture, lighting and a dense refinement of the fit
         fit, extra = photometric_stage.run(
-            opts.photometric, model, is_demo(opts), media.frames(source), embedding, points, fit, problem, n_shape,
-            n_expr, device, lambda fraction, message: report("photometric", fraction, message))
+            opts.photometric, model, is_demo(opts),
+            (rgb for _, rgb in media.frames(source, only=set(source_frames.tolist()))), embedding, points, fit,
+            problem, n_shape, n_expr, device, lambda fraction, message: report("photometric", fraction, message))
         rate = track.n_frames / extra.seconds
         report.log(f"photometric stage: {track.n_frames} frames in {extra.seconds:.1f} s ({rate:.2f} frames/s); "
                    f"mean landmark error {np.nanmean(fit.error_px):.2f} px")
 
     report("write", 0.0, "writing outputs")
-    arrays = sequence_arrays(fit, points, fps, n_expr)
-    with outputs.Staging(opts.output) as stage:
+    source_path = str(opts.input.resolve()) if opts.input is not None else ""
+    arrays = sequence_arrays(fit, points, fps, n_expr, source_frames, source_path)
+    try:
         staged_npz = stage.path / protocol.SEQUENCE_FILE
         outputs.write_npz(staged_npz, {**arrays, **(extra.arrays if extra else {})})
         if extra:
-            (stage.path / photometric_stage.ALBEDO_FILE).write_bytes(extra.albedo_png)
+            (stage.path / protocol.ALBEDO_FILE).write_bytes(extra.albedo_png)
+        outputs.write_npz(stage.path / protocol.LANDMARKS_FILE, landmark_arrays(points, embedding, fps, source_frames))
         checkpoint = write_checkpoints(stage.path, staged_npz, model, report, extra.checkpoint_keys if extra else None)
         report("write", 0.4, "previews")
         previews = 0
-        if source is not None and opts.previews > 0:
-            previews = write_previews(stage.path / protocol.PREVIEW_DIR, source, model, arrays, points, fit.uv,
-                                      opts.previews)
+        if source is not None and opts.previews > 0:  # from the frames written, if any: no second decoding
+            footage, numbers = ((media.open_source(frames_dir), np.arange(len(source_frames))) if frames_dir
+                                else (source, source_frames))
+            previews = write_previews(stage.path / protocol.PREVIEW_DIR, footage, numbers, model, arrays, points,
+                                      fit.uv, opts.previews)
         final = stage.commit()
+    except OSError as err:
+        raise outputs.write_error(err, opts.output) from None
+    folder = lambda name, present: str((opts.output / name).resolve()) if present else None  # noqa: E731
     message = protocol.result(
         str(final.resolve()), output_dir=str(opts.output.resolve()), frames=int(track.n_frames),
         frames_without_face=int((~has_face).sum()), fps=float(fps), focal=float(fit.focal),
         landmark_error_px=float(np.nanmean(fit.error_px)), fit_seconds=round(fit_seconds, 3),
         seconds=round(time.perf_counter() - started, 3),
-        checkpoint_dir=str((opts.output / protocol.CHECKPOINT_DIR).resolve()) if checkpoint else None,
-        preview_dir=str((opts.output / protocol.PREVIEW_DIR).resolve()) if previews else None,
-        albedo_path=str((opts.output / protocol.ALBEDO_FILE).resolve()) if extra else None)
+        checkpoint_dir=folder(protocol.CHECKPOINT_DIR, checkpoint), preview_dir=folder(protocol.PREVIEW_DIR, previews),
+        frames_dir=folder(protocol.FRAMES_DIR, frames_dir is not None),
+        landmarks_path=folder(protocol.LANDMARKS_FILE, True),
+        albedo_path=folder(protocol.ALBEDO_FILE, extra is not None))
     report("write", 1.0, "done")
     emit(message)
     return message

@@ -6,8 +6,10 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+import legacy_pickle  # noqa: E402
+from synthetic_model import random_model_arrays  # noqa: E402
+
 import flame_blender_addon  # noqa: E402
-from flame_blender_addon.core import legacy_pickle, synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,7 +30,7 @@ def empty_scene():
 def small_model_file(tmp_path_factory) -> Path:
     """A small model in the distributed pickle format (chumpy arrays, scipy csc regressor)."""
     path = tmp_path_factory.mktemp("models") / "generic_model.pkl"
-    return legacy_pickle.write_flame_pickle(path, synthetic.random_model_arrays(
+    return legacy_pickle.write_flame_pickle(path, random_model_arrays(
         n_verts=300, n_faces=500, seed=3, joint_spread=5.0))
 
 
@@ -36,19 +38,16 @@ def small_model_file(tmp_path_factory) -> Path:
 def flame_sized_model_file(tmp_path_factory) -> Path:
     """A FLAME-sized model (5023 vertices, 9976 faces, 400 components) in the distributed format."""
     path = tmp_path_factory.mktemp("models") / "generic_model.pkl"
-    return legacy_pickle.write_flame_pickle(path, synthetic.random_model_arrays(seed=1, joint_spread=3.0))
+    return legacy_pickle.write_flame_pickle(path, random_model_arrays(seed=1, joint_spread=3.0))
 
 
-def pytest_sessionfinish(session, exitstatus):
-    session.config.flame_exitstatus = int(exitstatus)
+@pytest.fixture
+def addon_preferences():
+    """The add-on's preferences, as when it is enabled from the Preferences (tests register the
+    source tree directly, which makes no preferences entry)."""
+    from flame_blender_addon.blender import preferences
 
-
-def pytest_unconfigure(config):
-    """End the process once pytest has reported: the bpy module can crash in its own interpreter
-    shutdown (seen on 4.2 after FBX/glTF imports), which would turn a green run into exit 139."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(getattr(config, "flame_exitstatus", 0))
+    entry = bpy.context.preferences.addons.new()
+    entry.module = preferences.ADDON_PACKAGE
+    yield entry.preferences
+    bpy.context.preferences.addons.remove(entry)

@@ -1,6 +1,7 @@
 """scripts/flame_cli.py as a user runs it (a separate process with the bpy wheel), and the preview
 renderer it uses (in this process)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 from bl_helpers import scene_state
 
-from flame_blender_addon.blender import head, render, sequence_import
-from flame_blender_addon.core.demo_head import demo_model
+from flame_blender_addon.blender import head, sequence_import
+from flame_blender_addon.blender.render import frames, preview, sources
+from flame_blender_addon.blender.render.settings import PREVIEW_LIGHTS, RenderSettings, engine_id
 from flame_blender_addon.core.errors import FlameError
-from flame_blender_addon.core.performance import demo_performance
+from flame_blender_addon.demo.head import demo_model
+from flame_blender_addon.demo.performance import demo_performance
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "scripts" / "flame_cli.py"
@@ -21,7 +24,7 @@ sys.path.insert(0, str(CLI.parent))
 import flame_cli  # noqa: E402
 
 SOURCE_COLOUR = (0.2, 0.4, 0.6, 1.0)
-FAKE_TRACKER = f"{sys.executable} -m flame_blender_addon.tracking.fake --output {{output}} --frames 4"
+FAKE_TRACKER = f"{sys.executable} {ROOT / 'tests' / 'fake_tracker.py'} --output {{output}} --frames 4"
 
 
 def cli(*args, timeout=300):
@@ -41,7 +44,7 @@ def write_source_frames(folder: Path, numbers, size=(24, 24), broken=()) -> Path
         if n in broken:
             (folder / f"{n:05d}.png").write_bytes(b"\x89PNG but not really")
         else:
-            render.save_rgba(pixels, folder / f"{n:05d}.png")
+            frames.save_rgba(pixels, folder / f"{n:05d}.png")
     return folder
 
 
@@ -63,7 +66,7 @@ def test_demo_writes_blend_preview_and_every_export(demo):
     assert sorted(p.name for p in (out / "obj").iterdir()) == ["head_0001.obj", "head_0002.obj", "head_0003.obj"]
     assert len(list((out / "ply").iterdir())) == 3
     assert (out / "preview.mp4").read_bytes()[4:8] == b"ftyp"
-    assert render.load_rgba(out / "frames" / "0002.png").shape == (32, 32, 4)
+    assert frames.load_rgba(out / "frames" / "0002.png").shape == (32, 32, 4)
     assert "render (workbench)" in result.stdout and "eta" in result.stdout and "100%" in result.stdout
     assert result.stderr == ""  # Blender's own messages went to the log, which is removed on success
 
@@ -72,7 +75,7 @@ def test_demo_writes_blend_preview_and_every_export(demo):
     armature = next(o for o in scene.objects if head.find_head(o) is o)
     assert (scene.frame_start, scene.frame_end, scene.render.fps) == (1, 3, 25)
     assert scene.camera is not None and armature.flame.sequence_source == "demo performance"
-    assert sum(o.type == "LIGHT" for o in scene.objects) == len(render.PREVIEW_LIGHTS)
+    assert sum(o.type == "LIGHT" for o in scene.objects) == len(PREVIEW_LIGHTS)
 
 
 def test_render_over_source_frames_side_by_side(demo, tmp_path):
@@ -84,7 +87,7 @@ def test_render_over_source_frames_side_by_side(demo, tmp_path):
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (rendered / "frames").iterdir()) == ["0002.png", "0003.png"]
     assert (rendered / "preview.mp4").is_file()
-    frame = render.load_rgba(rendered / "frames" / "0002.png")
+    frame = frames.load_rgba(rendered / "frames" / "0002.png")
     assert frame.shape == (24, 48, 4)
     np.testing.assert_allclose(frame[:, :24], np.broadcast_to(SOURCE_COLOUR, (24, 24, 4)), atol=1 / 255)
     right = frame[:, 24:]
@@ -130,7 +133,7 @@ def test_track_runs_the_tracker_and_saves_the_tracked_head(tmp_path):
 def test_help_documents_every_subcommand():
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("demo", "build", "import", "track", "render", "export"):
+    for command in ("demo", "build", "import", "track", "render", "export", "retarget"):
         assert command in result.stdout
         sub = cli(command, "--help")
         assert sub.returncode == 0 and "--output" in sub.stdout, command
@@ -173,9 +176,12 @@ def test_a_failure_midway_leaves_the_output_folder_as_it_was(demo, tmp_path):
 
 def test_blender_executable_arguments_follow_the_double_dash():
     blender_argv = ["blender", "--background", "--python", "scripts/flame_cli.py", "--", "demo", "-o", "x"]
-    assert flame_cli.script_args(blender_argv) == ["demo", "-o", "x"]
-    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"]) == []
-    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"]) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(blender_argv, blender=True) == ["demo", "-o", "x"]
+    assert flame_cli.script_args(["blender", "-b", "-P", "scripts/flame_cli.py"], blender=True) == []
+    assert flame_cli.script_args(["scripts/flame_cli.py", "demo", "-o", "x"], blender=False) == ["demo", "-o", "x"]
+    track = ["scripts/flame_cli.py", "track", "--python", "/venv/bin/python", "-o", "x.blend"]
+    assert flame_cli.script_args(track, blender=False) == track[1:]  # the tracker's --python, not Blender's
+    assert not flame_cli.run_by_blender()  # the bpy wheel
 
 
 # -------------------------------------------------------------------------------------- renderer
@@ -184,7 +190,7 @@ def test_compose_overlays_and_places_the_source_on_the_left():
     render_px[0, 0] = (1.0, 0.0, 0.0, 1.0)  # opaque red
     render_px[0, 1] = (1.0, 1.0, 1.0, 0.5)  # half-transparent white
     source = np.full((4, 4, 4), 0.5, dtype=np.float32)  # resized to 2 x 2
-    out = render.compose(render_px, source, overlay=True, side_by_side=True)
+    out = frames.compose(render_px, source, overlay=True, side_by_side=True)
     assert out.shape == (2, 4, 4)
     np.testing.assert_allclose(out[:, :2], 0.5 * np.ones((2, 2, 4)) + [0, 0, 0, 0.5])
     np.testing.assert_allclose(out[0, 2], (1.0, 0.0, 0.0, 1.0))
@@ -207,7 +213,7 @@ def test_render_preview_restores_the_scene_and_removes_temporary_lights(tmp_path
 
     before = scene_state() | settings()
     fractions = []
-    result = render.render_preview(bpy.context, tmp_path, render.RenderSettings(engine="CYCLES", samples=1),
+    result = preview.render_preview(bpy.context, tmp_path, RenderSettings(engine="CYCLES", samples=1),
                                    video=tmp_path / "p.mp4", report=lambda f, m: fractions.append(f))
     assert [p.name for p in result.frames] == ["0001.png", "0002.png", "0003.png"] and result.video.is_file()
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -216,29 +222,93 @@ def test_render_preview_restores_the_scene_and_removes_temporary_lights(tmp_path
     before.pop("images")
     assert after == before and not bpy.data.lights and not bpy.data.worlds
     with pytest.raises(FlameError, match="need source frames"):
-        render.render_preview(bpy.context, tmp_path, render.RenderSettings(), overlay=True)
+        preview.render_preview(bpy.context, tmp_path, RenderSettings(), overlay=True)
     operator_out = tmp_path / "operator"
     assert bpy.ops.flame.render_preview(directory=str(operator_out), use_video=False) == {"FINISHED"}
     assert sorted(p.name for p in operator_out.iterdir()) == ["0001.png", "0002.png", "0003.png"]
     with pytest.raises(RuntimeError, match="need source frames"):
         bpy.ops.flame.render_preview(directory=str(operator_out), side_by_side=True)
-    assert render.engine_id("EEVEE") in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+    assert engine_id("EEVEE") in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+
+
+def numbered_frames(folder: Path, numbers, size=(4, 4)) -> Path:
+    """PNGs ``NNNNN.png`` whose red channel is their number / 255."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in numbers:
+        frames.save_rgba(np.tile(np.array([n / 255, 0.5, 0.5, 1.0], dtype=np.float32), (size[1], size[0], 1)),
+                         folder / f"{n:05d}.png")
+    return folder
+
+
+def number(pixels) -> int:
+    return round(float(pixels[0, 0, 0]) * 255)
 
 
 def test_source_frames_follow_the_camera_background_sequence(tmp_path):
     """A tracked import shows input frame N at scene frame frame_start + (N - first); so does the overlay."""
-    source = write_source_frames(tmp_path / "input", range(7, 12), size=(4, 4))
+    source = numbered_frames(tmp_path / "input", range(7, 12))
     camera = bpy.data.cameras.new("cam")
     bpy.context.scene.camera = bpy.data.objects.new("cam", camera)
-    assert render.camera_background_frames(bpy.context.scene) is None
+    assert sources.camera_background_frames(bpy.context.scene) is None
     image = bpy.data.images.load(str(source / "00007.png"))
     image.source = "SEQUENCE"
     background = camera.background_images.new()
     background.image = image
     background.image_user.frame_start, background.image_user.frame_duration = 101, 5
     background.image_user.frame_offset = 6
-    lookup = render.camera_background_frames(bpy.context.scene)
-    assert [lookup(f).name for f in (101, 103, 105)] == ["00007.png", "00009.png", "00011.png"]
-    assert lookup(90).name == "00007.png" and lookup(200).name == "00011.png"  # held outside the range
-    folder = render.folder_frames(source, 1)
-    assert folder(1).name == "00007.png" and folder(9) is None
+    lookup = sources.camera_background_frames(bpy.context.scene)
+    assert [number(lookup(f)) for f in (101, 103, 105)] == [7, 9, 11]
+    assert number(lookup(90)) == 7 and number(lookup(200)) == 11  # held outside the range
+    folder = sources.given_frames(source, 1)
+    assert number(folder(1)) == 7 and folder(9) is None
+
+
+def test_render_source_folder_starts_at_the_sequence_not_at_the_first_rendered_frame(demo, tmp_path):
+    """``--source DIR --frames 130:130`` composited the folder's first image: it is the 130th (frame id 129)."""
+    out, _ = demo
+    source = numbered_frames(tmp_path / "input", range(0, 135))
+    result = cli("render", out / "demo.blend", "--output", tmp_path / "r", "--frames", "130:130", "--resolution", "8",
+                 "--source", source, "--side-by-side")
+    assert result.returncode == 0, result.stderr
+    assert number(frames.load_rgba(tmp_path / "r" / "frames" / "0130.png")) == 129
+
+
+def test_track_takes_its_python_option_and_documents_input(tmp_path):
+    """``--python PATH`` is the tracker's Python, not Blender's option; the placeholders are {input} ..."""
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded by the stand-in tracker")
+    result = cli("track", tmp_path / "clip.mp4", "--python", sys.executable, "--output", tmp_path / "t.blend",
+                 "--work-dir", tmp_path / "work", "--command", FAKE_TRACKER)
+    assert result.returncode == 0, result.stderr
+    assert "{input}" in cli("track", "--help").stdout and "{source}" not in cli("track", "--help").stdout
+    assert flame_cli.script_args([str(CLI), "track", "x.mp4", "--python", "/env/bin/python"], blender=False) == \
+        ["track", "x.mp4", "--python", "/env/bin/python"]
+
+
+def test_a_tracker_error_is_printed_once(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    result = cli("track", tmp_path / "clip.mp4", "--output", tmp_path / "t.blend", "--command", "echo {source}")
+    assert result.returncode == 1
+    said = (result.stdout + result.stderr).splitlines()
+    assert [line for line in said if "template is not valid" in line] == [
+        "flame_cli.py: error: track: could not start the tracker: tracker command template is not valid "
+        "('source'); use {input}, {output} and {model}"]
+
+
+def test_import_reports_coefficients_beyond_the_sliders(tmp_path, small_model_file):
+    from tracker_files import vhap_arrays
+
+    arrays = vhap_arrays(np.random.default_rng(1), 3, n_verts=300)
+    arrays["shape"][4] = 20.0
+    np.savez(tmp_path / "tracked_flame_params.npz", **arrays)
+    result = cli("import", tmp_path / "tracked_flame_params.npz", "--model", small_model_file,
+                 "--output", tmp_path / "anim.blend")
+    assert result.returncode == 0, result.stderr
+    assert "1 identity (up to 20.0) coefficients pass the sliders' +-10" in result.stdout
+
+
+def test_batch_without_ray_says_how_to_install_it(tmp_path):
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed here; tests/batch runs the command")
+    result = cli("batch", tmp_path, "--output", tmp_path / "out")
+    assert result.returncode == 1 and "pip install 'flame-blender-addon[batch]'" in result.stderr
+    assert len(error_lines(result)) == 1 and not (tmp_path / "out").exists()

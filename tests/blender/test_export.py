@@ -10,10 +10,10 @@ import pytest
 from bl_helpers import evaluated_vertices, scene_state
 
 from flame_blender_addon.blender import export, head, sequence_import
-from flame_blender_addon.core.demo_head import demo_model
 from flame_blender_addon.core.errors import FlameError
-from flame_blender_addon.core.performance import demo_performance
-from flame_blender_addon.core.sequence import sequence_vertices
+from flame_blender_addon.core.evaluation import sequence_vertices
+from flame_blender_addon.demo.head import demo_model
+from flame_blender_addon.demo.performance import demo_performance
 
 N_SHAPE, N_EXPR, N_POSE = 5, 20, 36
 WINDOW = slice(46, 58)  # 1.84-2.28 s of the performance: speech, the head turned, a glance down
@@ -180,7 +180,7 @@ def test_mesh_per_frame_round_trip(source, kind, load):
     files = source["written"][kind]
     assert [p.name for p in files] == [f"head_{f:04d}.{kind}" for f in range(1, N_FRAMES + 1)]
     for frame in CHECKED:
-        import_fresh(lambda: load(str(files[frame - 1])))
+        import_fresh(lambda path=str(files[frame - 1]): load(path))
         mesh = head_mesh()
         assert len(mesh.data.vertices) == 5023 and mesh.data.shape_keys is None
         error = np.abs(world_vertices(mesh) - source["vertices"][frame]).max()
@@ -190,7 +190,7 @@ def test_mesh_per_frame_round_trip(source, kind, load):
 def test_obj_frames_hold_flame_space_vertices(source):
     """With the head at the origin, the OBJ files are FLAME's own frame: they match the numpy reference."""
     reference = sequence_vertices(source["model"], source["seq"], slice(0, N_FRAMES, 5))
-    for ref, path in zip(reference, source["written"]["obj"][::5]):
+    for ref, path in zip(reference, source["written"]["obj"][::5], strict=True):
         lines = [line.split()[1:4] for line in path.read_text().splitlines() if line.startswith("v ")]
         np.testing.assert_allclose(np.array(lines, dtype=np.float64), ref, atol=1e-5)
 

@@ -22,7 +22,7 @@ def set_configuration(armature, shape, expr, quats, translation):
         blocks[f"shape{i:03d}"].value = value
     for i, value in enumerate(expr):
         blocks[f"exp{i:03d}"].value = value
-    for name, q in zip(JOINT_NAMES, quats):
+    for name, q in zip(JOINT_NAMES, quats, strict=True):
         armature.pose.bones[name].rotation_quaternion = q
     armature.pose.bones["root"].location = translation
 
@@ -52,7 +52,7 @@ def test_rig_structure_and_naming_contract(small_model_file):
     assert armature.type == "ARMATURE" and armature.flame.is_head
     assert [b.name for b in armature.data.bones] == list(JOINT_NAMES)
     assert [b.parent.name if b.parent else None for b in armature.data.bones] == [None, "root", "neck", "neck", "neck"]
-    for bone, joint in zip(armature.data.bones, model.rest_joints()):
+    for bone, joint in zip(armature.data.bones, model.rest_joints(), strict=True):
         np.testing.assert_allclose(np.array(bone.matrix_local)[:3, :3], np.eye(3), atol=1e-6)
         np.testing.assert_allclose(bone.head_local, joint, atol=1e-6)
     assert all(pb.rotation_mode == "QUATERNION" for pb in armature.pose.bones)
@@ -130,3 +130,10 @@ def test_operators_accept_a_target_by_name(small_model_file):
     bpy.context.view_layer.objects.active = None
     assert bpy.ops.flame.random_expression(target=armature.name, seed=1) == {"FINISHED"}
     assert armature.flame.mesh.data.shape_keys.key_blocks["exp000"].value != 0
+
+
+def test_a_new_head_is_neutral():
+    """Blender 5.0 starts new shape keys at 1.0; the head's keys must start at 0 (the mean head)."""
+    bpy.ops.flame.add_demo_head(n_shape=3, n_expr=3)
+    blocks = bpy.context.view_layer.objects.active.flame.mesh.data.shape_keys.key_blocks
+    assert all(kb.value == 0.0 for kb in blocks[1:] if not kb.name.startswith("pose"))

@@ -9,11 +9,10 @@ from flame_blender_addon.blender.progress import progress
 
 def test_reports_clamped_fractions_and_ends_on_error():
     context = MagicMock()
-    with pytest.raises(ValueError):
-        with progress(context, "Building") as report:
-            report(0.5, "shape keys")
-            report(1.7)
-            raise ValueError("boom")
+    with pytest.raises(ValueError), progress(context, "Building") as report:
+        report(0.5, "shape keys")
+        report(1.7)
+        raise ValueError("boom")
     wm = context.window_manager
     wm.progress_begin.assert_called_once_with(0, 1000)
     assert [c.args for c in wm.progress_update.call_args_list] == [(500,), (1000,)]

@@ -13,8 +13,9 @@ import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Matrix, Vector
 
-from flame_blender_addon.core import demo_head, lbs, rotations
+from flame_blender_addon.core import lbs, rotations
 from flame_blender_addon.core.camera import CameraTrack, opencv_to_blender
+from flame_blender_addon.demo import head as demo_head
 
 H, W = 72, 96  # not square, so a swapped axis shows
 MAPS = Path(__file__).resolve().parents[1] / "raster_maps.py"

@@ -1,9 +1,13 @@
 """Registration: everything the add-on adds exists, and unregister removes all of it."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import bpy
 
 import flame_blender_addon
-from flame_blender_addon.blender import registration
+from flame_blender_addon.blender import menus, registration
 
 OPERATORS = ("import_model", "add_demo_head", "update_joints", "random_shape", "reset_shape",
              "random_expression", "reset_expression", "reset_pose")
@@ -31,4 +35,15 @@ def test_unregister_then_register_leaves_nothing_behind():
     finally:
         flame_blender_addon.register()
     assert bpy.ops.flame.add_demo_head.get_rna_type().identifier == "FLAME_OT_add_demo_head"
-    assert sum(func is registration._menu_add for func in _menu_funcs()) == 1
+    assert sum(func is menus.menu_add for func in _menu_funcs()) == 1
+
+
+def test_a_script_that_registers_and_never_unregisters_exits():
+    """The bpy module hung (4.5) or crashed (4.2) at exit while the add-on's classes stayed registered."""
+    script = ("import bpy, flame_blender_addon\n"
+              "flame_blender_addon.register()\n"
+              "bpy.ops.flame.add_demo_head(n_shape=2, n_expr=2)\n"
+              "print('done')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert (result.returncode, result.stdout.splitlines()[-1]) == (0, "done"), result.stderr[-2000:]

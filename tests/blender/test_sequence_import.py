@@ -1,16 +1,18 @@
 """Tracked sequences as keyframed animation: every frame exact, and the tracker's camera with it."""
 
 import bpy
+import legacy_pickle
 import numpy as np
 import pytest
 from bl_helpers import evaluated_vertices, scene_state
 from bpy_extras.object_utils import world_to_camera_view
+from synthetic_model import random_model_arrays
 from tracker_files import metrical_frame, vhap_arrays, write_metrical_output
 
-from flame_blender_addon.core import legacy_pickle, synthetic
 from flame_blender_addon.core.camera import project_opencv
+from flame_blender_addon.core.evaluation import sequence_vertices
 from flame_blender_addon.core.model import load_model
-from flame_blender_addon.core.sequence import fit_components, read_sequence, sequence_vertices
+from flame_blender_addon.core.sequence import fit_components, read_sequence
 
 FRAME_IDS = [0, 1, 2, 3, 5, 6, 7, 9]  # gaps at 4 and 8: keyed at their true numbers
 
@@ -20,7 +22,7 @@ def model_and_eyelids(tmp_path_factory):
     """A FLAME-sized model where the eyelid region is skinned to the neck only (as in FLAME), and
     eyelid blendshapes in metrical-tracker's l_eyelid.npy / r_eyelid.npy layout."""
     folder = tmp_path_factory.mktemp("model")
-    arrays = synthetic.random_model_arrays(seed=11, joint_spread=4.0)
+    arrays = random_model_arrays(seed=11, joint_spread=4.0)
     rng = np.random.default_rng(0)
     lids = rng.choice(5023, size=(2, 400), replace=False)
     arrays["weights"][lids.ravel()] = [0, 1, 0, 0, 0]

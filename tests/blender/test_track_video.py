@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -12,11 +13,13 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from flame_blender_addon.blender import tracker_job
-from flame_blender_addon.core import demo_embedding, demo_head, lbs, rotations
-from flame_blender_addon.core.camera import project_opencv
+from flame_blender_addon.core import lbs, rotations
 from flame_blender_addon.core import tracker_protocol as protocol
+from flame_blender_addon.core.camera import project_opencv
+from flame_blender_addon.demo import embedding as demo_embedding
+from flame_blender_addon.demo import head as demo_head
 
-FAKE = f"{sys.executable} -m flame_blender_addon.tracking.fake --output {{output}}"
+FAKE = f"{sys.executable} {Path(__file__).resolve().parents[1] / 'fake_tracker.py'} --output {{output}}"
 
 
 @pytest.fixture

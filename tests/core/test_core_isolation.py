@@ -1,4 +1,4 @@
-"""core/ must import with bpy, mathutils and torch unavailable (numpy + stdlib only)."""
+"""core/ and demo/ must import with bpy, mathutils and torch unavailable (numpy + stdlib only)."""
 
 import subprocess
 import sys
@@ -6,17 +6,20 @@ from pathlib import Path
 
 import flame_blender_addon.core as core
 
-MODULES = sorted(p.stem for p in Path(core.__file__).parent.glob("*.py") if p.stem != "__init__")
+PACKAGE_DIR = Path(core.__file__).resolve().parents[1]
+MODULES = sorted(".".join(p.relative_to(PACKAGE_DIR).with_suffix("").parts)
+                 for folder in ("core", "demo") for p in (PACKAGE_DIR / folder).rglob("*.py"))
 
 
 def test_every_core_module_imports_without_blender_or_torch():
-    assert {"model", "lbs", "safe_pickle", "sequence", "camera", "rig"} <= set(MODULES)
+    assert {"core.model", "core.lbs", "core.safe_pickle", "core.sequence", "core.camera", "core.rig",
+            "core.formats.npz", "core.formats.metrical", "demo.head"} <= set(MODULES)
     code = (
         "import sys\n"
         "for blocked in ('bpy', 'mathutils', 'torch', 'scipy', 'chumpy'):\n"
         "    sys.modules[blocked] = None\n"
         f"for name in {MODULES!r}:\n"
-        "    __import__('flame_blender_addon.core.' + name)\n"
+        "    __import__('flame_blender_addon.' + name.removesuffix('.__init__'))\n"
         "print('ok')\n"
     )
     root = Path(core.__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flame_blender_addon.core import demo_head as dh
 from flame_blender_addon.core import lbs, rotations
-from flame_blender_addon.core.demo_embedding import demo_embedding_arrays
 from flame_blender_addon.core.model import JOINT_NAMES
+from flame_blender_addon.demo import head as dh
+from flame_blender_addon.demo.embedding import demo_embedding_arrays
 
 MEDIAPIPE_POINTS = 478
 # MediaPipe points and their mirror images (the subject's right first): eye corners outer and inner,
@@ -32,7 +32,7 @@ def landmarks(model, arrays, vertices: np.ndarray) -> dict[int, np.ndarray]:
     """MediaPipe point -> its position (3,) on the given demo head vertices (V, 3)."""
     corners = vertices[model.faces[arrays["lmk_face_idx"]]]
     points = np.einsum("lc,lcx->lx", arrays["lmk_b_coords"], corners)
-    return dict(zip(arrays["landmark_indices"].tolist(), points))
+    return dict(zip(arrays["landmark_indices"].tolist(), points, strict=True))
 
 
 def posed(model, expressions: dict[str, float], jaw: float = 0.0) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_metrical_tracker_schema_on_the_demo_mesh(model, arrays):
 
 def test_irises_on_the_eyeballs_everything_else_on_the_head(model, arrays):
     corners = model.faces[arrays["lmk_face_idx"]]
-    by_point = dict(zip(arrays["landmark_indices"].tolist(), corners))
+    by_point = dict(zip(arrays["landmark_indices"].tolist(), corners, strict=True))
     at = landmarks(model, arrays, model.v_template)
     right_eye, left_eye = dh.N_HEAD + dh.N_EYE, dh.N_HEAD  # first vertex (the front pole) of each eyeball
     for centre, first_vertex in ((468, right_eye), (473, left_eye)):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core import demo_head as dh
-from flame_blender_addon.core import lbs, rotations, synthetic
-from flame_blender_addon.core.model import JOINT_NAMES, N_SHAPE_MAX
+from flame_blender_addon.core import lbs, rotations
+from flame_blender_addon.core.model import JOINT_NAMES, N_SHAPE_MAX, kintree_table
+from flame_blender_addon.demo import head as dh
 
 LEFT_EYE = slice(dh.N_HEAD, dh.N_HEAD + dh.N_EYE)
 RIGHT_EYE = slice(dh.N_HEAD + dh.N_EYE, dh.N_VERTS)
@@ -51,7 +52,7 @@ def roughness(fields: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def test_same_keys_shapes_and_dtypes_as_flame(arrays):
-    reference = synthetic.random_model_arrays(n_verts=50, n_faces=20)
+    reference = random_model_arrays(n_verts=50, n_faces=20)
     assert arrays.keys() == reference.keys()
     for key, value in reference.items():
         if isinstance(value, np.ndarray):
@@ -65,7 +66,7 @@ def test_same_keys_shapes_and_dtypes_as_flame(arrays):
     assert arrays["posedirs"].shape == (5023, 3, 36)
     assert arrays["J_regressor"].shape == (5, 5023)
     assert arrays["weights"].shape == (5023, 5)
-    np.testing.assert_array_equal(arrays["kintree_table"], synthetic.kintree_table())
+    np.testing.assert_array_equal(arrays["kintree_table"], kintree_table())
     np.testing.assert_allclose(arrays["J"], arrays["J_regressor"] @ arrays["v_template"])
     assert all(np.isfinite(v).all() for v in arrays.values() if isinstance(v, np.ndarray))
 

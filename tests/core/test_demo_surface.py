@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from flame_blender_addon.core import demo_head, demo_surface
+from flame_blender_addon.core import demo_surface
+from flame_blender_addon.demo import head as demo_head
 
 
 def _uv_areas(vt, ft):

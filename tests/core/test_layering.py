@@ -1,7 +1,10 @@
 """The add-on's layers, read from the source (every import statement, lazy ones inside functions too):
 ``blender`` never imports ``tracking`` (it runs the tracker as a separate process and shares only
 ``core.tracker_protocol``); ``core`` and ``tracking`` never import Blender's modules or ``blender``;
-``core`` never imports ``tracking``. test_core_isolation.py checks core's imports at runtime."""
+``core`` never imports ``tracking`` or ``demo``; ``demo`` is numpy content on top of ``core``; ``cli``
+and ``batch`` never import ``tracking``; only ``batch/runner.py`` imports Ray, and nothing of the add-on
+imports ``batch`` but the ``batch`` command.
+test_core_isolation.py checks core's imports at runtime."""
 
 from __future__ import annotations
 
@@ -70,9 +73,35 @@ def test_blender_never_imports_the_tracking_package():
 
 
 @pytest.mark.parametrize("folder, forbidden", [
-    ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
+    ("core", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking", f"{PACKAGE}.demo"}),
+    ("demo", BLENDER_MODULES | {f"{PACKAGE}.blender", f"{PACKAGE}.tracking"}),
+    ("cli", {f"{PACKAGE}.tracking"}),  # the track subcommand runs the tracker process, like the operator
+    ("batch", {f"{PACKAGE}.tracking"}),  # the tracker is a child process of a batch worker
     ("tracking", BLENDER_MODULES | {f"{PACKAGE}.blender"}),
 ])
-def test_core_and_tracking_never_import_blender(folder, forbidden):
+def test_each_layer_imports_only_what_it_may(folder, forbidden):
     bad = {m: within(names, forbidden) for m, names in imports_of(folder).items()}
     assert not any(bad.values()), {m: n for m, n in bad.items() if n}
+
+
+def test_only_the_batch_runner_imports_ray():
+    """Ray is an optional extra of the batch command: the add-on in Blender never needs it."""
+    folders = [p.name for p in PACKAGE_DIR.iterdir() if (p / "__init__.py").exists()]
+    modules = {m: n for folder in folders for m, n in imports_of(folder).items()}
+    users = {m for m, names in modules.items() if within(names, {"ray"})}
+    assert users == {f"{PACKAGE}.batch.runner"}
+
+
+@pytest.mark.parametrize("folder", ["blender", "core", "demo", "tracking"])
+def test_the_add_on_never_imports_the_batch_package(folder):
+    bad = {m: within(names, {f"{PACKAGE}.batch"}) for m, names in imports_of(folder).items()}
+    assert not any(bad.values()), {m: n for m, n in bad.items() if n}
+
+
+def test_cli_loads_the_batch_package_only_when_the_command_runs():
+    """Registration and ``--help`` import cli/'s modules: none of them imports batch/ or Ray at the top."""
+    for path in sorted((PACKAGE_DIR / "cli").rglob("*.py")):
+        top = [node for node in ast.parse(path.read_text(encoding="utf-8")).body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+        names = imported("\n".join(map(ast.unparse, top)), module_name(path), path.stem == "__init__")
+        assert not within(names, {f"{PACKAGE}.batch", "ray"}), path.name

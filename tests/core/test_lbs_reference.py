@@ -2,14 +2,15 @@
 
 import numpy as np
 import pytest
+from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core import lbs, rig, rotations, synthetic
+from flame_blender_addon.core import lbs, rig, rotations
 from flame_blender_addon.core.model import model_from_arrays
 
 
 @pytest.fixture(scope="module")
 def model():
-    return model_from_arrays(synthetic.random_model_arrays(n_verts=40, n_faces=60, seed=2, joint_spread=5.0))
+    return model_from_arrays(random_model_arrays(n_verts=40, n_faces=60, seed=2, joint_spread=5.0))
 
 
 def _hom(R, t):

@@ -5,17 +5,18 @@ import pickletools
 import subprocess
 import sys
 
+import legacy_pickle
 import numpy as np
 import pytest
+from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core import legacy_pickle, synthetic
-from flame_blender_addon.core.errors import ModelLoadError
+from flame_blender_addon.core.errors import FileAccessError, FileFormatError, ModelLoadError, UnsafePickleError
 from flame_blender_addon.core.model import load_model
 
 
 @pytest.fixture(scope="module")
 def arrays():
-    return synthetic.random_model_arrays(n_verts=120, n_faces=200, seed=7)
+    return random_model_arrays(n_verts=120, n_faces=200, seed=7)
 
 
 def assert_model_equals(model, arrays):
@@ -85,14 +86,14 @@ class _Hostile:
 def test_hostile_pickle_is_refused_and_never_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"v_template": _Hostile()}, protocol=4))
-    with pytest.raises(ModelLoadError, match=r"evil.pkl: refused to load 'subprocess.call'"):
+    with pytest.raises(UnsafePickleError, match=r"evil.pkl: refused to load 'subprocess.call'"):
         load_model(tmp_path / "evil.pkl")
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_os_system_global_is_refused(tmp_path):
     (tmp_path / "evil.pkl").write_bytes(b"cos\nsystem\n(S'touch /tmp/pwned'\ntR.")
-    with pytest.raises(ModelLoadError, match="refused to load 'os.system'"):
+    with pytest.raises(UnsafePickleError, match="refused to load 'os.system'"):
         load_model(tmp_path / "evil.pkl")
 
 
@@ -118,20 +119,20 @@ def test_wrong_content_is_named(arrays, tmp_path, mutate, message):
 def test_truncated_missing_and_foreign_files(arrays, tmp_path):
     data = legacy_pickle.dumps_flame(arrays)
     (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match=r"cut.pkl: not a readable FLAME pickle \(truncated or damaged"):
+    with pytest.raises(FileFormatError, match=r"cut.pkl: not a readable FLAME pickle \(truncated or damaged"):
         load_model(tmp_path / "cut.pkl")
-    with pytest.raises(ModelLoadError, match="file not found"):
+    with pytest.raises(FileAccessError, match="nope.pkl: file not found"):
         load_model(tmp_path / "nope.pkl")
     (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
     with pytest.raises(ModelLoadError, match="expected a dict of FLAME arrays, found list"):
         load_model(tmp_path / "list.pkl")
     (tmp_path / "text.pkl").write_text("hello, not a pickle")
-    with pytest.raises(ModelLoadError, match="text.pkl: not a readable FLAME pickle"):
+    with pytest.raises(FileFormatError, match="text.pkl: not a readable FLAME pickle"):
         load_model(tmp_path / "text.pkl")
 
 
 def test_flame_sized_fixture_has_flame_layout():
-    a = synthetic.random_model_arrays()
+    a = random_model_arrays()
     assert a["v_template"].shape == (5023, 3) and a["f"].shape == (9976, 3)
     assert a["shapedirs"].shape == (5023, 3, 400) and a["posedirs"].shape == (5023, 3, 36)
     assert a["J_regressor"].shape == (5, 5023) and a["weights"].shape == (5023, 5)

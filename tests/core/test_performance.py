@@ -5,11 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from flame_blender_addon.core import performance
 from flame_blender_addon.core.camera import project_opencv
-from flame_blender_addon.core.demo_head import EXPRESSION_NAMES, demo_model
+from flame_blender_addon.core.evaluation import sequence_vertices
 from flame_blender_addon.core.rotations import matrix_to_axis_angle
-from flame_blender_addon.core.sequence import sequence_vertices, validate_sequence
+from flame_blender_addon.core.sequence import validate_sequence
+from flame_blender_addon.demo import performance
+from flame_blender_addon.demo.head import EXPRESSION_NAMES, demo_model
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_the_camera_frames_the_head_in_every_frame(image_size):
     seq = performance.demo_performance(n_shape=0, n_expr=20, image_size=image_size)
     model = demo_model().truncated(0, 20)
     h, w = image_size
-    for i, vertices in zip(range(0, seq.n_frames, 12), sequence_vertices(model, seq, slice(0, None, 12))):
+    for i, vertices in zip(range(0, seq.n_frames, 12), sequence_vertices(model, seq, slice(0, None, 12)), strict=True):
         K, R, t = seq.camera.K[i], seq.camera.R[i], seq.camera.t[i]
         px = project_opencv(vertices, K, R, t)
         assert px.min(axis=0).min() > 0 and px[:, 0].max() < w and px[:, 1].max() < h, f"frame {i}"

@@ -5,16 +5,27 @@ import zipfile
 
 import numpy as np
 import pytest
-from tracker_files import (I6D, gaussian_avatars_arrays, metrical_frame, vhap_arrays, write_flame_param_folder,
-                           write_hostile_frame, write_metrical_output, write_torch_save_zip)
+from synthetic_model import random_model_arrays
+from tracker_files import (
+    I6D,
+    gaussian_avatars_arrays,
+    metrical_frame,
+    vhap_arrays,
+    write_flame_param_folder,
+    write_hostile_frame,
+    write_metrical_output,
+    write_torch_save_zip,
+)
 
 from flame_blender_addon.core import camera as cam
+from flame_blender_addon.core import evaluation
 from flame_blender_addon.core import sequence as sq
-from flame_blender_addon.core.errors import SequenceError, UnsafePickleError
+from flame_blender_addon.core.errors import FileFormatError, SequenceError, UnsafePickleError
+from flame_blender_addon.core.formats.metrical import load_eyelid_blendshapes, write_metrical_checkpoints
+from flame_blender_addon.core.formats.npz import write_sequence_npz
 from flame_blender_addon.core.lbs import forward
 from flame_blender_addon.core.model import model_from_arrays
-from flame_blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix
-from flame_blender_addon.core.synthetic import random_model_arrays
+from flame_blender_addon.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rotation_6d_to_matrix, slerp
 
 N_VERTS = 200
 
@@ -146,7 +157,7 @@ def test_metrical_missing_key_and_damaged_file(tmp_path):
     root = write_metrical_output(tmp_path / "b", {0: metrical_frame(rng, 0)})
     path = root / "checkpoint" / "00000.frame"
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(SequenceError, match="00000.frame: not a readable"):
+    with pytest.raises(FileFormatError, match="00000.frame: not a readable"):
         sq.read_sequence(root)
 
 
@@ -187,12 +198,12 @@ def test_eyelid_blendshapes_bad_files(tmp_path):
     np.save(tmp_path / "l_eyelid.npy", np.zeros((10, 2)))
     np.save(tmp_path / "r_eyelid.npy", np.zeros((10, 3)))
     with pytest.raises(SequenceError, match="l_eyelid.npy: shape"):
-        sq.load_eyelid_blendshapes(tmp_path)
+        load_eyelid_blendshapes(tmp_path)
     np.save(tmp_path / "l_eyelid.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(SequenceError, match="not a plain numeric"):
-        sq.load_eyelid_blendshapes(tmp_path)
+    with pytest.raises(FileFormatError, match=r"l_eyelid.npy: values of type '\|O' are refused"):
+        load_eyelid_blendshapes(tmp_path)
     with pytest.raises(SequenceError, match="not found"):
-        sq.load_eyelid_blendshapes(tmp_path / "nowhere")
+        load_eyelid_blendshapes(tmp_path / "nowhere")
 
 
 def test_metrical_written_by_real_torch_with_numpy_and_tensor_leaves(tmp_path):
@@ -284,13 +295,13 @@ def test_unknown_inputs(tmp_path):
     with pytest.raises(SequenceError, match="missing 'expr' \\(found: weights\\)"):
         sq.read_sequence(tmp_path / "other.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(SequenceError, match="junk.npz: not a readable .npz"):
+    with pytest.raises(FileFormatError, match="junk.npz: not a readable zip archive"):
         sq.read_sequence(tmp_path / "junk.npz")
     np.save(tmp_path / "expr.npy", np.zeros((2, 3)))
-    with pytest.raises(SequenceError, match="expr.npy: a single array"):
+    with pytest.raises(FileFormatError, match="expr.npy: a single array"):
         sq.read_sequence(tmp_path / "expr.npy")
     np.savez(tmp_path / "objects.npz", expr=np.array([{"x": 1}], dtype=object))
-    with pytest.raises(SequenceError, match="'expr' cannot be read .*allow_pickle"):
+    with pytest.raises(FileFormatError, match="objects.npz: 'expr': values of type '\\|O' are refused"):
         sq.read_sequence(tmp_path / "objects.npz")
 
 
@@ -300,7 +311,7 @@ def test_unknown_inputs(tmp_path):
 
 def test_own_format_round_trips_exactly(tmp_path):
     seq = make_sequence(np.random.default_rng(15), [3, 4, 7, 8], static_offset=True)
-    path = sq.write_sequence_npz(tmp_path / "take.npz", seq)
+    path = write_sequence_npz(tmp_path / "take.npz", seq)
     with np.load(path, allow_pickle=False) as npz:
         assert set(npz.files) == {"shape", "expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation",
                                   "fps", "frame_ids", "eyelids", "K", "cam_R", "cam_t", "image_size",
@@ -349,7 +360,7 @@ def test_own_format_camera_needs_all_keys_and_image_size(tmp_path):
 
 def test_duplicates_disorder_and_gaps(tmp_path):
     seq = make_sequence(np.random.default_rng(17), [5, 3, 3, 4, 8])
-    path = sq.write_sequence_npz(tmp_path / "s.npz", seq)
+    path = write_sequence_npz(tmp_path / "s.npz", seq)
     back = sq.read_sequence(path)
     np.testing.assert_array_equal(back.frame_ids, [3, 4, 5, 8])
     np.testing.assert_array_equal(back.expr, seq.expr[[1, 3, 0, 4]])  # the first frame numbered 3 is kept
@@ -369,7 +380,7 @@ def test_huge_gaps_are_described_without_listing_them():
 def test_nan_names_key_and_frame(tmp_path):
     seq = make_sequence(np.random.default_rng(18), [5, 6, 7])
     seq.expr[2, 1] = np.inf
-    path = sq.write_sequence_npz(tmp_path / "s.npz", seq)
+    path = write_sequence_npz(tmp_path / "s.npz", seq)
     with pytest.raises(SequenceError, match=r"s.npz: 'expr' has NaN or infinite values in frame 7"):
         sq.read_sequence(path)
     seq.expr[2, 1] = 0.0
@@ -440,7 +451,7 @@ def test_resample_bridges_gaps_and_downsamples():
 def test_slerp_takes_the_short_way():
     q0 = np.array([1.0, 0, 0, 0])
     q1 = -np.array([np.cos(0.2), np.sin(0.2), 0, 0])  # the same rotation as +q1
-    mid = sq.slerp(q0, q1, 0.5)
+    mid = slerp(q0, q1, 0.5)
     np.testing.assert_allclose(np.abs(mid), [np.cos(0.1), np.sin(0.1), 0, 0], atol=1e-12)
 
 
@@ -454,18 +465,18 @@ def test_sequence_vertices_match_forward_with_offsets_and_eyelids_after_skinning
     dirs = rng.normal(scale=1e-3, size=(2, N_VERTS, 3))
     shifted = dataclasses.replace(model, v_template=model.v_template + seq.static_offset)
     expected = forward(shifted, seq.shape, seq.expr, seq.rotations, seq.translation).vertices
-    no_lids = sq.sequence_vertices(model, seq)
+    no_lids = evaluation.sequence_vertices(model, seq)
     np.testing.assert_allclose(no_lids, expected, atol=1e-14)  # no blendshapes known: no eyelid offsets
-    with_lids = sq.sequence_vertices(model, seq, frames=slice(1, 3), eyelid_dirs=dirs)
+    with_lids = evaluation.sequence_vertices(model, seq, frames=slice(1, 3), eyelid_dirs=dirs)
     np.testing.assert_allclose(with_lids - expected[1:], np.einsum("tk,kvc->tvc", seq.eyelids[1:], dirs),
                                atol=1e-14)
     with pytest.raises(SequenceError, match="fit_components"):
-        sq.sequence_vertices(model, sq.fit_components(seq, 12, 30))
+        evaluation.sequence_vertices(model, sq.fit_components(seq, 12, 30))
 
 
 def test_rest_joints_follow_expression(model):
     seq = make_sequence(np.random.default_rng(24), [0, 1], static_offset=True)
-    joints = sq.rest_joints(model, seq)
+    joints = evaluation.rest_joints(model, seq)
     shifted = dataclasses.replace(model, v_template=model.v_template + seq.static_offset)
     for i in range(2):
         np.testing.assert_allclose(joints[i], shifted.rest_joints(seq.shape, seq.expr[i]), atol=1e-14)
@@ -478,7 +489,7 @@ def test_rest_joints_follow_expression(model):
 
 def test_write_metrical_checkpoints_round_trip(tmp_path):
     seq = make_sequence(np.random.default_rng(25), [0, 1, 5], n_shape=300, n_expr=100, root=False, neck=False)
-    assert sq.write_metrical_checkpoints(tmp_path / "f64", seq, dtype=np.float64) == []
+    assert write_metrical_checkpoints(tmp_path / "f64", seq, dtype=np.float64) == []
     back = sq.read_sequence(tmp_path / "f64", fps=30)
     np.testing.assert_array_equal(back.frame_ids, [0, 1, 5])
     np.testing.assert_array_equal(back.expr, seq.expr)
@@ -490,7 +501,7 @@ def test_write_metrical_checkpoints_round_trip(tmp_path):
     np.testing.assert_allclose(back.camera.t, seq.camera.t + np.einsum("tij,tj->ti", seq.camera.R, seq.translation),
                                atol=1e-12)
     assert not any("differs" in w for w in back.warnings)
-    sq.write_metrical_checkpoints(tmp_path / "f32", seq)
+    write_metrical_checkpoints(tmp_path / "f32", seq)
     back32 = sq.read_sequence(tmp_path / "f32")
     np.testing.assert_allclose(back32.rotations, seq.rotations, atol=1e-6)
     with zipfile.ZipFile(tmp_path / "f32" / "checkpoint" / "00005.frame") as zf:
@@ -503,12 +514,12 @@ def test_write_metrical_folds_root_motion_into_the_camera(tmp_path, model):
     rng = np.random.default_rng(26)
     seq = make_sequence(rng, [0, 1, 2], n_shape=10, n_expr=20, neck=False, eyelids=False)
     with pytest.raises(SequenceError, match="needs the FLAME model"):
-        sq.write_metrical_checkpoints(tmp_path / "x", seq)
-    sq.write_metrical_checkpoints(tmp_path / "out", seq, model=model, dtype=np.float64)
+        write_metrical_checkpoints(tmp_path / "x", seq)
+    write_metrical_checkpoints(tmp_path / "out", seq, model=model, dtype=np.float64)
     back = sq.read_sequence(tmp_path / "out")
     np.testing.assert_allclose(back.rotations[:, 0], np.broadcast_to(np.eye(3), (3, 3, 3)), atol=1e-12)
-    before = sq.sequence_vertices(model, seq)
-    after = sq.sequence_vertices(model, back)
+    before = evaluation.sequence_vertices(model, seq)
+    after = evaluation.sequence_vertices(model, back)
     assert np.abs(before - after).max() > 1e-3  # the head really moved into the camera...
     for i in range(3):  # ...and the pictures are the same
         uv = cam.project_opencv(before[i], seq.camera.K[i], seq.camera.R[i], seq.camera.t[i])
@@ -519,22 +530,22 @@ def test_write_metrical_folds_root_motion_into_the_camera(tmp_path, model):
 def test_write_metrical_refuses_what_it_cannot_store(tmp_path, model):
     rng = np.random.default_rng(27)
     with pytest.raises(SequenceError, match="neck rotation"):
-        sq.write_metrical_checkpoints(tmp_path, make_sequence(rng, [0, 1]), model=model)
+        write_metrical_checkpoints(tmp_path, make_sequence(rng, [0, 1]), model=model)
     with pytest.raises(SequenceError, match="static vertex offsets"):
-        sq.write_metrical_checkpoints(tmp_path, make_sequence(rng, [0], neck=False, static_offset=True), model=model)
+        write_metrical_checkpoints(tmp_path, make_sequence(rng, [0], neck=False, static_offset=True), model=model)
     with pytest.raises(SequenceError, match="non-negative"):
-        sq.write_metrical_checkpoints(tmp_path, make_sequence(rng, [-1, 0], root=False, neck=False))
+        write_metrical_checkpoints(tmp_path, make_sequence(rng, [-1, 0], root=False, neck=False))
     with pytest.raises(SequenceError, match="need a camera"):
-        sq.write_metrical_checkpoints(tmp_path, make_sequence(rng, [0], neck=False, camera=False), model=model)
+        write_metrical_checkpoints(tmp_path, make_sequence(rng, [0], neck=False, camera=False), model=model)
     seq = make_sequence(rng, [0], neck=False)
-    warnings = sq.write_metrical_checkpoints(tmp_path / "lids", seq, model=model)
+    warnings = write_metrical_checkpoints(tmp_path / "lids", seq, model=model)
     assert any("eyelid" in w for w in warnings)
 
 
 def test_written_checkpoints_load_in_real_torch(tmp_path):
     torch = pytest.importorskip("torch")
     seq = make_sequence(np.random.default_rng(28), [7], root=False, neck=False)
-    sq.write_metrical_checkpoints(tmp_path, seq)
+    write_metrical_checkpoints(tmp_path, seq)
     frame = torch.load(tmp_path / "checkpoint" / "00007.frame", weights_only=False)
     assert frame["frame_id"] == "00007" and frame["img_size"].tolist() == [480, 640]
     assert frame["flame"]["jaw"].shape == (1, 6) and frame["flame"]["jaw"].dtype == np.float32

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import synthetic
+from synthetic_model import random_model_arrays
 
 from flame_blender_addon.core.model import FlameModel, model_from_arrays
-from flame_blender_addon.core.synthetic import random_model_arrays
-from flame_blender_addon.tracking import synthetic
 from flame_blender_addon.tracking.landmarks import Embedding, Track
 
 N_SHAPE = N_EXPR = 10

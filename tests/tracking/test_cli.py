@@ -11,12 +11,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import synthetic  # noqa: E402
 from scenes import make_scene, write_inputs  # noqa: E402
-from flame_blender_addon.core import camera, demo_head, sequence  # noqa: E402
-from flame_blender_addon.core.demo_embedding import demo_embedding_arrays  # noqa: E402
-from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
+
+from flame_blender_addon.core import camera, evaluation, sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
-from flame_blender_addon.tracking import landmarks, outputs, synthetic, tracker  # noqa: E402
+from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
+from flame_blender_addon.demo import head as demo_head  # noqa: E402
+from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
+from flame_blender_addon.tracking import landmarks, outputs, tracker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +47,7 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     result = messages[-1]
     assert result.type == "result" and Path(result.path) == (out / protocol.SEQUENCE_FILE).resolve()
-    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE]
+    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE, protocol.LANDMARKS_FILE]
     assert len(list((out / protocol.CHECKPOINT_DIR).glob("*.frame"))) == 60
 
     truth = synthetic.project(synthetic.landmarks(scene.model, scene.embedding,
@@ -63,9 +66,9 @@ def test_track_writes_sequence_checkpoints_and_reports(scene, tmp_path):
 
 def reprojected(model, embedding, seq) -> np.ndarray:
     """The embedded landmarks of a read sequence through its own cameras: (T, L, 2) pixels."""
-    points = synthetic.landmarks(model, embedding, sequence.sequence_vertices(model, seq))
+    points = synthetic.landmarks(model, embedding, evaluation.sequence_vertices(model, seq))
     return np.stack([camera.project_opencv(p, K, R, t)
-                     for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t)])
+                     for p, K, R, t in zip(points, seq.camera.K, seq.camera.R, seq.camera.t, strict=True)])
 
 
 def test_demo_model_fits_mediapipe_landmarks_with_its_own_embedding(tmp_path):
@@ -164,16 +167,69 @@ def test_bad_input_gives_one_clear_error(scene, tmp_path, case, expected):
         run_in_process(tmp_path, **kwargs)
 
 
+def _fitted(sent):
+    return any(m["type"] == "progress" and m["stage"] == "fit" for m in sent)
+
+
+def test_inputs_and_output_folder_are_checked_before_fitting(scene, tmp_path):
+    paths = write_inputs(scene, tmp_path)
+    kwargs = {"model": paths["model"], "landmarks": paths["landmarks"], "embedding": paths["embedding"]}
+    (tmp_path / "a_file").write_bytes(b"")
+    sent = []
+    with pytest.raises(TrackerError, match="cannot create the output folder"):
+        tracker.run(tracker.Options(output=tmp_path / "a_file" / "out", **kwargs), sent.append)
+    assert sent == []  # not even the model was loaded
+    for fps, message in ((-5.0, "'fps' is \\[-5.0\\], expected one number from 0.01 to 1000"),
+                         (1e9, "'fps' is \\[1000000000.0\\]")):
+        with np.load(paths["landmarks"]) as npz:
+            np.savez(tmp_path / "lmk_fps.npz", **dict(npz), fps=np.array(fps))
+        sent = []
+        with pytest.raises(TrackerError, match=message):
+            tracker.run(tracker.Options(output=tmp_path / "out", **dict(kwargs, landmarks=tmp_path / "lmk_fps.npz")),
+                        sent.append)
+        assert not _fitted(sent)
+    sent = []
+    with pytest.raises(TrackerError, match="a frame rate of 5000 fps cannot be imported"):
+        tracker.run(tracker.Options(output=tmp_path / "out", fps=5000.0, **kwargs), sent.append)
+    assert not _fitted(sent)
+    assert not list((tmp_path / "out").iterdir())  # staging removed
+
+
+def test_a_full_disk_is_named_before_fitting_and_while_writing(scene, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    paths = write_inputs(scene, tmp_path)
+    opts = tracker.Options(output=tmp_path / "out", model=paths["model"], landmarks=paths["landmarks"],
+                           embedding=paths["embedding"], n_shape=5, n_expr=5)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    sent = []
+    with pytest.raises(TrackerError, match="the disk is full \\(0 MB free; the results need about"):
+        tracker.run(opts, sent.append)
+    assert not _fitted(sent)
+    monkeypatch.undo()
+
+    def full(path, arrays):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(outputs, "write_npz", full)
+    with pytest.raises(TrackerError, match="the disk is full \\(no space left for the results\\)"):
+        run_in_process(tmp_path, model=paths["model"], landmarks=paths["landmarks"], embedding=paths["embedding"],
+                       n_shape=5, n_expr=5)
+    assert not list((tmp_path / "out").iterdir())
+
+
 def test_staging_removes_its_folder_on_failure_and_stale_ones(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f"{protocol.TEMP_PREFIX}{int(dead.stdout)}-abc"
     (stale / protocol.CHECKPOINT_DIR).mkdir(parents=True)
     (tmp_path / protocol.SEQUENCE_FILE).write_bytes(b"old")
-    with pytest.raises(TrackerError):
-        with outputs.Staging(tmp_path) as stage:
-            assert not stale.exists() or sys.platform == "win32"
-            (stage.path / "partial.npz").write_bytes(b"x")
-            raise TrackerError("boom")
+    with pytest.raises(TrackerError), outputs.Staging(tmp_path) as stage:
+        assert not stale.exists() or sys.platform == "win32"
+        (stage.path / "partial.npz").write_bytes(b"x")
+        raise TrackerError("boom")
     assert sorted(os.listdir(tmp_path)) == [protocol.SEQUENCE_FILE]
     with outputs.Staging(tmp_path) as stage:
         (stage.path / protocol.SEQUENCE_FILE).write_bytes(b"new")

@@ -10,11 +10,11 @@ import numpy as np
 
 from flame_blender_addon.core import tracker_protocol as protocol
 
-ROOT = Path(__file__).resolve().parents[2]
+FAKE_TRACKER = Path(__file__).resolve().parents[1] / "fake_tracker.py"
 
 
 def run_fake(*args, timeout=30):
-    proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking.fake", *args], cwd=ROOT,
+    proc = subprocess.run([sys.executable, str(FAKE_TRACKER), *args],
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     messages = [m for m in map(protocol.parse_line, proc.stdout.splitlines()) if m is not None]
     return proc.returncode, messages
@@ -46,8 +46,8 @@ def test_fake_failure_leaves_nothing(tmp_path):
 
 
 def test_fake_hang_can_be_killed(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "flame_blender_addon.tracking.fake", "--output", str(tmp_path),
-                             "--hang"], cwd=ROOT, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(FAKE_TRACKER), "--output", str(tmp_path),
+                             "--hang"], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     first = [protocol.parse_line(proc.stdout.readline()) for _ in range(2)]
     assert [m.type for m in first] == ["log", "progress"]
     proc.send_signal(signal.SIGTERM if sys.platform == "win32" else signal.SIGKILL)

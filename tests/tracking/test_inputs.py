@@ -5,12 +5,12 @@ import zlib
 
 import numpy as np
 import pytest
+from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core.errors import TrackerError
+from flame_blender_addon.core.errors import FileFormatError, TrackerError
 from flame_blender_addon.core.model import model_from_arrays
-from flame_blender_addon.core.synthetic import random_model_arrays
 from flame_blender_addon.tracking import landmarks as lmk
-from flame_blender_addon.tracking import media
+from flame_blender_addon.tracking import media, preview
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -34,7 +34,7 @@ def decode_png(data: bytes) -> np.ndarray:
 def test_png_and_points_round_trip():
     img = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
     np.testing.assert_array_equal(decode_png(media.png_bytes(img)), img)
-    drawn = media.draw_points(img, np.array([[3.5, 2.5], [np.nan, 1.0], [-10.0, 1.0]]), (1, 2, 3), 1)
+    drawn = preview.draw_points(img, np.array([[3.5, 2.5], [np.nan, 1.0], [-10.0, 1.0]]), (1, 2, 3), 1)
     changed = (drawn != img).any(axis=2)
     assert (drawn[1:4, 2:5] == (1, 2, 3)).all() and changed.sum() <= 9 and not changed[:, 0].any()
 
@@ -50,8 +50,9 @@ def test_frame_sources(tmp_path):
         (tmp_path / f"{i:03d}.png").write_bytes(media.png_bytes(img))
     source = media.open_source(tmp_path)
     assert (source.kind, source.n_frames) == ("frames", 2)
-    for got, want in zip(media.frames(source), imgs):
+    for (_, got), want in zip(media.frames(source), imgs, strict=True):
         np.testing.assert_array_equal(got, want)
+    assert [i for i, _ in media.frames(source, media.Trim(start=1))] == [1]
     assert media.open_source(tmp_path / "001.png").kind == "image"
 
 
@@ -66,7 +67,7 @@ def test_embedding_validation(tmp_path):
         with pytest.raises(TrackerError, match=message):
             lmk.embedding_from_arrays(broken, "e")
     (tmp_path / "bad.npz").write_bytes(b"nonsense")
-    with pytest.raises(TrackerError, match="not a readable"):
+    with pytest.raises(FileFormatError, match="bad.npz: not a readable zip archive"):
         lmk.load_embedding(tmp_path / "bad.npz")
 
 

@@ -10,10 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flame_blender_addon.core import demo_head, demo_surface, sequence  # noqa: E402
+from flame_blender_addon.core import demo_surface, sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
-from flame_blender_addon.core.demo_embedding import demo_embedding_arrays  # noqa: E402
 from flame_blender_addon.core.errors import TrackerError  # noqa: E402
+from flame_blender_addon.core.formats import metrical  # noqa: E402
+from flame_blender_addon.demo import head as demo_head  # noqa: E402
+from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
 from flame_blender_addon.tracking import media, solver, textured_clip  # noqa: E402
 from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
@@ -155,7 +157,7 @@ def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_p
     with np.load(out / protocol.SEQUENCE_FILE) as npz:
         assert npz["sh"].shape == (9, 3) and npz["albedo"].shape == (256, 256, 3)
         assert npz["ft"].shape == (len(demo_head.faces()), 3) and npz["photometric_error"].shape == (4,)
-    frame = sequence.read_frame_file(next((out / protocol.CHECKPOINT_DIR).glob("*.frame")))
+    frame = metrical.read_frame_file(next((out / protocol.CHECKPOINT_DIR).glob("*.frame")))
     assert frame["flame.sh"].shape == (1, 9, 3)
     assert sequence.read_sequence(out / protocol.SEQUENCE_FILE).n_frames == 4
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from flame_blender_addon.core import demo_head, lbs, rotations, sh_lighting
+from flame_blender_addon.core import lbs, rotations, sh_lighting
+from flame_blender_addon.demo import head as demo_head
 from flame_blender_addon.tracking import landmark_model as lm
 from flame_blender_addon.tracking import mesh_model as mm
 from flame_blender_addon.tracking import raster, sh

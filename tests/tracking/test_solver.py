@@ -5,10 +5,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import synthetic  # noqa: E402
 from scenes import N_EXPR, N_SHAPE, NO_FACE  # noqa: E402
+
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
 from flame_blender_addon.tracking import landmarks as lmk  # noqa: E402
-from flame_blender_addon.tracking import solver, synthetic  # noqa: E402
+from flame_blender_addon.tracking import solver  # noqa: E402
 
 
 def fit_scene(scene, focal):

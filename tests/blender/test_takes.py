@@ -1,0 +1,143 @@
+"""Takes are never lost: every import is a named take, earlier ones stay (also in a saved file) and
+can be switched back to; the head's camera is reused; Clear Animation and Delete Head."""
+
+import bpy
+import numpy as np
+import pytest
+from bl_helpers import evaluated_vertices, scene_state, write_take
+
+from flame_blender_addon.blender import keyframes
+
+
+@pytest.fixture
+def two_takes(small_model_file, tmp_path):
+    """A head with take 'smile' (6 frames) and then 'frown' (4 frames, no camera)."""
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "smile.npz", 6)))
+    bpy.context.scene.frame_set(3)
+    smile = evaluated_vertices(armature.flame.mesh)
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "frown.npz", 4)), take_name="frown",
+                                  frame_start=11)
+    return armature, smile
+
+
+def take_names(armature):
+    return [t.name for t in armature.flame.takes]
+
+
+def test_a_second_import_keeps_the_first_take_and_the_camera(two_takes, tmp_path):
+    armature, _ = two_takes
+    assert take_names(armature) == ["smile", "frown"] and armature.flame.active_take == 1
+    smile, frown = armature.flame.takes
+    assert {smile.head_action.name, frown.expression_action.name} == {"FLAME.smile.head", "FLAME.frown.expression"}
+    assert armature.animation_data.action == frown.head_action
+    cameras = [o for o in bpy.data.objects if o.type == "CAMERA"]
+    assert cameras == [armature.flame.camera] and bpy.context.scene.camera == cameras[0]
+    assert cameras[0].data == frown.camera_data != smile.camera_data
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (11, 14)
+
+    path = tmp_path / "takes.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    armature = bpy.data.objects["FLAME"]
+    assert take_names(armature) == ["smile", "frown"]
+    assert all(t.head_action and t.expression_action and t.camera_action and t.camera_data
+               for t in armature.flame.takes)
+
+
+def test_switching_back_restores_the_first_take_exactly(two_takes):
+    armature, smile_frame_3 = two_takes
+    assert bpy.ops.flame.switch_take(take="smile") == {"FINISHED"}
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, 6) and armature.flame.active_take == 0
+    camera = armature.flame.camera
+    assert camera.data == armature.flame.takes["smile"].camera_data and camera.parent == armature
+    scene.frame_set(3)
+    np.testing.assert_allclose(evaluated_vertices(armature.flame.mesh), smile_frame_3, atol=1e-6)
+    assert bpy.ops.flame.switch_take(take="frown") == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) == (11, 14)
+    with pytest.raises(RuntimeError, match="has no take 'laugh' \\(takes: smile, frown\\)"):
+        bpy.ops.flame.switch_take(take="laugh")
+
+
+def test_same_file_twice_makes_a_second_take(small_model_file, tmp_path):
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    path = write_take(tmp_path / "clip.npz", 3)
+    bpy.ops.flame.import_sequence(filepath=str(path))
+    bpy.ops.flame.import_sequence(filepath=str(path), camera_mode="STATIC_CAMERA")
+    assert take_names(armature) == ["clip", "clip.001"]
+    assert len([o for o in bpy.data.objects if o.type == "CAMERA"]) == 1
+    assert armature.flame.camera.parent is None  # static camera: the head moves
+    base = armature.flame.takes[0].base_matrix[:]
+    bpy.ops.flame.switch_take(take="clip")
+    assert armature.flame.camera.parent == armature
+    np.testing.assert_allclose(np.array(armature.matrix_world).ravel(), base, atol=1e-6)
+
+
+def test_animation_made_by_hand_becomes_a_take_before_an_import(small_model_file, tmp_path):
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    armature.pose.bones["jaw"].keyframe_insert("rotation_quaternion", frame=1)
+    hand_made = armature.animation_data.action
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "clip.npz", 3)))
+    assert take_names(armature) == ["Before import", "clip"]
+    assert armature.flame.takes[0].head_action == hand_made and hand_made.users == 1
+
+
+def test_a_failed_import_leaves_takes_and_camera_as_they_were(two_takes, tmp_path, monkeypatch):
+    armature, _ = two_takes
+    before = scene_state()
+    camera = armature.flame.camera
+    state = (camera.data.name, camera.parent, armature.animation_data.action.name, armature.flame.active_take)
+    real = keyframes.write_channels
+
+    def fail_on_the_camera(owner, *args, **kwargs):
+        if owner.id_type == "OBJECT" and owner.type == "CAMERA":
+            raise RuntimeError("simulated failure")
+        return real(owner, *args, **kwargs)
+
+    monkeypatch.setattr("flame_blender_addon.blender.sequence_import.write_channels", fail_on_the_camera)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "third.npz", 5)))
+    assert take_names(armature) == ["smile", "frown"] and scene_state() == before
+    assert (camera.data.name, camera.parent, armature.animation_data.action.name,
+            armature.flame.active_take) == state
+
+
+def test_clear_animation_removes_the_current_take_then_all(two_takes):
+    armature, _ = two_takes
+    frown = armature.flame.takes["frown"]
+    frown_actions = {frown.head_action.name, frown.expression_action.name}
+    assert bpy.ops.flame.clear_animation() == {"FINISHED"}
+    assert take_names(armature) == ["smile"] and armature.flame.active_take == -1
+    assert not frown_actions & {a.name for a in bpy.data.actions}
+    assert armature.animation_data.action is None
+    assert all(tuple(b.rotation_quaternion) == (1, 0, 0, 0) for b in armature.pose.bones)
+    keys = armature.flame.mesh.data.shape_keys
+    assert keys.animation_data.action is None and all(kb.value == 0 for kb in keys.key_blocks if "exp" in kb.name)
+    assert bpy.ops.flame.clear_animation(all_takes=True) == {"FINISHED"}
+    assert take_names(armature) == [] and not bpy.data.actions
+    with pytest.raises(RuntimeError, match="no animation to clear"):
+        bpy.ops.flame.clear_animation()
+
+
+def test_delete_head_removes_what_it_made_and_nothing_else(two_takes):
+    armature, _ = two_takes
+    smile = armature.flame.takes["smile"]
+    smile.camera_data.background_images.new().image = bpy.data.images.new("input_frames", 4, 4)
+    other = bpy.data.objects.new("Suzanne", bpy.data.meshes.new("Suzanne"))
+    bpy.context.collection.objects.link(other)
+    other.animation_data_create().action = bpy.data.actions.new("Suzanne_action")
+    bpy.data.images.new("texture", 4, 4)
+    keeper = bpy.data.objects.new("keeper", None)  # uses one of the head's actions: it stays
+    bpy.context.collection.objects.link(keeper)
+    keeper.animation_data_create().action = smile.head_action
+    shared = smile.head_action.name
+    assert bpy.ops.flame.delete_head() == {"FINISHED"}
+    assert sorted(o.name for o in bpy.data.objects) == ["Suzanne", "keeper"]
+    assert sorted(a.name for a in bpy.data.actions) == sorted(["Suzanne_action", shared])
+    assert [i.name for i in bpy.data.images] == ["texture"]
+    assert [m.name for m in bpy.data.meshes] == ["Suzanne"]
+    assert not bpy.data.cameras and not bpy.data.armatures and not bpy.data.shape_keys

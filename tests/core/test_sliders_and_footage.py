@@ -1,0 +1,51 @@
+"""Coefficients split for Blender's +-10 sliders, and where a tracker output's footage is (no bpy)."""
+
+import numpy as np
+import pytest
+
+from flame_blender_addon.core import rig
+from flame_blender_addon.core.errors import FlameError
+from flame_blender_addon.core.formats.footage import Footage, find_footage, write_reference
+
+
+def test_split_for_sliders_is_exact_and_within_the_slider_range():
+    values = np.array([[-110.0, -20.0, -10.0, -3.5, 0.0, 9.99, 10.0, 10.5, 19.3, 110.0]])
+    keys, overflow = rig.split_for_sliders(values)
+    np.testing.assert_array_equal(keys + rig.OVERFLOW_SCALE * overflow, values)
+    assert np.abs(keys).max() <= 10 and np.abs(overflow).max() <= 10
+    np.testing.assert_array_equal(overflow[0, 2:7], 0.0)  # within the sliders: no overflow
+    with pytest.raises(FlameError, match="beyond the \\+-110"):
+        rig.split_for_sliders(np.array([0.0, -111.0]))
+
+
+def test_footage_reference_before_input_frames_and_beside_checkpoints(tmp_path):
+    output = tmp_path / "tracked"
+    (output / "checkpoint").mkdir(parents=True)
+    (output / "input").mkdir()
+    (output / "input" / "00000.png").write_bytes(b"")
+    assert find_footage(output / "checkpoint" / "00000.frame") == (Footage("images", output / "input"), [])
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (output / "source.json").write_text('{"video": "../clip.mp4", "frame_offset": 2, "fps": 30}')
+    footage, warnings = find_footage(output / "checkpoint")
+    assert (footage.kind, footage.path.resolve(), footage.frame_offset, warnings) == \
+        ("video", tmp_path / "clip.mp4", 2, [])
+    write_reference(output, "images", output / "input", frame_offset=1)
+    assert find_footage(output / "flame_sequence.npz")[0] == Footage("images", (output / "input").resolve(), 1)
+    assert find_footage(tmp_path / "elsewhere" / "flame_sequence.npz") == (None, [])
+
+
+def test_the_trackers_frames_folder_and_the_video_named_in_its_sequence(tmp_path):
+    """This project's tracker keeps frames/NNNNNN.jpg by frame id, and names its input and the input's
+    frame of each sequence frame in flame_sequence.npz (source_path, source_frames)."""
+    output = tmp_path / "tracked"
+    output.mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    np.savez(output / "flame_sequence.npz", frame_ids=np.arange(4), source_frames=np.arange(4) + 30,
+             source_path=np.array(str(tmp_path / "clip.mp4")))
+    assert find_footage(output) == (Footage("video", tmp_path / "clip.mp4", 30), [])
+    np.savez(output / "flame_sequence.npz", frame_ids=np.arange(3), source_frames=np.array([0, 2, 4]),
+             source_path=np.array(str(tmp_path / "clip.mp4")))
+    assert "not consecutive frames of clip.mp4" in find_footage(output / "flame_sequence.npz")[1][0]
+    (output / "frames").mkdir()
+    (output / "frames" / "000000.jpg").write_bytes(b"")
+    assert find_footage(output) == (Footage("images", output / "frames"), [])
