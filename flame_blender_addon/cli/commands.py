@@ -207,7 +207,8 @@ def cmd_retarget(args, console: Console) -> None:
     console.info(f"fit RMS {obj['flame_fit_rms_m'] * 1000:.2f} mm, p99 {obj['flame_fit_p99_m'] * 1000:.2f} mm "
                  "(FLAME scale)")
     run_operator(console, bpy.ops.flame.import_sequence, filepath=str(args.sequence),
-                 model_filepath=str(args.model or ""), keep_identity=True, camera_mode="NONE", fps=args.fps, frame_start=args.frame_start)
+                 model_filepath=str(args.model or ""), keep_identity=True, camera_mode="NONE", fps=args.fps,
+                 frame_start=args.frame_start)
     if args.keys:
         run_operator(console, bpy.ops.flame.retarget_to_shape_keys, target=armature.name, mesh=obj.name,
                      head_bone=args.head_bone)
