@@ -135,7 +135,7 @@ def cmd_demo(args, console: Console) -> None:
         sequence_import.apply_sequence(bpy.context, armature, seq)
         if args.character:
             console.info("fitting the stylised demo character and rigging it ...")
-            add_demo_character(bpy, seq)
+            add_demo_character(bpy, console, seq)
         add_preview_lighting(bpy.context)
         save_blend(bpy, stage / "demo.blend")
         if not args.no_render:
@@ -145,7 +145,7 @@ def cmd_demo(args, console: Console) -> None:
     console.info(f"demo written to {args.output}")
 
 
-def add_demo_character(bpy, seq, offset: float = 0.4):
+def add_demo_character(bpy, console: Console, seq, offset: float = 0.4):
     """The stylised demo character beside the demo head, rigged to its own fitted FLAME rig that plays
     ``seq`` (camera-free), so the built-in performance drives it. Returns the character object."""
     from ..blender import head, retarget, sequence_import
@@ -157,14 +157,14 @@ def add_demo_character(bpy, seq, offset: float = 0.4):
     obj.scale = (1 / UNITS,) * 3  # its mesh holds centimetres
     obj.location = (offset, 0.0, 0.0)
     rig = head.build_head(bpy.context, demo_model().truncated(seq.n_shape, seq.n_expr), "stylised_character_rig")
-    run_operator(bpy.ops.flame.fit_to_mesh, target=rig.name, mesh=obj.name, n_shape=min(100, seq.n_shape))
-    run_operator(bpy.ops.flame.transfer_rig, target=rig.name, mesh=obj.name)
+    run_operator(console, bpy.ops.flame.fit_to_mesh, target=rig.name, mesh=obj.name, n_shape=min(100, seq.n_shape))
+    run_operator(console, bpy.ops.flame.transfer_rig, target=rig.name, mesh=obj.name)
     sequence_import.apply_sequence(bpy.context, rig, seq, keep_identity=True, camera_mode="NONE")
     rig.flame.mesh.hide_render = rig.flame.mesh.hide_viewport = True
     return obj
 
 
-def _load_character(bpy, path: Path, name: str):
+def _load_character(bpy, console: Console, path: Path, name: str):
     """Open or import the character file; returns its mesh object (``name``, else the largest mesh)."""
     suffix = path.suffix.lower()
     importers = {".fbx": ("import_scene", "fbx"), ".glb": ("import_scene", "gltf"), ".gltf": ("import_scene", "gltf"),
@@ -177,7 +177,7 @@ def _load_character(bpy, path: Path, name: str):
             import addon_utils
 
             addon_utils.enable("io_scene_fbx" if op == "fbx" else "io_scene_gltf2", default_set=True)
-        run_operator(getattr(getattr(bpy.ops, module), op), filepath=str(path))
+        run_operator(console, getattr(getattr(bpy.ops, module), op), filepath=str(path))
     else:
         raise CliError(f"{path}: unsupported character file (use .blend, .fbx, .glb, .gltf or .obj)")
     meshes = [o for o in bpy.context.scene.objects if o.type == "MESH" and not o.flame.is_head
@@ -194,23 +194,26 @@ def cmd_retarget(args, console: Console) -> None:
     from ..blender import export
 
     bpy.ops.wm.read_homefile(use_empty=True)
-    obj = _load_character(bpy, args.character, args.mesh)
+    obj = _load_character(bpy, console, args.character, args.mesh)
     if args.model is None:
-        run_operator(bpy.ops.flame.add_demo_head, n_shape=args.n_shape, n_expr=args.n_expr)
+        run_operator(console, bpy.ops.flame.add_demo_head, n_shape=args.n_shape, n_expr=args.n_expr)
     else:
-        run_operator(bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape, n_expr=args.n_expr)
+        run_operator(console, bpy.ops.flame.import_model, filepath=str(args.model), n_shape=args.n_shape,
+                     n_expr=args.n_expr)
     armature = bpy.context.view_layer.objects.active
     console.info(f"fitting FLAME to {obj.name} ({len(obj.data.vertices)} vertices) ...")
-    run_operator(bpy.ops.flame.fit_to_mesh, target=armature.name, mesh=obj.name, n_shape=min(args.n_shape, 100))
+    run_operator(console, bpy.ops.flame.fit_to_mesh, target=armature.name, mesh=obj.name,
+                 n_shape=min(args.n_shape, 100))
     console.info(f"fit RMS {obj['flame_fit_rms_m'] * 1000:.2f} mm, p99 {obj['flame_fit_p99_m'] * 1000:.2f} mm "
                  "(FLAME scale)")
-    run_operator(bpy.ops.flame.import_sequence, filepath=str(args.sequence), model_filepath=str(args.model or ""),
-                 keep_identity=True, camera_mode="NONE", fps=args.fps, frame_start=args.frame_start)
+    run_operator(console, bpy.ops.flame.import_sequence, filepath=str(args.sequence),
+                 model_filepath=str(args.model or ""), keep_identity=True, camera_mode="NONE", fps=args.fps,
+                 frame_start=args.frame_start)
     if args.keys:
-        run_operator(bpy.ops.flame.retarget_to_shape_keys, target=armature.name, mesh=obj.name,
+        run_operator(console, bpy.ops.flame.retarget_to_shape_keys, target=armature.name, mesh=obj.name,
                      head_bone=args.head_bone)
     else:
-        run_operator(bpy.ops.flame.transfer_rig, target=armature.name, mesh=obj.name)
+        run_operator(console, bpy.ops.flame.transfer_rig, target=armature.name, mesh=obj.name)
     armature.flame.mesh.hide_render = True
     with staged_output(args.output) as stage:
         save_blend(bpy, stage / "character.blend")

@@ -135,6 +135,14 @@ def head_vertices(blend) -> np.ndarray:
     return np.array(frames)
 
 
+def glb_binary_chunk(path) -> bytes:
+    """The BIN chunk of a .glb (vertices, skin, morph targets, animation): after the 12-byte header and
+    the JSON chunk (length, type, data)."""
+    data = path.read_bytes()
+    json_length = int.from_bytes(data[12:16], "little")
+    return data[20 + json_length + 8:]
+
+
 def test_batch_results_equal_running_the_clips_one_by_one(first_run, clips, tmp_path):
     out = first_run[0]
     names = [*SEQUENCES, *(["marks"] if TRACKER_PYTHON else [])]
