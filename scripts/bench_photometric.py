@@ -24,12 +24,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[1:1] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("", "tracking")]  # fixtures
+
+import textured_clip  # noqa: E402  (tests/tracking: the synthetic textured clips)
 
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
 from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
-from flame_blender_addon.tracking import solver, textured_clip  # noqa: E402
+from flame_blender_addon.tracking import solver  # noqa: E402
 
 N = 50  # identity and expression components
 

@@ -38,9 +38,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flame_blender_addon.core import camera, demo_head, sequence  # noqa: E402
+from flame_blender_addon.core import camera, sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 from flame_blender_addon.core.model import FlameModel, load_model  # noqa: E402
+from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.tracking import quality  # noqa: E402
 
 COLUMNS = ("clip", "frames", "size", "end-to-end f/s", "fit f/s", "median px", "p95 px", "median IOD", "p95 IOD",

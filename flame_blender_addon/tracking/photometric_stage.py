@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from ..core import demo_surface, safe_pickle
+from ..core import safe_pickle
 from ..core import tracker_protocol as protocol
 from ..core.errors import FlameError, TrackerError
 from ..core.model import FlameModel
+from ..demo import surface as demo_surface
 from . import mesh_model as mm
 from . import photometric as ph
 from . import solver

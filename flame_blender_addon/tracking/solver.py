@@ -129,6 +129,11 @@ class Problem:
         return self.target.shape[0]
 
     @property
+    def shape_w(self) -> float:
+        """Total weight of the identity prior: once per frame, so it keeps pace with the data term."""
+        return self.n_frames / self.settings.sd_shape ** 2
+
+    @property
     def n_params(self) -> int:
         return lm.N_POSE + self.basis.n_expr
 

@@ -5,7 +5,8 @@ import numpy as np
 from mathutils import Vector
 from tracker_files import vhap_arrays
 
-from flame_blender_addon.core import demo_surface, sh_lighting
+from flame_blender_addon.core import sh_lighting
+from flame_blender_addon.demo import surface as demo_surface
 
 
 def _tracked_npz(tmp_path, rng):

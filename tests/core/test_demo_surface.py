@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from flame_blender_addon.core import demo_surface
 from flame_blender_addon.demo import head as demo_head
+from flame_blender_addon.demo import surface as demo_surface
 
 
 def _uv_areas(vt, ft):

@@ -10,14 +10,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flame_blender_addon.core import demo_surface, sequence  # noqa: E402
+import textured_clip  # noqa: E402
+
+from flame_blender_addon.core import sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 from flame_blender_addon.core.errors import TrackerError  # noqa: E402
 from flame_blender_addon.core.formats import metrical  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
+from flame_blender_addon.demo import surface as demo_surface  # noqa: E402
 from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
 from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
-from flame_blender_addon.tracking import media, solver, textured_clip  # noqa: E402
+from flame_blender_addon.tracking import media, solver  # noqa: E402
 from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
 from flame_blender_addon.tracking import photometric_stage as stage  # noqa: E402

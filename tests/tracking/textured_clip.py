@@ -12,16 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import synthetic
 import torch
 
-from ..core import demo_surface, sh_lighting
-from ..core.model import FlameModel
-from ..demo import head as demo_head
-from ..demo.embedding import demo_embedding_arrays
-from . import mesh_model as mm
-from . import raster, synthetic
-from .landmarks import Embedding, Track, embedding_from_arrays
-from .photometric import Appearance, Renderer
+from flame_blender_addon.core import sh_lighting
+from flame_blender_addon.core.model import FlameModel
+from flame_blender_addon.demo import head as demo_head
+from flame_blender_addon.demo import surface as demo_surface
+from flame_blender_addon.demo.embedding import demo_embedding_arrays
+from flame_blender_addon.tracking import mesh_model as mm
+from flame_blender_addon.tracking import raster
+from flame_blender_addon.tracking.landmarks import Embedding, Track, embedding_from_arrays
+from flame_blender_addon.tracking.photometric import Appearance, Renderer
 
 SKIN = np.array([0.78, 0.58, 0.48])
 LIGHT_DIRECTION = np.array([0.5, -0.45, -0.74])  # OpenCV camera frame: from the image's upper right, in front

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .demo_head import EYE_RINGS, EYE_SEGMENTS, N_COLS, N_EYE, N_HEAD, N_ROWS, column_angles, faces
+from .head import EYE_RINGS, EYE_SEGMENTS, N_COLS, N_EYE, N_HEAD, N_ROWS, column_angles, faces
 
 MARGIN = 0.005
 _HEAD_V = (0.27, 1.0 - MARGIN)
