@@ -4,11 +4,12 @@
   and 5.0 removed ``Action.fcurves``, so 4.4+ goes through slot -> layer -> strip -> channelbag.
 - Render engine id of Eevee: ``BLENDER_EEVEE_NEXT`` on 4.2-4.5, ``BLENDER_EEVEE`` from 5.0.
 - Video output: 5.0 first switches ``ImageFormatSettings.media_type`` to 'VIDEO'.
-- Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before.
+- Sequencer strips: ``SequenceEditor.strips`` from 4.4, ``sequences`` before; a strip's length is
+  ``duration`` from 5.1 (``frame_final_duration`` deprecated).
 - Node trees of materials and worlds: always on from 5.0 (``use_nodes`` deprecated), opt-in before.
 
-5.1 and 5.2 need no new switch: the types, enum items and operator arguments the add-on uses are
-unchanged from 5.0 (their API change logs and RNA compared). 5.1 deprecates ``Strip.frame_start``
+5.1 and 5.2 need only the strip-length switch: the other types, enum items and operator arguments the
+add-on uses are unchanged from 5.0 (their API change logs and RNA compared). 5.1 deprecates ``Strip.frame_start``
 and ``frame_duration`` (removal in 6.0); the add-on uses neither, and the tests turn any deprecation
 warning raised from the add-on into a failure. From 5.1 Blender runs Python 3.13 with numpy 2.
 """
@@ -73,6 +74,12 @@ def set_video_output(image_settings: bpy.types.ImageFormatSettings) -> None:
 def sequencer_strips(editor: bpy.types.SequenceEditor) -> bpy.types.bpy_prop_collection:
     """The top-level strips of a sequence editor."""
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def strip_duration(strip: bpy.types.Strip) -> int:
+    """A strip's length in frames between its handles (``duration`` from 5.1, which deprecates
+    ``frame_final_duration``)."""
+    return strip.duration if bpy.app.version >= (5, 1, 0) else strip.frame_final_duration
 
 
 def use_nodes(idblock: bpy.types.ID) -> None:

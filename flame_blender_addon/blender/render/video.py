@@ -61,7 +61,7 @@ def decode_frame(video: Path, index: int) -> np.ndarray | None:
             strip = compat.sequencer_strips(scene.sequence_editor_create()).new_movie("footage", str(video), 1, 1)
         except RuntimeError:
             raise FlameError(f"{video}: Blender cannot read this video") from None
-        if not 0 <= index < strip.frame_final_duration:
+        if not 0 <= index < compat.strip_duration(strip):
             return None
         render = scene.render
         render.resolution_x, render.resolution_y = strip.elements[0].orig_width, strip.elements[0].orig_height
