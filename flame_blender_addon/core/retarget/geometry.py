@@ -51,11 +51,10 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("nc,nc->n", x, y)
 
 
-def barycentric_points(vertices: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Points given by (triangle, weights). vertices: (..., V, 3), faces: (F, 3), face: (N,),
-    bary: (N, 3) -> (..., N, 3)."""
-    corners = vertices[..., faces[face], :]  # (..., N, 3, 3)
-    return np.einsum("...nkc,nk->...nc", corners, bary)
+def barycentric_points(field: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Per-vertex values at points given by (triangle corners, weights): field (..., V, C),
+    corners (N, 3) vertex indices, bary (N, 3) -> (..., N, C)."""
+    return np.einsum("...nkc,nk->...nc", field[..., corners, :], bary)
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
