@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..closed_mesh import open_edges
+
 
 def closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Barycentric coordinates of the closest point to ``p`` on triangle (a, b, c), row by row.
@@ -76,7 +78,4 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def boundary_faces(faces: np.ndarray) -> np.ndarray:
     """(F,) bool: triangles with an edge that no other triangle shares (open borders, cuts)."""
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
-    open_edge = (counts[inverse.ravel()] == 1).reshape(3, -1)
-    return open_edge.any(axis=0)
+    return open_edges(faces).any(axis=1)
