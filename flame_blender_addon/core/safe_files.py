@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import FileAccessError, FileFormatError, LimitError
+from .errors import FileAccessError, FileFormatError, LimitError, clipped
 from .limits import Budget, Limits, plain_dtype
 
 _CHUNK = 1 << 24
@@ -211,8 +211,7 @@ class SafeZip:
 
 
 def _text(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return text if len(text) <= 100 else text[:97] + "..."
+    return clipped(str(err) or type(err).__name__, 100)
 
 
 # --------------------------------------------------------------------------------------------------
