@@ -51,7 +51,7 @@ from ..errors import FlameError, SequenceError, guarded
 from ..limits import FOLDER, LARGE, Budget, Limits
 from ..model import N_JOINTS, N_VERTS
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from ..sequence import DEFAULT_FPS, FlameSequence, frame_labels, require_finite, validate_sequence
+from ..sequence import DEFAULT_FPS, FlameSequence, frame_labels, require_finite, unmatched_shape, validate_sequence
 from .per_frame import int_stem, stack
 
 _VHAP_POSE_KEYS = (("rotation", 3), ("neck_pose", 3), ("jaw_pose", 3), ("eyes_pose", 6), ("translation", 3))
@@ -191,9 +191,9 @@ def _npz_array(arrays: Mapping[str, np.ndarray], key: str, where: str, shape: tu
     value = arrays[key]
     if value.dtype.kind not in "fiub":
         raise SequenceError(f"{where}: '{key}' has dtype {value.dtype}, expected numbers")
-    if value.ndim != len(shape) or any(w is not None and s != w for s, w in zip(value.shape, shape, strict=True)):
-        want = ", ".join("n" if w is None else str(w) for w in shape)
-        raise SequenceError(f"{where}: '{key}' has shape {value.shape}, expected ({want})")
+    wanted = unmatched_shape(value.shape, shape)
+    if wanted:
+        raise SequenceError(f"{where}: '{key}' has shape {value.shape}, expected {wanted}")
     value = value.astype(np.float64)
     require_finite(where, key, value, labels if shape and shape[0] is not None else None)
     return value
