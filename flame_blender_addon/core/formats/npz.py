@@ -255,7 +255,7 @@ def _image_size(arrays: Mapping[str, np.ndarray], where: str) -> tuple[int, int]
     return int(size[0]), int(size[1])
 
 
-def _offsets(arrays: Mapping[str, np.ndarray], where: str, T: int, warnings: list[str]) -> np.ndarray | None:
+def _offsets(arrays: Mapping[str, np.ndarray], where: str, warnings: list[str]) -> np.ndarray | None:
     """VHAP's static offsets as (V, 3) (teeth rows beyond FLAME's 5023 dropped); dynamic ones warned."""
     if "dynamic_offset" in arrays and np.any(arrays["dynamic_offset"] != 0):
         warnings.append(f"{where}: per-frame 'dynamic_offset' is not FLAME motion and was ignored")
@@ -297,7 +297,7 @@ def _sequence_from_arrays(arrays: Mapping[str, np.ndarray], where: str, path: st
         fps_from_file=fps is None and fps_value is not None,
         eyelids=_npz_array(arrays, "eyelids", where, (T, 2), labels) if "eyelids" in arrays else None,
         camera=_npz_camera(arrays, where, T, labels, warnings),
-        static_offset=_offsets(arrays, where, T, warnings), source=source, path=path, warnings=warnings)
+        static_offset=_offsets(arrays, where, warnings), source=source, path=path, warnings=warnings)
     return validate_sequence(seq, where)
 
 
