@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import bpy
 import numpy as np
 
+from ..core.retarget.geometry import barycentric_points
+
 
 def camera_pixels(scene: bpy.types.Scene, points: np.ndarray) -> np.ndarray:
     """World points (N, 3) -> (N, 2) pixels through the scene camera at the current frame."""
@@ -50,7 +52,7 @@ def landmark_pixels(scene: bpy.types.Scene, mesh_obj: bpy.types.Object, face_idx
     try:
         for t, frame in enumerate(frames):
             scene.frame_set(int(frame))
-            points = np.einsum("lkc,lk->lc", evaluated_world_vertices(mesh_obj)[corners], bary)
+            points = barycentric_points(evaluated_world_vertices(mesh_obj), corners, bary)
             out[t] = camera_pixels(scene, points)
     finally:
         scene.frame_set(current)

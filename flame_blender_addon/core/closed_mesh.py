@@ -25,6 +25,13 @@ def edge_face_counts(faces: np.ndarray) -> np.ndarray:
     return np.unique(edges, axis=0, return_counts=True)[1]
 
 
+def open_edges(faces: np.ndarray) -> np.ndarray:
+    """(F, 3) bool: whether edge k of each face (corner k to k + 1) is used by that face only (a border)."""
+    half = _half_edges(np.asarray(faces, dtype=np.int64))
+    _, inverse, counts = np.unique(np.sort(half, axis=1), axis=0, return_inverse=True, return_counts=True)
+    return (counts[inverse.ravel()] == 1).reshape(-1, 3)
+
+
 def is_watertight(faces: np.ndarray) -> bool:
     """Every edge shared by exactly two faces, traversed once in each direction (oriented, closed)."""
     half = _half_edges(np.asarray(faces))
@@ -36,9 +43,7 @@ def is_watertight(faces: np.ndarray) -> bool:
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """The mesh's holes: closed loops of boundary edges, each (n,) vertex indices in the order the
     faces traverse them. Raises FlameError on a vertex where two holes touch (non-manifold)."""
-    half = _half_edges(np.asarray(faces, dtype=np.int64))
-    _, inverse, counts = np.unique(np.sort(half, axis=1), axis=0, return_inverse=True, return_counts=True)
-    boundary = half[counts[inverse.ravel()] == 1]
+    boundary = _half_edges(np.asarray(faces, dtype=np.int64))[open_edges(faces).ravel()]
     if len(np.unique(boundary[:, 0])) != len(boundary):
         raise FlameError("the mesh has a vertex where two holes meet; it cannot be closed automatically")
     following = dict(zip(boundary[:, 0].tolist(), boundary[:, 1].tolist(), strict=True))

@@ -62,6 +62,11 @@ class RetargetError(FlameError):
     """A character cannot be fitted, bound or retargeted (bad mesh, no fit yet, bad keys or take)."""
 
 
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in '...' where it was cut (file data in messages)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

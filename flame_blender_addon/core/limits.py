@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileFormatError, LimitError
+from .errors import FileFormatError, LimitError, clipped
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -116,10 +116,8 @@ def _allowed_dtype(descr: str) -> np.dtype | None:
 
 
 def _shape_text_value(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return clipped(repr(value), 40)
 
 
 def _shape_text(shape: Any) -> str:
-    text = repr(tuple(shape)) if isinstance(shape, (tuple, list)) else type(shape).__name__
-    return text if len(text) <= 80 else text[:77] + "..."
+    return clipped(repr(tuple(shape)) if isinstance(shape, (tuple, list)) else type(shape).__name__, 80)

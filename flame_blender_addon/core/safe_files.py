@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import FileAccessError, FileFormatError, LimitError
+from .errors import FileAccessError, FileFormatError, LimitError, clipped
 from .limits import Budget, Limits, plain_dtype
 
 _CHUNK = 1 << 24
@@ -164,10 +164,10 @@ class SafeZip:
             self.zip = zipfile.ZipFile(file)
         except _ZIP_ERRORS as err:
             raise FileFormatError(f"{name}: not a readable zip archive ({_text(err)})") from None
-        self.infos = {info.filename: info for info in self.zip.infolist()}
-        if len(self.zip.infolist()) > limits.zip_members:
-            raise LimitError(f"{name}: {len(self.zip.infolist()):,} zip members, more than the "
-                             f"{limits.zip_members:,} allowed")
+        members = self.zip.infolist()
+        if len(members) > limits.zip_members:
+            raise LimitError(f"{name}: {len(members):,} zip members, more than the {limits.zip_members:,} allowed")
+        self.infos = {info.filename: info for info in members}
 
     def names(self) -> list[str]:
         return list(self.infos)
@@ -211,8 +211,7 @@ class SafeZip:
 
 
 def _text(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return text if len(text) <= 100 else text[:97] + "..."
+    return clipped(str(err) or type(err).__name__, 100)
 
 
 # --------------------------------------------------------------------------------------------------

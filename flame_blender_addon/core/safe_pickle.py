@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileFormatError, FlameError, LimitError, UnsafePickleError
+from .errors import FileFormatError, FlameError, LimitError, UnsafePickleError, clipped
 from .limits import SMALL, Budget, Limits, checked_shape, plain_dtype
 
 
@@ -298,8 +298,7 @@ _SHARED: dict[tuple[str, str], _Global] = {
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clipped(repr(value), 60)
 
 
 class _Stateful(_Stub):

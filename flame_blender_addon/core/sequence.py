@@ -141,6 +141,13 @@ def _clean_frame_ids(seq: FlameSequence, where: str) -> FlameSequence:
     return seq
 
 
+def unmatched_shape(shape: tuple[int, ...], want: tuple[int | None, ...]) -> str | None:
+    """None if ``shape`` fits ``want`` (None: any size), else ``want`` written for a message: '(3, n)'."""
+    if len(shape) == len(want) and all(w is None or s == w for s, w in zip(shape, want, strict=True)):
+        return None
+    return f"({', '.join('n' if w is None else str(w) for w in want)})"
+
+
 def _check_shapes(seq: FlameSequence, where: str) -> None:
     T = seq.n_frames
     expected = {"expr": (T, None), "rotations": (T, N_JOINTS, 3, 3), "translation": (T, 3),
@@ -148,11 +155,9 @@ def _check_shapes(seq: FlameSequence, where: str) -> None:
                 "eyelid_dirs": (2, None, 3)}
     for key, want in expected.items():
         value = getattr(seq, key)
-        if value is None:
-            continue
-        if value.ndim != len(want) or any(w is not None and s != w for s, w in zip(value.shape, want, strict=True)):
-            raise SequenceError(f"{where}: {key} has shape {value.shape}, expected "
-                                f"({', '.join('n' if w is None else str(w) for w in want)})")
+        wanted = None if value is None else unmatched_shape(value.shape, want)
+        if wanted:
+            raise SequenceError(f"{where}: {key} has shape {value.shape}, expected {wanted}")
     cam = seq.camera
     if cam is not None and (cam.K.shape != (T, 3, 3) or cam.R.shape != (T, 3, 3) or cam.t.shape != (T, 3)):
         raise SequenceError(f"{where}: camera arrays K {cam.K.shape}, R {cam.R.shape}, t {cam.t.shape} "

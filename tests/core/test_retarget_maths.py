@@ -1,11 +1,13 @@
 """Retargeting maths (numpy only) against truth built exactly."""
 
+import os
+
 import numpy as np
 import pytest
 from retarget_truth import midpoint_remesh, placement, unseen_identity
 
 from flame_blender_addon.core import lbs, rig
-from flame_blender_addon.core.errors import RetargetError
+from flame_blender_addon.core.errors import FileAccessError, RetargetError
 from flame_blender_addon.core.retarget import binding, fit, geometry, livelink, similarity, solve
 from flame_blender_addon.core.retarget.bvls import bounded_least_squares
 from flame_blender_addon.core.rotations import axis_angle_to_matrix
@@ -182,4 +184,11 @@ def test_livelink_name_matching_ignores_case_and_separators():
 def test_livelink_bad_takes(tmp_path, body, message):
     (tmp_path / "t.csv").write_text(",".join(livelink.HEADER) + "\n" + body + "\n")
     with pytest.raises(RetargetError, match=message):
+        livelink.read_take(tmp_path / "t.csv")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_livelink_take_that_is_no_regular_file_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "t.csv")
+    with pytest.raises(FileAccessError, match="FIFO"):
         livelink.read_take(tmp_path / "t.csv")

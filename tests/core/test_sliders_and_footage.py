@@ -49,3 +49,12 @@ def test_the_trackers_frames_folder_and_the_video_named_in_its_sequence(tmp_path
     (output / "frames").mkdir()
     (output / "frames" / "000000.jpg").write_bytes(b"")
     assert find_footage(output) == (Footage("images", output / "frames"), [])
+
+
+def test_a_damaged_sequence_file_costs_only_its_footage(tmp_path):
+    """flame_sequence.npz is read through the safe npz reader: an .npy in its place is a warning, no footage."""
+    np.save(tmp_path / "flame_sequence.npy", np.arange(3))
+    (tmp_path / "flame_sequence.npy").rename(tmp_path / "flame_sequence.npz")
+    footage, warnings = find_footage(tmp_path)
+    assert footage is None and len(warnings) == 1
+    assert "footage reference is not readable" in warnings[0] and "not an .npz archive" in warnings[0]

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SequenceError
+from .. import safe_files
+from ..errors import FlameError, SequenceError
+from ..limits import LARGE, Budget
 from ..tracker_protocol import CHECKPOINT_DIR, SEQUENCE_FILE
 from .per_frame import numbered_images
 
@@ -75,12 +77,13 @@ def write_reference(folder: Path, kind: str, target: Path, frame_offset: int = 0
 def _video_in_sequence(path: Path) -> tuple[Footage | None, list[str]]:
     """The video named by a ``flame_sequence.npz``'s ``source_path`` / ``source_frames``, if any."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if "source_path" not in data.files or "source_frames" not in data.files:
+        with safe_files.NpzArchive.open(path, LARGE, Budget(LARGE)) as data:
+            if "source_path" not in data or "source_frames" not in data:
                 return None, []
             video = Path(str(data["source_path"]))
-            offsets = np.unique(data["source_frames"] - data.get("frame_ids", np.arange(len(data["source_frames"]))))
-    except (OSError, ValueError, TypeError) as err:
+            frames = data["source_frames"]
+            offsets = np.unique(frames - data.get("frame_ids", np.arange(len(frames))))
+    except (FlameError, ValueError, TypeError) as err:
         return None, [f"{path}: its footage reference is not readable ({err}); no footage"]
     if not str(video) or video.is_dir() or video.suffix.lower() in IMAGE_SUFFIXES:
         return None, []

@@ -51,7 +51,7 @@ from ..errors import FlameError, SequenceError, guarded
 from ..limits import FOLDER, LARGE, Budget, Limits
 from ..model import N_JOINTS, N_VERTS
 from ..rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from ..sequence import DEFAULT_FPS, FlameSequence, frame_labels, require_finite, validate_sequence
+from ..sequence import DEFAULT_FPS, FlameSequence, frame_labels, require_finite, unmatched_shape, validate_sequence
 from .per_frame import int_stem, stack
 
 _VHAP_POSE_KEYS = (("rotation", 3), ("neck_pose", 3), ("jaw_pose", 3), ("eyes_pose", 6), ("translation", 3))
@@ -191,9 +191,9 @@ def _npz_array(arrays: Mapping[str, np.ndarray], key: str, where: str, shape: tu
     value = arrays[key]
     if value.dtype.kind not in "fiub":
         raise SequenceError(f"{where}: '{key}' has dtype {value.dtype}, expected numbers")
-    if value.ndim != len(shape) or any(w is not None and s != w for s, w in zip(value.shape, shape, strict=True)):
-        want = ", ".join("n" if w is None else str(w) for w in shape)
-        raise SequenceError(f"{where}: '{key}' has shape {value.shape}, expected ({want})")
+    wanted = unmatched_shape(value.shape, shape)
+    if wanted:
+        raise SequenceError(f"{where}: '{key}' has shape {value.shape}, expected {wanted}")
     value = value.astype(np.float64)
     require_finite(where, key, value, labels if shape and shape[0] is not None else None)
     return value
@@ -255,7 +255,7 @@ def _image_size(arrays: Mapping[str, np.ndarray], where: str) -> tuple[int, int]
     return int(size[0]), int(size[1])
 
 
-def _offsets(arrays: Mapping[str, np.ndarray], where: str, T: int, warnings: list[str]) -> np.ndarray | None:
+def _offsets(arrays: Mapping[str, np.ndarray], where: str, warnings: list[str]) -> np.ndarray | None:
     """VHAP's static offsets as (V, 3) (teeth rows beyond FLAME's 5023 dropped); dynamic ones warned."""
     if "dynamic_offset" in arrays and np.any(arrays["dynamic_offset"] != 0):
         warnings.append(f"{where}: per-frame 'dynamic_offset' is not FLAME motion and was ignored")
@@ -297,7 +297,7 @@ def _sequence_from_arrays(arrays: Mapping[str, np.ndarray], where: str, path: st
         fps_from_file=fps is None and fps_value is not None,
         eyelids=_npz_array(arrays, "eyelids", where, (T, 2), labels) if "eyelids" in arrays else None,
         camera=_npz_camera(arrays, where, T, labels, warnings),
-        static_offset=_offsets(arrays, where, T, warnings), source=source, path=path, warnings=warnings)
+        static_offset=_offsets(arrays, where, warnings), source=source, path=path, warnings=warnings)
     return validate_sequence(seq, where)
 
 

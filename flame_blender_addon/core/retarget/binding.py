@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import boundary_faces, closest_on_triangles, face_normals
+from .geometry import barycentric_points, boundary_faces, closest_on_triangles, face_normals
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Binding:
 
     def interpolate(self, field: np.ndarray) -> np.ndarray:
         """field: (..., V, C) per mesh vertex -> (..., N, C) at the bound points."""
-        return np.einsum("...nkc,nk->...nc", field[..., self.corners, :], self.bary)
+        return barycentric_points(field, self.corners, self.bary)
 
 
 def bind(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, face: np.ndarray) -> Binding:
@@ -34,7 +34,7 @@ def bind(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, face: np.n
     corners = faces[face]
     a, b, c = (vertices[corners[:, k]] for k in range(3))
     bary = closest_on_triangles(points, a, b, c)
-    foot = np.einsum("nkc,nk->nc", np.stack([a, b, c], 1), bary)
+    foot = barycentric_points(vertices, corners, bary)
     delta = points - foot
     offset = np.einsum("nc,nc->n", delta, face_normals(vertices, faces)[face])
     distance = np.linalg.norm(delta, axis=1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..closed_mesh import open_edges
+
 
 def closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Barycentric coordinates of the closest point to ``p`` on triangle (a, b, c), row by row.
@@ -51,11 +53,10 @@ def _dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("nc,nc->n", x, y)
 
 
-def barycentric_points(vertices: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """Points given by (triangle, weights). vertices: (..., V, 3), faces: (F, 3), face: (N,),
-    bary: (N, 3) -> (..., N, 3)."""
-    corners = vertices[..., faces[face], :]  # (..., N, 3, 3)
-    return np.einsum("...nkc,nk->...nc", corners, bary)
+def barycentric_points(field: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Per-vertex values at points given by (triangle corners, weights): field (..., V, C),
+    corners (N, 3) vertex indices, bary (N, 3) -> (..., N, C)."""
+    return np.einsum("...nkc,nk->...nc", field[..., corners, :], bary)
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -77,7 +78,4 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def boundary_faces(faces: np.ndarray) -> np.ndarray:
     """(F,) bool: triangles with an edge that no other triangle shares (open borders, cuts)."""
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    _, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
-    open_edge = (counts[inverse.ravel()] == 1).reshape(3, -1)
-    return open_edge.any(axis=0)
+    return open_edges(faces).any(axis=1)

@@ -11,12 +11,15 @@ default of 60. Rotations are stored as the app gives them (radians).
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import safe_files
 from ..errors import RetargetError
+from ..limits import LARGE
 
 ARKIT_NAMES = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft", "EyeSquintLeft",
@@ -70,13 +73,14 @@ def _timecode(text: str, where: str) -> tuple[int, int, int, float]:
 
 
 def read_take(path: str | Path) -> Take:
-    """Read and validate a Live Link Face CSV. Raises RetargetError naming the row and column."""
+    """Read and validate a Live Link Face CSV. Raises RetargetError naming the row and column; FileAccessError
+    or LimitError for a path that is missing, not a regular file or too large."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f) if any(cell.strip() for cell in r)]
-    except (OSError, UnicodeDecodeError) as err:
+    try:  # a regular file within limits: a FIFO or device picked by mistake must not block Blender
+        text = safe_files.read_bytes(path, LARGE).decode("utf-8-sig")
+    except UnicodeDecodeError as err:
         raise RetargetError(f"{path.name}: cannot be read ({err})") from None
+    rows = [r for r in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in r)]
     if not rows:
         raise RetargetError(f"{path.name}: empty file")
     header = [h.strip() for h in rows[0]]
