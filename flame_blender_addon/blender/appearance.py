@@ -29,13 +29,24 @@ FACING_LIGHT = (1 + 3 * (2 / 3) ** 2 + 5 * 0.25 ** 2) / (4 * math.pi)  # white s
 
 
 def read_appearance(path: Path) -> dict[str, np.ndarray] | None:
-    """The appearance arrays of a flame_sequence.npz, or None when it has none (or is not an npz)."""
+    """The appearance arrays of a flame_sequence.npz, or None when it has none (or is not an npz);
+    SequenceError when they do not have the shapes of the module docstring."""
     if path.suffix.lower() != ".npz" or not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as npz:
         if not all(k in npz.files for k in KEYS):
             return None
-        return {k: npz[k] for k in KEYS}
+        arrays = {k: npz[k] for k in KEYS}
+    for key, expected, ok in (("albedo", "(H, W, 3)", lambda s: len(s) == 3 and s[2] == 3),
+                              ("sh", "(9, 3)", lambda s: s == (9, 3)),
+                              ("vt", "(N, 2)", lambda s: len(s) == 2 and s[1] == 2),
+                              ("ft", "(F, 3)", lambda s: len(s) == 2 and s[1] == 3)):
+        if not ok(arrays[key].shape):
+            raise SequenceError(f"{path.name}: '{key}' is {arrays[key].shape}, expected {expected}")
+    ft, n_uv = arrays["ft"], len(arrays["vt"])
+    if ft.size and not (np.issubdtype(ft.dtype, np.integer) and ft.min() >= 0 and ft.max() < n_uv):
+        raise SequenceError(f"{path.name}: 'ft' holds {ft.min()}..{ft.max()}, not indices of the {n_uv} UVs of 'vt'")
+    return arrays
 
 
 def apply_appearance(context: bpy.types.Context, mesh_obj: bpy.types.Object, arrays: dict[str, np.ndarray],

@@ -262,6 +262,13 @@ def slider_series(mesh_obj: bpy.types.Object, names: list[str], values: np.ndarr
     return series
 
 
+def set_shape(mesh_obj: bpy.types.Object, shape: np.ndarray) -> None:
+    """Set the identity keys to the coefficients ``shape`` (S,), overflow keys included."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    for name, values in slider_series(mesh_obj, shape_key_names(len(shape), 0), np.asarray(shape)[None]):
+        blocks[name].value = values[0]
+
+
 def coefficients_of(blocks, names: list[str], value_of) -> np.ndarray:
     """Coefficients of the keys ``names`` (K,): ``value_of(key name)`` (a value or (T,) values) plus
     OVERFLOW_SCALE times that of its overflow key where there is one. Returns (K,) or (T, K)."""

@@ -45,10 +45,16 @@ def reports_errors(method: OperatorMethod) -> OperatorMethod:
     return wrapper
 
 
+def heads_in_reach(context: bpy.types.Context) -> list[bpy.types.Object]:
+    """The active object's head, else the scene's heads (what a poll can know of ``target``)."""
+    active = head.find_head(context.active_object)
+    return [active] if active is not None else head.scene_heads(context.scene)
+
+
 def poll_head(cls: type, context: bpy.types.Context) -> bool:
     """The poll of every operator that acts on a head: the active object is one, or the scene has one
     (``target`` may name it; properties are unknown to a poll). Otherwise it says why it is greyed out."""
-    if head.find_head(context.active_object) is not None or head.scene_heads(context.scene):
+    if heads_in_reach(context):
         return True
     cls.poll_message_set(NO_HEAD)
     return False

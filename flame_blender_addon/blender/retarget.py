@@ -247,9 +247,9 @@ def fit(context: bpy.types.Context, armature: bpy.types.Object, obj: bpy.types.O
     char_scale = float(np.cbrt(abs(np.linalg.det(M_char[:3, :3]))))
 
     # Commit: nothing above changed the scene.
-    blocks = armature.flame.mesh.data.shape_keys.key_blocks
-    for i in range(armature.flame.n_shape):
-        blocks[f"{head.SHAPE_PREFIX}{i:03d}"].value = result.shape[i] if i < len(result.shape) else 0.0
+    shape = np.zeros(armature.flame.n_shape)
+    shape[:len(result.shape)] = result.shape[:armature.flame.n_shape]
+    head.set_shape(armature.flame.mesh, shape)
     armature.matrix_world = Matrix(M.tolist())
     head.update_joints(context, armature)
     _write_attributes(obj.data, face, bound.bary, bound.offset)

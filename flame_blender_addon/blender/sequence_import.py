@@ -53,8 +53,7 @@ def _set_identity(context, armature: bpy.types.Object, seq: FlameSequence,
         shape = head.coefficient_values(armature)[0]
     else:
         shape = seq.shape
-        for name, values in head.slider_series(mesh_obj, head.shape_key_names(len(shape), 0), shape[None]):
-            blocks[name].value = values[0]
+        head.set_shape(mesh_obj, shape)
     J0 = head.joints_for(armature, shape, np.zeros(props.n_expr))
     if seq.static_offset is not None and not keep_identity:
         _ensure_offset_key(mesh_obj, STATIC_OFFSET_KEY, seq.static_offset, 1.0).value = 1.0

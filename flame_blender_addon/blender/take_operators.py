@@ -7,14 +7,8 @@ import numpy as np
 from bpy.props import BoolProperty, StringProperty
 
 from . import compat, head, takes
-from .operator_base import HeadOperator, poll_head
+from .operator_base import HeadOperator, heads_in_reach, poll_head
 from .sequence_import import EYELID_KEYS
-
-
-def _heads_in_reach(context) -> list[bpy.types.Object]:
-    """The active object's head, else the scene's heads (what a poll can know of ``target``)."""
-    active = head.find_head(context.active_object)
-    return [active] if active is not None else head.scene_heads(context.scene)
 
 
 class FLAME_OT_switch_take(HeadOperator, bpy.types.Operator):
@@ -30,7 +24,7 @@ class FLAME_OT_switch_take(HeadOperator, bpy.types.Operator):
     def poll(cls, context):
         if not poll_head(cls, context):
             return False
-        if any(len(a.flame.takes) for a in _heads_in_reach(context)):
+        if any(len(a.flame.takes) for a in heads_in_reach(context)):
             return True
         cls.poll_message_set("The head has no takes yet: import a sequence (File > Import > FLAME Sequence)")
         return False
@@ -66,7 +60,7 @@ class FLAME_OT_clear_animation(HeadOperator, bpy.types.Operator):
     def poll(cls, context):
         if not poll_head(cls, context):
             return False
-        if any(a.flame.takes or takes.has_animation(a) for a in _heads_in_reach(context)):
+        if any(a.flame.takes or takes.has_animation(a) for a in heads_in_reach(context)):
             return True
         cls.poll_message_set("The head has no animation to clear")
         return False

@@ -117,9 +117,8 @@ def activate(context: bpy.types.Context, armature: bpy.types.Object, index: int)
     for role, owner in owners.items():
         if owner is not None:
             compat.assign_action(owner, getattr(take, f"{role}_action"))
-    blocks = props.mesh.data.shape_keys.key_blocks
-    for i, value in enumerate(take.get("shape", ())):
-        blocks[f"{head.SHAPE_PREFIX}{i:03d}"].value = value
+    if "shape" in take:
+        head.set_shape(props.mesh, np.asarray(take["shape"], dtype=np.float64))
     if "rest_joints" in take:
         head.set_rest_joints(context, armature, np.reshape(take["rest_joints"], (-1, 3)))
     camera = owners["camera"]

@@ -13,13 +13,14 @@ import numpy as np
 
 # The ID collections an import can add to; new members are removed if the block fails.
 _COLLECTIONS = ("objects", "meshes", "armatures", "shape_keys", "actions", "cameras", "images",
-                "collections", "materials", "node_groups", "movieclips")
+                "collections", "materials", "node_groups", "movieclips", "worlds", "lights")
 
 
-# Scene settings an import sets (sequence_import: frame rate and range, render size, scene camera).
+# Scene settings an import sets (sequence_import: frame rate and range, render size, scene camera;
+# appearance: the world).
 _SCENE_SETTINGS = ("render.fps", "render.fps_base", "render.resolution_x", "render.resolution_y",
                    "render.resolution_percentage", "render.pixel_aspect_x", "render.pixel_aspect_y",
-                   "frame_start", "frame_end", "frame_current", "camera")
+                   "frame_start", "frame_end", "frame_current", "camera", "world")
 
 
 def _snapshot() -> dict[str, set[int]]:

@@ -2,6 +2,7 @@
 
 import bpy
 import numpy as np
+import pytest
 from mathutils import Vector
 from tracker_files import vhap_arrays
 
@@ -68,3 +69,45 @@ def test_track_video_dialog_offers_the_photometric_stage():
     argv = tracker_job.tracker_argv("py", **base, photometric="ON", texture_space="tex.npz", uv="head.obj")
     assert argv[-5:] == ["--photometric", "--texture-space", "tex.npz", "--uv", "head.obj"]
     assert tracker_job.tracker_argv("py", **base, photometric="OFF")[-1] == "--no-photometric"
+
+
+def _head_look(mesh: bpy.types.Mesh) -> tuple:
+    return [uv.name for uv in mesh.uv_layers], [m.name if m else None for m in mesh.materials]
+
+
+def test_bad_appearance_leaves_the_scene_and_the_head_as_they_were(tmp_path):
+    from bl_helpers import scene_state
+
+    bpy.ops.flame.add_demo_head()
+    armature = bpy.context.view_layer.objects.active
+    path, albedo, _, vt, ft = _tracked_npz(tmp_path, np.random.default_rng(2))
+    arrays = dict(np.load(path))
+    bad = {r"'sh' is \(4, 3\), expected \(9, 3\)": dict(sh=np.ones((4, 3))),
+           r"'albedo' is \(64, 3\), expected \(H, W, 3\)": dict(albedo=albedo[0]),
+           r"'ft' holds 0\.\.\d+, not indices of the 10 UVs of 'vt'": dict(vt=vt[:10])}
+    for message, change in bad.items():
+        np.savez(path, **{**arrays, **change})
+        before, look = scene_state(), _head_look(armature.flame.mesh.data)
+        with pytest.raises(RuntimeError, match=message):
+            bpy.ops.flame.import_sequence(filepath=str(path))
+        assert scene_state() == before, message
+        assert _head_look(armature.flame.mesh.data) == look, message
+        assert not armature.flame.takes, message
+
+
+def test_rollback_removes_a_light_rig_and_restores_the_world():
+    from bl_helpers import scene_state
+
+    from flame_blender_addon.blender import appearance, transaction
+
+    scene = bpy.context.scene
+    world = scene.world
+    before = scene_state()
+    try:
+        with transaction.rollback_on_error(bpy.context):
+            appearance.add_light_rig(bpy.context, sh_lighting.from_light(
+                np.array([0.0, 0.0, -1.0]), np.ones(3), np.full(3, 0.2)), "rig")
+            raise RuntimeError("later step failed")
+    except RuntimeError:
+        pass
+    assert scene.world == world and scene_state() == before

@@ -141,3 +141,22 @@ def test_delete_head_removes_what_it_made_and_nothing_else(two_takes):
     assert [i.name for i in bpy.data.images] == ["texture"]
     assert [m.name for m in bpy.data.meshes] == ["Suzanne"]
     assert not bpy.data.cameras and not bpy.data.armatures and not bpy.data.shape_keys
+
+
+def test_switching_back_restores_an_identity_beyond_the_sliders(small_model_file, tmp_path):
+    from fake_tracker import fake_sequence, write_npz
+
+    from flame_blender_addon.blender import head
+
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    seq = fake_sequence(3)
+    shape = np.linspace(-25.0, 25.0, 10)  # outside the +-10 sliders: overflow keys carry it
+    seq["shape"] = (shape.tolist(), (10,))
+    write_npz(str(tmp_path / "wide.npz"), seq)
+    bpy.ops.flame.import_sequence(filepath=str(tmp_path / "wide.npz"), take_name="wide")
+    wide = head.coefficient_values(armature)[0]
+    np.testing.assert_allclose(wide, shape, atol=1e-4)
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "plain.npz", 3)), take_name="plain")
+    assert bpy.ops.flame.switch_take(take="wide") == {"FINISHED"}
+    np.testing.assert_allclose(head.coefficient_values(armature)[0], wide, atol=1e-4)
