@@ -69,7 +69,7 @@ class Track:
         return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
 
 
-def _read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
+def read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
     """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
     if not os.path.lexists(path):
         raise TrackerError(f"{path}: {what} file not found")
@@ -104,7 +104,7 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
 def load_embedding(path: str | Path) -> Embedding:
     """Read an embedding ``.npz`` (metrical-tracker's schema)."""
     path = Path(path)
-    return embedding_from_arrays(_read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
+    return embedding_from_arrays(read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
                                  path.name)
 
 
@@ -114,7 +114,7 @@ def embedding_in_model_file(path: str | Path) -> Embedding | None:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         return None
-    raw = _read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
+    raw = read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
     if not all(k in raw for k in EMBEDDING_KEYS):
         return None
     return embedding_from_arrays(raw, f"{path.name} (embedded landmarks)")
@@ -198,7 +198,7 @@ def load_track(path: str | Path) -> Track:
     """Read precomputed landmarks: ``lmk`` (T, L, 2) pixels, optional ``conf`` (T, L),
     ``image_size`` [H, W], optional ``fps``."""
     path = Path(path)
-    raw = _read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
+    raw = read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
     if "lmk" not in raw or "image_size" not in raw:
         raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
                            f"{', '.join(raw['__files__']) or 'nothing'}")
