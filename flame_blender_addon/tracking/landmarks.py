@@ -17,10 +17,9 @@ import numpy as np
 from ..core import safe_files
 from ..core.errors import TrackerError, guarded
 from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
-from ..core.model import FlameModel
+from ..core.model import N_VERTS, FlameModel
 
 MEDIAPIPE_POINTS = 478
-FLAME_VERTS = 5023
 # MediaPipe iris points -> FLAME eyeball vertices (as metrical-tracker maps them; 468..472 is the
 # image-left iris, i.e. the subject's right eye). Valid for FLAME's topology only.
 IRIS_POINTS = np.arange(468, 478)
@@ -133,7 +132,7 @@ def with_irises(embedding: Embedding, model: FlameModel) -> Embedding:
     """Add the 10 MediaPipe iris points as eyeball vertices when the model has FLAME's topology
     (5023 vertices, and those vertices skinned to the right eye, then the left eye) and the
     embedding maps detector points but not the irises yet; otherwise unchanged."""
-    if embedding.points is None or model.n_verts != FLAME_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
+    if embedding.points is None or model.n_verts != N_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
         return embedding
     if not (model.weights[IRIS_VERTICES].argmax(axis=1) == np.repeat([4, 3], 5)).all():
         return embedding
