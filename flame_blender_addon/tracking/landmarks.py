@@ -17,10 +17,9 @@ import numpy as np
 from ..core import safe_files
 from ..core.errors import TrackerError, guarded
 from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
-from ..core.model import FlameModel
+from ..core.model import N_VERTS, FlameModel
 
 MEDIAPIPE_POINTS = 478
-FLAME_VERTS = 5023
 # MediaPipe iris points -> FLAME eyeball vertices (as metrical-tracker maps them; 468..472 is the
 # image-left iris, i.e. the subject's right eye). Valid for FLAME's topology only.
 IRIS_POINTS = np.arange(468, 478)
@@ -69,7 +68,7 @@ class Track:
         return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
 
 
-def _read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
+def read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
     """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
     if not os.path.lexists(path):
         raise TrackerError(f"{path}: {what} file not found")
@@ -104,7 +103,7 @@ def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
 def load_embedding(path: str | Path) -> Embedding:
     """Read an embedding ``.npz`` (metrical-tracker's schema)."""
     path = Path(path)
-    return embedding_from_arrays(_read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
+    return embedding_from_arrays(read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
                                  path.name)
 
 
@@ -114,7 +113,7 @@ def embedding_in_model_file(path: str | Path) -> Embedding | None:
     path = Path(path)
     if path.suffix.lower() != ".npz":
         return None
-    raw = _read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
+    raw = read_npz(path, "model", (*EMBEDDING_KEYS, "landmark_indices"), LARGE)
     if not all(k in raw for k in EMBEDDING_KEYS):
         return None
     return embedding_from_arrays(raw, f"{path.name} (embedded landmarks)")
@@ -133,7 +132,7 @@ def with_irises(embedding: Embedding, model: FlameModel) -> Embedding:
     """Add the 10 MediaPipe iris points as eyeball vertices when the model has FLAME's topology
     (5023 vertices, and those vertices skinned to the right eye, then the left eye) and the
     embedding maps detector points but not the irises yet; otherwise unchanged."""
-    if embedding.points is None or model.n_verts != FLAME_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
+    if embedding.points is None or model.n_verts != N_VERTS or np.isin(IRIS_POINTS, embedding.points).any():
         return embedding
     if not (model.weights[IRIS_VERTICES].argmax(axis=1) == np.repeat([4, 3], 5)).all():
         return embedding
@@ -198,7 +197,7 @@ def load_track(path: str | Path) -> Track:
     """Read precomputed landmarks: ``lmk`` (T, L, 2) pixels, optional ``conf`` (T, L),
     ``image_size`` [H, W], optional ``fps``."""
     path = Path(path)
-    raw = _read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
+    raw = read_npz(path, "landmarks", ("lmk", "conf", "image_size", "fps"), LARGE)
     if "lmk" not in raw or "image_size" not in raw:
         raise TrackerError(f"{path.name}: needs 'lmk' (T, L, 2) pixels and 'image_size' [H, W]; found "
                            f"{', '.join(raw['__files__']) or 'nothing'}")

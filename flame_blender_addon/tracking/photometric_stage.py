@@ -12,7 +12,6 @@ checkpoints get ``flame.sh`` (1, 9, 3) and, with a texture space, ``flame.tex`` 
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,17 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from ..core import safe_pickle
+from ..core import safe_files
 from ..core import tracker_protocol as protocol
-from ..core.errors import FlameError, TrackerError
+from ..core.errors import TrackerError, guarded
+from ..core.formats.model_file import read_model_file
+from ..core.limits import LARGE, SMALL, Budget
 from ..core.model import FlameModel
 from ..demo import surface as demo_surface
 from . import mesh_model as mm
 from . import photometric as ph
 from . import solver
-from .landmarks import Embedding, Track
+from .landmarks import Embedding, Track, read_npz
 from .media import png_bytes
 
 ALBEDO_FILE = protocol.ALBEDO_FILE
@@ -63,39 +64,38 @@ class Outputs:
 # ------------------------------------------------------------------------------- inputs
 
 
+@guarded
 def read_obj_uvs(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``vt`` (N, 2) and per-corner UV indices ``ft`` (F, 3) (0-based) of an OBJ such as FLAME's
     ``head_template.obj`` (triangles ``f v/vt ...``)."""
     vt, ft = [], []
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError as err:
-        raise TrackerError(f"{path}: cannot read the UV file ({err.strerror})") from None
-    for line in lines:
+    for number, line in enumerate(safe_files.read_bytes(path, SMALL).decode(errors="replace").splitlines(), 1):
         parts = line.split()
-        if parts[:1] == ["vt"]:
-            vt.append([float(parts[1]), float(parts[2])])
-        elif parts[:1] == ["f"]:
-            if len(parts) != 4 or any(p.count("/") < 1 or not p.split("/")[1] for p in parts[1:]):
-                raise TrackerError(f"{path}: faces must be triangles with UVs ('f v/vt v/vt v/vt')")
-            ft.append([int(p.split("/")[1]) - 1 for p in parts[1:]])
+        try:
+            if parts[:1] == ["vt"]:
+                vt.append([float(parts[1]), float(parts[2])])
+            elif parts[:1] == ["f"]:
+                if len(parts) != 4 or any(p.count("/") < 1 or not p.split("/")[1] for p in parts[1:]):
+                    raise TrackerError(f"{path}: faces must be triangles with UVs ('f v/vt v/vt v/vt')")
+                ft.append([int(p.split("/")[1]) - 1 for p in parts[1:]])
+        except (ValueError, IndexError):
+            raise TrackerError(f"{path.name}: line {number} is not a valid 'vt u v' or 'f v/vt v/vt v/vt' "
+                               "line") from None
     if not vt or not ft:
         raise TrackerError(f"{path}: no 'vt' texture coordinates or no faces with them")
     return np.array(vt), np.array(ft, dtype=np.int64)
 
 
+@guarded
 def load_texture_space(path: Path, size: int, n_tex: int) -> tuple[ph.TextureSpace, np.ndarray | None,
                                                                     np.ndarray | None]:
     """A ``FLAME_texture.npz``-like file: ``mean`` (R, R, 3) and ``tex_dir`` (R, R, 3, n), 0-255 BGR,
     row 0 at v = 1 (optional ``vt``, ``ft``). Returns the space resampled to size^2 in RGB [0, 1]
     with its first n_tex components, and vt / ft when stored."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise TrackerError(f"{path}: not a readable texture-space .npz ({err})") from None
+    raw = read_npz(path, "texture space", ("mean", "tex_dir", "vt", "ft"), LARGE)
     if "mean" not in raw or "tex_dir" not in raw:
-        raise TrackerError(f"{path.name}: a texture space needs 'mean' and 'tex_dir' (found: {', '.join(raw)})")
+        raise TrackerError(f"{path.name}: a texture space needs 'mean' and 'tex_dir' "
+                           f"(found: {', '.join(raw['__files__'])})")
     mean, basis = raw["mean"], raw["tex_dir"][..., :n_tex]
     if mean.ndim != 3 or mean.shape[2] != 3 or basis.ndim != 4 or basis.shape[:3] != mean.shape:
         raise TrackerError(f"{path.name}: 'mean' {mean.shape} and 'tex_dir' {basis.shape} should be (R, R, 3) "
@@ -111,6 +111,7 @@ def load_texture_space(path: Path, size: int, n_tex: int) -> tuple[ph.TextureSpa
     return space, raw.get("vt"), raw.get("ft")
 
 
+@guarded
 def face_region(path: Path | None, model: FlameModel, demo: bool) -> np.ndarray:
     """Vertex weights (V,) of the face: the ``face`` mask of a ``FLAME_masks.pkl`` (or an .npz with
     a ``face`` index array), else the demo head's face region; every vertex when neither applies."""
@@ -118,13 +119,8 @@ def face_region(path: Path | None, model: FlameModel, demo: bool) -> np.ndarray:
         if demo:
             return np.asarray(demo_surface.face_region())
         return np.ones(model.n_verts)
-    try:
-        data = path.read_bytes()
-        raw = (dict(np.load(path, allow_pickle=False)) if data[:2] == b"PK"
-               else safe_pickle.loads(safe_pickle.repair_crlf(data) if data[:1] != b"\x80" else data))
-    except (OSError, ValueError, FlameError, zipfile.BadZipFile) as err:
-        raise TrackerError(f"{path}: cannot read the face masks ({err})") from None
-    if not isinstance(raw, dict) or "face" not in raw:
+    raw = read_model_file(path.name, safe_files.read_bytes(path, SMALL), Budget(SMALL))
+    if "face" not in raw:
         raise TrackerError(f"{path.name}: no 'face' vertex mask in it")
     idx = np.asarray(raw["face"], dtype=np.int64).reshape(-1)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= model.n_verts:

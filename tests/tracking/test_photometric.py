@@ -14,7 +14,7 @@ import textured_clip  # noqa: E402
 
 from flame_blender_addon.core import sequence  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
-from flame_blender_addon.core.errors import TrackerError  # noqa: E402
+from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.core.formats import metrical  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.demo import surface as demo_surface  # noqa: E402
@@ -133,6 +133,31 @@ def test_obj_uvs_masks_and_texture_space_files_are_read_or_refused(tmp_path):
     assert space.mean.shape == (4, 4, 3) and np.allclose(space.mean, 1) and space.basis.shape == (4, 4, 3, 2)
     with pytest.raises(TrackerError, match="needs the model's UVs"):
         stage.appearance(stage.Options(), model, demo=False)
+
+
+def test_hostile_or_damaged_photometric_inputs_give_one_line_errors(tmp_path):
+    """The UV, mask and texture-space files go through the safe readers like every other loader."""
+    import os
+
+    model = demo_head.demo_model()
+    obj, masks, space = tmp_path / "head.obj", tmp_path / "FLAME_masks.pkl", tmp_path / "tex.npz"
+    obj.write_text("vt 0 zero\nf 1/1 2/2 3/3\n")
+    cases = [(lambda: stage.read_obj_uvs(obj), "line 1 is not a valid")]
+    masks.write_bytes(b"cos\nsystem\n(S'echo owned'\ntR.")  # a pickle that would run a shell command
+    cases.append((lambda: stage.face_region(masks, model, demo=False), "FLAME_masks.pkl: refused to load 'os.system'"))
+    np.savez(space, mean=np.zeros((8, 8, 3)), tex_dir=np.zeros((8, 8, 3, 5)))
+    space.write_bytes(space.read_bytes()[:-40])  # truncated: the zip directory is cut
+    cases.append((lambda: stage.load_texture_space(space, 4, 2), "tex.npz: not a readable zip"))
+    bomb = tmp_path / "bomb.npz"  # 72 MiB of zeros in a few kB
+    np.savez_compressed(bomb, mean=np.zeros((8, 8, 3)), tex_dir=np.zeros((1 << 10, 1 << 10, 3, 24), np.uint8))
+    cases.append((lambda: stage.load_texture_space(bomb, 4, 2), "zip bomb"))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.obj")
+        cases.append((lambda: stage.read_obj_uvs(tmp_path / "fifo.obj"), "not a regular file"))
+    for call, message in cases:
+        with pytest.raises(FlameError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
 
 
 def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_path):
