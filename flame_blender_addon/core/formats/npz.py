@@ -215,6 +215,8 @@ def _shared_shape(arrays: Mapping[str, np.ndarray], where: str, warnings: list[s
     shape = arrays["shape"]
     value = _npz_array(arrays, "shape", where, (None,) if shape.ndim == 1 else (None, None))
     if value.ndim == 2:
+        if len(value) == 0:
+            raise SequenceError(f"{where}: 'shape' has shape {value.shape}: no identity row")
         if len(value) > 1 and np.abs(value - value[0]).max() > 1e-5:
             warnings.append(f"{where}: 'shape' differs between frames; using the first")
         value = value[0]
