@@ -8,6 +8,8 @@ One canonical camera is used everywhere: **OpenCV**, world -> camera, ``X_cam = 
 - pytorch3d ``PerspectiveCameras`` in NDC (metrical-tracker): ``X_view = R^T X + T`` with view axes
   +X left, +Y up, +Z forward; ``x_ndc = f X/Z + p``; the shorter image side spans NDC [-1, 1].
 - OpenGL world -> camera (VHAP): camera axes +X right, +Y up, looking down -Z.
+- Orthographic (DECA, EMOCA, SMIRK's ``batch_orth_proj``): the same R, t and K, but the pixel is
+  ``K @ (X_cam, Y_cam, 1)``: depth does not divide (:attr:`CameraTrack.orthographic`).
 - Blender: a camera object whose local axes are OpenGL's, placed by a camera-to-world matrix in
   FLAME space, with ``lens``/``sensor_width``/``shift_x``/``shift_y`` and the render resolution.
   FLAME's Y-up world becomes Blender's Z-up world by :data:`FLAME_TO_BLENDER` (applied to the head
@@ -18,6 +20,7 @@ Frame-batched arrays carry a leading T axis; single cameras may omit it where no
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,19 +43,21 @@ class CameraTrack:
     R: (T, 3, 3) float64 world -> camera rotation
     t: (T, 3) float64 world -> camera translation, metres
     image_size: (H, W) in pixels, the image the intrinsics refer to
+    orthographic: the pixel is ``K @ (X_cam, Y_cam, 1)`` (fx in pixels per metre), not ``K @ X_cam / Z_cam``
     """
 
     K: np.ndarray
     R: np.ndarray
     t: np.ndarray
     image_size: tuple[int, int]
+    orthographic: bool = False
 
     def __len__(self) -> int:
         return len(self.K)
 
     def take(self, index: np.ndarray | slice) -> CameraTrack:
         """The frames selected by ``index`` (an index array, boolean mask or slice)."""
-        return CameraTrack(self.K[index], self.R[index], self.t[index], self.image_size)
+        return dataclasses.replace(self, K=self.K[index], R=self.R[index], t=self.t[index])
 
 
 @dataclass(frozen=True)
@@ -60,19 +65,21 @@ class BlenderCamera:
     """Blender camera settings reproducing an OpenCV camera (square pixels).
 
     cam2world: (T, 4, 4) float64 camera object matrix in FLAME space, OpenGL camera axes
-    lens: (T,) float64 focal length in mm for ``sensor_width``
+    lens: (T,) float64 focal length in mm for ``sensor_width``, or None for an orthographic camera
+    ortho_scale: (T,) float64 metres the larger image side spans (orthographic camera), else None
     shift_x, shift_y: (T,) float64 lens shift in units of the larger image side
     sensor_width: mm; sensor_fit: always 'AUTO' (the fit follows the larger side)
     resolution: (W, H) render resolution in pixels, pixel aspect 1
     """
 
     cam2world: np.ndarray
-    lens: np.ndarray
+    lens: np.ndarray | None
     shift_x: np.ndarray
     shift_y: np.ndarray
     sensor_width: float
     resolution: tuple[int, int]
     sensor_fit: str = "AUTO"
+    ortho_scale: np.ndarray | None = None
 
 
 def _image_hw(image_size) -> tuple[int, int]:
@@ -158,6 +165,23 @@ def vhap_camera(focal_length: float, image_size, n_frames: int) -> CameraTrack:
                        np.repeat(t[None], n_frames, axis=0), (h, w))
 
 
+def orthographic_crop(cam: np.ndarray, side: int = 224, distance: float = 1.0) -> CameraTrack:
+    """DECA / SMIRK's weak-perspective camera -> an orthographic track on their ``side``-pixel crop.
+
+    cam: (T, 3) ``[s, tx, ty]``; ``batch_orth_proj`` gives NDC ``x = s (X + tx)``, ``y = -s (Y + ty)``
+    (y negated: rows count down), so the pixel is ``u = side/2 (1 + s (X + tx))``,
+    ``v = side/2 (1 - s (Y + ty))``. That is the camera ``R = diag(1, -1, -1)`` (looking down FLAME's
+    -Z) at FLAME ``(-tx, -ty, distance)``, with ``fx = fy = s side/2`` and the principal point at the
+    crop's centre; ``distance`` only keeps the head in front of it. Requires s > 0.
+    """
+    cam = np.asarray(cam, dtype=np.float64).reshape(-1, 3)
+    n = len(cam)
+    R = np.repeat(_CV_FROM_GL[None], n, axis=0)
+    t = np.stack([cam[:, 1], -cam[:, 2], np.full(n, float(distance))], axis=-1)  # -R @ (-tx, -ty, d)
+    K = intrinsics(cam[:, 0] * side / 2.0, side / 2.0, side / 2.0)
+    return CameraTrack(K, R, t, (int(side), int(side)), orthographic=True)
+
+
 def camera_to_world(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """World -> camera (R: (..., 3, 3), t: (..., 3)) -> camera -> world (..., 4, 4), same camera axes."""
     R, t = np.asarray(R, dtype=np.float64), np.asarray(t, dtype=np.float64)
@@ -171,25 +195,29 @@ def camera_to_world(R: np.ndarray, t: np.ndarray) -> np.ndarray:
 def opencv_to_blender(camera: CameraTrack, sensor_width: float = 36.0) -> BlenderCamera:
     """OpenCV camera track -> Blender camera settings in FLAME space (square pixels required).
 
-    ``cam2world = C2W_cv diag(1, -1, -1, 1)``; ``lens = fx sensor_width / max(W, H)``;
+    ``cam2world = C2W_cv diag(1, -1, -1, 1)``; ``lens = fx sensor_width / max(W, H)`` (perspective) or
+    ``ortho_scale = max(W, H) / fx`` (orthographic: fx is pixels per metre);
     ``shift_x = (W/2 - cx) / max(W, H)``; ``shift_y = (cy - H/2) / max(W, H)``.
     """
     _square_pixels(camera.K, "a Blender camera")
     h, w = camera.image_size
     side = float(max(w, h))
     cam2world = camera_to_world(camera.R, camera.t) @ np.diag([1.0, -1.0, -1.0, 1.0])
+    fx = camera.K[:, 0, 0]
     return BlenderCamera(
-        cam2world=cam2world, lens=camera.K[:, 0, 0] * sensor_width / side,
+        cam2world=cam2world, lens=None if camera.orthographic else fx * sensor_width / side,
         shift_x=(w / 2.0 - camera.K[:, 0, 2]) / side, shift_y=(camera.K[:, 1, 2] - h / 2.0) / side,
-        sensor_width=float(sensor_width), resolution=(int(w), int(h)))
+        sensor_width=float(sensor_width), resolution=(int(w), int(h)),
+        ortho_scale=side / fx if camera.orthographic else None)
 
 
 def blender_to_opencv(cam2world: np.ndarray, lens: np.ndarray, shift_x: np.ndarray, shift_y: np.ndarray,
-                      sensor_width: float, resolution: tuple[int, int]) -> CameraTrack:
+                      sensor_width: float, resolution: tuple[int, int], orthographic: bool = False) -> CameraTrack:
     """Inverse of :func:`opencv_to_blender` (sensor fit 'AUTO', square pixels).
 
     cam2world: (T, 4, 4) in FLAME space, OpenGL camera axes; lens, shift_x, shift_y: (T,) or scalars;
-    resolution: (W, H). Returns the OpenCV world -> camera track.
+    resolution: (W, H); orthographic: ``lens`` is then the ortho_scale in metres. Returns the OpenCV
+    world -> camera track.
     """
     w, h = resolution
     side = float(max(w, h))
@@ -197,10 +225,11 @@ def blender_to_opencv(cam2world: np.ndarray, lens: np.ndarray, shift_x: np.ndarr
     R = np.swapaxes(c2w_cv[:, :3, :3], -1, -2)
     t = -np.einsum("tij,tj->ti", R, c2w_cv[:, :3, 3])
     n = len(R)
-    f = np.broadcast_to(np.asarray(lens, dtype=np.float64) * side / sensor_width, (n,))
+    lens = np.asarray(lens, dtype=np.float64)
+    f = np.broadcast_to(side / lens if orthographic else lens * side / sensor_width, (n,))
     cx = np.broadcast_to(w / 2.0 - np.asarray(shift_x, dtype=np.float64) * side, (n,))
     cy = np.broadcast_to(h / 2.0 + np.asarray(shift_y, dtype=np.float64) * side, (n,))
-    return CameraTrack(intrinsics(f, cx, cy), R, t, (int(h), int(w)))
+    return CameraTrack(intrinsics(f, cx, cy), R, t, (int(h), int(w)), orthographic)
 
 
 def head_in_fixed_camera(R: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -214,9 +243,13 @@ def head_in_fixed_camera(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return M
 
 
-def project_opencv(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Pinhole projection. points: (N, 3) world; K, R: (3, 3); t: (3,) -> (N, 2) pixels, top-left corner origin."""
+def project_opencv(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
+                   orthographic: bool = False) -> np.ndarray:
+    """Pinhole (or orthographic) projection. points: (N, 3) world; K, R: (3, 3); t: (3,) -> (N, 2) pixels,
+    top-left corner origin."""
     cam = np.einsum("ij,nj->ni", np.asarray(R, dtype=np.float64), np.asarray(points, dtype=np.float64)) + t
+    if orthographic:
+        cam[:, 2] = 1.0
     uvw = np.einsum("ij,nj->ni", np.asarray(K, dtype=np.float64), cam)
     return uvw[:, :2] / uvw[:, 2:]
 

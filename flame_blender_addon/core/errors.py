@@ -37,6 +37,10 @@ class SequenceError(FlameError):
     """A tracked sequence is missing, unreadable or inconsistent."""
 
 
+class IdentityError(FlameError):
+    """An identity file or mesh cannot give the head's shape coefficients (wrong size, vertices or units)."""
+
+
 class TrackerError(FlameError):
     """The tracking process failed or was given bad input."""
 

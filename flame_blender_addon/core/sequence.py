@@ -269,26 +269,27 @@ def read_sequence(path: str | Path, fps: float | None = None,
 # components, resampling
 
 
+def fit_width(values: np.ndarray, n: int, what: str, warnings: list[str]) -> np.ndarray:
+    """``values`` (..., K) padded with zeros or truncated to (..., n), with a warning naming both counts."""
+    have = values.shape[-1]
+    if have > n:
+        dropped = float(np.abs(values[..., n:]).max(initial=0.0))
+        warnings.append(f"{what}: the input has {have} components, the model {n}; dropped the last "
+                        f"{have - n} (largest |value| {dropped:.3g})")
+        return values[..., :n].copy()
+    if have < n:
+        warnings.append(f"{what}: the input has {have} components, the model {n}; the other "
+                        f"{n - have} are set to zero")
+        pad = np.zeros(values.shape[:-1] + (n - have,))
+        return np.concatenate([values, pad], axis=-1)
+    return values
+
+
 def fit_components(seq: FlameSequence, n_shape: int, n_expr: int) -> FlameSequence:
     """Pad with zeros or truncate identity/expression to the model's counts, warning about either."""
     warnings = list(seq.warnings)
-
-    def fit(values: np.ndarray, n: int, what: str) -> np.ndarray:
-        have = values.shape[-1]
-        if have > n:
-            dropped = float(np.abs(values[..., n:]).max(initial=0.0))
-            warnings.append(f"{what}: the sequence has {have} components, the model {n}; dropped the last "
-                            f"{have - n} (largest |value| {dropped:.3g})")
-            return values[..., :n].copy()
-        if have < n:
-            warnings.append(f"{what}: the sequence has {have} components, the model {n}; the other "
-                            f"{n - have} are set to zero")
-            pad = np.zeros(values.shape[:-1] + (n - have,))
-            return np.concatenate([values, pad], axis=-1)
-        return values
-
-    return dataclasses.replace(seq, shape=fit(seq.shape, n_shape, "identity"),
-                               expr=fit(seq.expr, n_expr, "expression"), warnings=warnings)
+    return dataclasses.replace(seq, shape=fit_width(seq.shape, n_shape, "identity", warnings),
+                               expr=fit_width(seq.expr, n_expr, "expression", warnings), warnings=warnings)
 
 
 def _interp_rotations(R: np.ndarray, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -325,8 +326,8 @@ def resample(seq: FlameSequence, fps: float) -> FlameSequence:
     w = np.clip((src - ids[i0]) / span, 0.0, 1.0)
     camera = seq.camera
     if camera is not None:
-        camera = CameraTrack(_interp(camera.K, i0, i1, w), _interp_rotations(camera.R, i0, i1, w),
-                             _interp(camera.t, i0, i1, w), camera.image_size)
+        camera = dataclasses.replace(camera, K=_interp(camera.K, i0, i1, w), R=_interp_rotations(camera.R, i0, i1, w),
+                                     t=_interp(camera.t, i0, i1, w))
     return dataclasses.replace(
         seq, expr=_interp(seq.expr, i0, i1, w), rotations=_interp_rotations(seq.rotations, i0, i1, w),
         translation=_interp(seq.translation, i0, i1, w), frame_ids=new_ids, fps=float(fps),

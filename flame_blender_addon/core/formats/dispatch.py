@@ -3,7 +3,7 @@
 Inputs recognised: a metrical-tracker output folder (the one holding ``checkpoint/``), the
 ``checkpoint/`` folder itself or any ``.frame`` in it; a VHAP ``tracked_flame_params*.npz``; a
 GaussianAvatars ``flame_param.npz`` or folder of ``flame_param/<n>.npz``; a ``flame_sequence.npz``;
-or a folder holding one of these files.
+or a folder holding one of these files; a folder of DECA, EMOCA or SMIRK per-image outputs (or one of them).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ..errors import SequenceError, guarded
 from ..sequence import FlameSequence
 from .metrical import attach_eyelid_dirs, checkpoint_folder, read_metrical
 from .npz import read_npz_input
+from .regressors import read_regressor_folder, regressor_folder
 
 
 @guarded
@@ -28,4 +29,7 @@ def read_sequence(path: str | Path, fps: float | None = None,
     if path.suffix == ".frame" or checkpoint_folder(path) is not None:
         return read_metrical(path, fps=fps, eyelid_blendshapes=eyelid_blendshapes)
     folder = path.parent if path.is_file() else path
+    regressor = regressor_folder(path)
+    if regressor is not None:  # SMIRK's eyelids use metrical-tracker's blendshapes
+        return attach_eyelid_dirs(read_regressor_folder(regressor, fps), eyelid_blendshapes, (regressor,))
     return attach_eyelid_dirs(read_npz_input(path, fps), eyelid_blendshapes, (folder,))

@@ -255,6 +255,9 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
     """
     if seq.camera is None:
         raise SequenceError("metrical-tracker checkpoints need a camera; the sequence has none")
+    if seq.camera.orthographic:
+        raise SequenceError("metrical-tracker checkpoints hold a perspective camera; this sequence's camera is "
+                            "orthographic (DECA, SMIRK): export flame_sequence.npz instead")
     if seq.frame_ids.min() < 0:
         raise SequenceError(f"frame {seq.frame_ids.min()}: metrical-tracker checkpoints are named by "
                             "non-negative frame numbers")

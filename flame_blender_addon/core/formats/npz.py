@@ -28,6 +28,7 @@ allow_pickle=False)`` reads it. Key names follow VHAP. T frames; float64 unless 
 | `cam_R` | (3, 3) or (T, 3, 3) | world -> camera rotation, OpenCV axes (+X right, +Y down, +Z forward) |
 | `cam_t` | (3,) or (T, 3) | world -> camera translation: `X_cam = cam_R @ X + cam_t` |
 | `image_size` | (2,) int64 | [H, W] of the image `K` refers to (required with `K`) |
+| `cam_orthographic` | () | optional, 1: an orthographic camera, pixel `K @ (X_cam, Y_cam, 1)` (DECA, SMIRK) |
 | `static_offset` | (V, 3) | optional: per-vertex offsets added to the template before joint regression (VHAP) |
 
 World = FLAME space: +X the subject's left, +Y up, +Z out of the face, metres. The camera keys
@@ -104,7 +105,7 @@ def _pick_npz(folder: Path) -> tuple[Path | None, list[str]]:
 
 
 _NPZ_KEYS = ("shape", "expr", *(k for k, _ in _VHAP_POSE_KEYS), "eyelids", "fps", "frame_ids", "K", "cam_R",
-             "cam_t", "image_size", "focal_length", "static_offset", "dynamic_offset", "timestep_id")
+             "cam_t", "image_size", "cam_orthographic", "focal_length", "static_offset", "dynamic_offset", "timestep_id")
 
 
 def _load_npz(path: Path, budget: Budget, limits: Limits = LARGE, inside: Path | None = None
@@ -233,9 +234,10 @@ def _npz_camera(arrays: Mapping[str, np.ndarray], where: str, T: int, labels: Se
         raise SequenceError(f"{where}: a camera is stored but 'image_size' [H, W] is missing")
     if keys:
         image_size = _image_size(arrays, where)
+        orthographic = "cam_orthographic" in arrays and _scalar(arrays, "cam_orthographic", where) != 0
         return CameraTrack(_per_frame_or_shared(arrays, "K", where, T, (3, 3), labels),
                            _per_frame_or_shared(arrays, "cam_R", where, T, (3, 3), labels),
-                           _per_frame_or_shared(arrays, "cam_t", where, T, (3,), labels), image_size)
+                           _per_frame_or_shared(arrays, "cam_t", where, T, (3,), labels), image_size, orthographic)
     if "focal_length" in arrays:
         return vhap_camera(_scalar(arrays, "focal_length", where), _image_size(arrays, where), T)
     warnings.append(f"{where}: no camera in the file (calibrated or GaussianAvatars data); none imported")
@@ -314,6 +316,8 @@ def sequence_arrays(seq: FlameSequence) -> dict[str, np.ndarray]:
     if seq.camera is not None:
         out.update(K=seq.camera.K, cam_R=seq.camera.R, cam_t=seq.camera.t,
                    image_size=np.array(seq.camera.image_size, dtype=np.int64))
+        if seq.camera.orthographic:
+            out["cam_orthographic"] = np.array(1.0)
     if seq.static_offset is not None:
         out["static_offset"] = seq.static_offset
     return {k: np.ascontiguousarray(v, dtype=np.int64 if k in ("frame_ids", "image_size") else np.float64)

@@ -17,6 +17,19 @@ def int_stem(path: Path) -> int | None:
     return int(path.stem) if re.fullmatch(r"\d+", path.stem) else None
 
 
+def frame_numbers(names: Sequence[str]) -> list[int] | None:
+    """The frame number in each name, or None if they do not give distinct numbers.
+
+    The last number in the names is used (``frame_0042``, ``00042``), else an earlier one where the last
+    repeats (``00042_00``: EMOCA's face index after the image's number)."""
+    numbers = [re.findall(r"\d+", name) for name in names]
+    for back in range(1, min(map(len, numbers), default=0) + 1):
+        ids = [int(found[-back][-18:]) for found in numbers]
+        if len(set(ids)) == len(ids):
+            return ids
+    return None
+
+
 def numbered_images(folder: Path) -> dict[int, Path]:
     """Image files in ``folder`` whose name ends in a number: {number: path} (e.g. ``00042.png``)."""
     out = {}
