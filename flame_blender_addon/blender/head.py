@@ -225,6 +225,24 @@ def repair_head(armature: bpy.types.Object) -> list[str]:
     return warnings
 
 
+def key_offset(mesh_obj: bpy.types.Object, name: str) -> np.ndarray:
+    """A shape key's offset from the basis, (V, 3) float64."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    co, basis = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
+    blocks[name].data.foreach_get("co", co)
+    blocks[0].data.foreach_get("co", basis)
+    return (co - basis).astype(np.float64).reshape(-1, 3)
+
+
+def identity_basis(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """The head's template (V, 3) and identity basis (V, 3, S) as its shape keys hold them (float32 precision)."""
+    mesh_obj = armature.flame.mesh
+    basis = np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32)
+    mesh_obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
+    names = shape_key_names(armature.flame.n_shape, 0)
+    return basis.astype(np.float64).reshape(-1, 3), np.stack([key_offset(mesh_obj, n) for n in names], axis=2)
+
+
 def joint_basis(armature: bpy.types.Object) -> np.ndarray:
     """The joint basis stored on the head (:meth:`..core.model.FlameModel.joint_basis`): (1 + S + E, J, 3)."""
     return np.asarray(armature[JOINT_BASIS_PROP], dtype=np.float64).reshape(-1, len(JOINT_NAMES), 3)

@@ -33,6 +33,7 @@ class TOPBAR_MT_file_export_flame(bpy.types.Menu):
 def menu_import(self, context):
     self.layout.operator("flame.import_model", text="FLAME Model (.pkl/.npz)")
     self.layout.operator("flame.import_sequence", text="FLAME Sequence (tracker output)")
+    self.layout.operator("flame.import_identity", text="FLAME Identity (MICA, DECA, EMOCA, SMIRK, mesh)")
 
 
 def menu_export(self, context):

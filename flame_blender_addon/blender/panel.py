@@ -121,6 +121,8 @@ class _SlidersPanel(_HeadPanel):
         row = layout.row(align=True)
         row.operator(self.operators[0], icon="MOD_NOISE")
         row.operator(self.operators[1], icon="LOOP_BACK")
+        if self.prefix == head.SHAPE_PREFIX:
+            layout.operator("flame.import_identity", icon="IMPORT", text="Import Identity...")
         layout.prop(armature.flame, "sliders_shown")
         blocks = armature.flame.mesh.data.shape_keys.key_blocks
         col = layout.column(align=True)

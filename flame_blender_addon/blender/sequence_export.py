@@ -43,15 +43,6 @@ def keyed_frames(armature: bpy.types.Object, scene: bpy.types.Scene) -> np.ndarr
     return np.array(sorted(frames)) if frames else np.arange(scene.frame_start, scene.frame_end + 1)
 
 
-def _offset_of(mesh_obj: bpy.types.Object, name: str) -> np.ndarray:
-    """A shape key's offset from the basis, (V, 3)."""
-    blocks = mesh_obj.data.shape_keys.key_blocks
-    co, basis = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
-    blocks[name].data.foreach_get("co", co)
-    blocks[0].data.foreach_get("co", basis)
-    return (co - basis).astype(np.float64).reshape(-1, 3)
-
-
 def _camera(context, armature: bpy.types.Object, frames: np.ndarray) -> cameras.CameraTrack | None:
     """The scene camera as an OpenCV track in FLAME space, if it belongs to this head."""
     cam = context.scene.camera
@@ -75,11 +66,12 @@ def _camera(context, armature: bpy.types.Object, frames: np.ndarray) -> cameras.
     else:
         cam2world = np.tile(np.linalg.inv(base) @ np.array(cam.matrix_world), (len(frames), 1, 1))
     ch = _channels(cam.data, frames)
+    orthographic = cam.data.type == "ORTHO"
     lens, shift_x, shift_y = (_series(ch, name, 1, getattr(cam.data, name), frames)[:, 0]
-                              for name in ("lens", "shift_x", "shift_y"))
+                              for name in ("ortho_scale" if orthographic else "lens", "shift_x", "shift_y"))
     render = context.scene.render
     return cameras.blender_to_opencv(cam2world, lens, shift_x, shift_y, cam.data.sensor_width,
-                                     (render.resolution_x, render.resolution_y))
+                                     (render.resolution_x, render.resolution_y), orthographic)
 
 
 def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | None = None,
@@ -106,7 +98,7 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
     rest = np.array([b.head_local for b in armature.data.bones], dtype=np.float64)
     static_offset = None
     if STATIC_OFFSET_KEY in blocks and blocks[STATIC_OFFSET_KEY].value != 0:
-        static_offset = _offset_of(mesh_obj, STATIC_OFFSET_KEY) * blocks[STATIC_OFFSET_KEY].value
+        static_offset = head.key_offset(mesh_obj, STATIC_OFFSET_KEY) * blocks[STATIC_OFFSET_KEY].value
     basis = head.joint_basis(armature)
     identity_root = head.joints_for(armature, shape, np.zeros(props.n_expr))[0]
     d0 = np.einsum("te,ec->tc", expr, basis[1 + props.n_shape:, 0]) + (identity_root - rest[0])
@@ -117,7 +109,7 @@ def read_performance(context, armature: bpy.types.Object, frames: np.ndarray | N
     eyelids, eyelid_dirs = None, None
     if all(name in blocks for name in EYELID_KEYS):
         eyelids = np.stack([key_series(n) for n in EYELID_KEYS], axis=1)
-        eyelid_dirs = np.stack([_offset_of(mesh_obj, n) for n in EYELID_KEYS])
+        eyelid_dirs = np.stack([head.key_offset(mesh_obj, n) for n in EYELID_KEYS])
     fps = context.scene.render.fps / context.scene.render.fps_base
     return FlameSequence(shape=shape, expr=expr, rotations=R, translation=translation,
                          frame_ids=frames.astype(np.int64) - frame_start, fps=fps, fps_from_file=True,

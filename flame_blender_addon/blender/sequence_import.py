@@ -95,7 +95,8 @@ def _transform_channels(matrices: np.ndarray) -> list[tuple[str, int, np.ndarray
 
 def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames: np.ndarray, mode: str,
                 ) -> tuple[bpy.types.Camera, list[tuple[str, int, np.ndarray]]]:
-    """The tracker's camera as the scene camera, with render resolution and intrinsics.
+    """The tracker's camera as the scene camera (perspective, or orthographic for DECA / SMIRK), with
+    render resolution and intrinsics.
 
     Returns the camera data and the armature object's transform channels in static-camera mode (else none)."""
     blender_cam = cameras.opencv_to_blender(seq.camera)
@@ -122,7 +123,10 @@ def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames:
         heads = base @ cameras.head_in_fixed_camera(seq.camera.R, seq.camera.t)
         armature.rotation_mode = "QUATERNION"
         head_channels = _transform_channels(heads)
-    intrinsics = {"lens": blender_cam.lens, "shift_x": blender_cam.shift_x, "shift_y": blender_cam.shift_y}
+    orthographic = blender_cam.ortho_scale is not None  # DECA / SMIRK: batch_orth_proj on the crop
+    data.type = "ORTHO" if orthographic else "PERSP"
+    intrinsics = {"ortho_scale" if orthographic else "lens": blender_cam.ortho_scale if orthographic else blender_cam.lens,
+                  "shift_x": blender_cam.shift_x, "shift_y": blender_cam.shift_y}
     varying = [(name, 0, v) for name, v in intrinsics.items() if np.ptp(v) > 1e-9]
     for name, values in intrinsics.items():
         setattr(data, name, float(values[0]))

@@ -37,8 +37,8 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
-                             description="A metrical-tracker output or checkpoint folder, a .frame or .npz file")
-    filter_glob: StringProperty(default="*.frame;*.npz", options={"HIDDEN"})
+                             description="A tracker output (folder, .frame or .npz file) or a folder of DECA, EMOCA or SMIRK outputs")
+    filter_glob: StringProperty(default="*.frame;*.npz;*.npy;*.pkl;*.pt", options={"HIDDEN"})
     target: StringProperty(name="Head", description="FLAME head to animate (default: the active one)",
                            options={"SKIP_SAVE"})
     take_name: StringProperty(name="Take", options={"SKIP_SAVE"},

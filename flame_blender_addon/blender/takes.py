@@ -69,10 +69,22 @@ def record(context: bpy.types.Context, armature: bpy.types.Object, name: str, ca
     take.fps, take.fps_base = scene.render.fps, scene.render.fps_base
     take.resolution = scene.render.resolution_x, scene.render.resolution_y
     take.sequence_path, take.sequence_source = props.sequence_path, props.sequence_source
-    take["shape"] = head.coefficient_values(armature)[0].tolist()
-    take["rest_joints"] = np.array([b.head_local for b in armature.data.bones]).ravel().tolist()
+    _store_identity(take, armature)
     props.active_take = len(props.takes) - 1
     return take
+
+
+def _store_identity(take, armature: bpy.types.Object) -> None:
+    take["shape"] = head.coefficient_values(armature)[0].tolist()
+    take["rest_joints"] = np.array([b.head_local for b in armature.data.bones]).ravel().tolist()
+
+
+def update_identity(armature: bpy.types.Object) -> None:
+    """Store the head's identity and rest joints in its active take (after a new identity was set), so
+    that switching takes keeps it."""
+    props = armature.flame
+    if 0 <= props.active_take < len(props.takes):
+        _store_identity(props.takes[props.active_take], armature)
 
 
 def has_animation(armature: bpy.types.Object) -> bool:

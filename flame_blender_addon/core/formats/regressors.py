@@ -143,12 +143,13 @@ def read_regressor_folder(path: str | Path, fps: float | None = None) -> FlameSe
     where, budget = str(folder), Budget(FOLDER)
     image_folders = _image_folders(folder)
     sources = image_folders or _code_files(folder)
-    names = [p.name if p.is_dir() else p.stem for p in sources]
-    ids = frame_numbers(names)
+    ids = frame_numbers([p.name if p.is_dir() else p.stem for p in sources])
     if ids is None:
-        raise SequenceError(f"{where}: the names {', '.join(names[:4])} ... do not give distinct frame numbers")
+        raise SequenceError(f"{where}: the names {', '.join(p.name for p in sources[:4])} ... do not give distinct "
+                            "frame numbers")
     order = np.argsort(ids, kind="stable")
-    sources, names, ids = [sources[i] for i in order], [names[i] for i in order], [ids[i] for i in order]
+    sources, ids = [sources[i] for i in order], [ids[i] for i in order]
+    names = [p.name for p in sources]  # for messages
     read = _read_image_folder if image_folders else read_code_file
     frames = [canonical_codes(read(p, budget, folder)) for p in sources]
     smirk = any(key in frames[0] for key in _SMIRK_KEYS)
