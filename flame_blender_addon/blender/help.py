@@ -41,8 +41,7 @@ TOPICS = {
         "Each slider is one FLAME shape coefficient: the person's face, independent of expression.",
         "Random draws a new person; the same Seed always gives the same face.",
         "Sliders shown sets how many of the 300 components are listed.",
-        "Import Identity reads MICA's identity.npy or mesh.ply, a DECA / EMOCA / SMIRK shape code, or any "
-        "mesh in FLAME's topology (metres or millimetres; the fit's residual is reported).",
+        "Import Identity: MICA's identity.npy or mesh, a DECA / EMOCA / SMIRK code, a FLAME-topology mesh.",
     )),
     "export": ("Exporting", (
         "File > Export > FLAME: FBX for Unreal or Unity, glTF, Alembic, USD, OBJ/PLY per frame.",

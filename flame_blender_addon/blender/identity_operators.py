@@ -19,8 +19,7 @@ from .transaction import rollback_on_error
 
 
 class FLAME_OT_import_identity(HeadOperator, ImportHelper, bpy.types.Operator):
-    """Set the head's identity from MICA's identity.npy, a DECA / EMOCA / SMIRK shape code, or a mesh in FLAME's
-    topology (.ply / .obj, metres or millimetres), and move the joints with it"""
+    """Set the head's identity from MICA's identity.npy, a DECA / EMOCA / SMIRK code or a FLAME-topology mesh"""
 
     bl_idname = "flame.import_identity"
     bl_label = "Import Identity"

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 _cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
-           *operators.CLASSES, *identity_operators.CLASSES, *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
+           *operators.CLASSES, *identity_operators.CLASSES,
+           *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
            *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES)
 MENUS = menus.MENUS
 

@@ -125,8 +125,8 @@ def _add_camera(context, armature: bpy.types.Object, seq: FlameSequence, frames:
         head_channels = _transform_channels(heads)
     orthographic = blender_cam.ortho_scale is not None  # DECA / SMIRK: batch_orth_proj on the crop
     data.type = "ORTHO" if orthographic else "PERSP"
-    intrinsics = {"ortho_scale" if orthographic else "lens": blender_cam.ortho_scale if orthographic else blender_cam.lens,
-                  "shift_x": blender_cam.shift_x, "shift_y": blender_cam.shift_y}
+    scale = ("ortho_scale", blender_cam.ortho_scale) if orthographic else ("lens", blender_cam.lens)
+    intrinsics = {scale[0]: scale[1], "shift_x": blender_cam.shift_x, "shift_y": blender_cam.shift_y}
     varying = [(name, 0, v) for name, v in intrinsics.items() if np.ptp(v) > 1e-9]
     for name, values in intrinsics.items():
         setattr(data, name, float(values[0]))

@@ -37,7 +37,8 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
-                             description="A tracker output (folder, .frame or .npz file) or a folder of DECA, EMOCA or SMIRK outputs")
+                             description="A tracker output (folder, .frame or .npz file), or a folder of DECA, "
+                                         "EMOCA or SMIRK outputs")
     filter_glob: StringProperty(default="*.frame;*.npz;*.npy;*.pkl;*.pt", options={"HIDDEN"})
     target: StringProperty(name="Head", description="FLAME head to animate (default: the active one)",
                            options={"SKIP_SAVE"})

@@ -129,6 +129,12 @@ def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, 
         worst_px = max(worst_px, np.abs(pixels - batch_orth_proj_pixels(reference[i], code)).max())
     print(f"regressor import: {worst_m:.2e} m, {worst_px:.2e} px")
     assert worst_m < 1e-5 and worst_px < 0.01, (worst_m, worst_px)
+    exported = tmp_path / "flame_sequence.npz"  # the orthographic camera survives the export
+    bpy.ops.flame.export_sequence(filepath=str(exported), target=armature.name)
+    back = read_sequence(exported).camera
+    assert back.orthographic
+    np.testing.assert_allclose(back.K, seq.camera.K, rtol=1e-5)
+    np.testing.assert_allclose(back.t, seq.camera.t, atol=1e-6)
 
 
 def test_emoca_folder_imports_without_camera(model_path, tmp_path, capfd):

@@ -41,7 +41,8 @@ def test_deca_code_dumps(tmp_path, suffix, model):
     assert seq.source == "DECA" and list(seq.frame_ids) == [2, 7, 10]
     ordered = [frames[i] for i in ORDER]
     np.testing.assert_allclose(seq.expr, np.concatenate([f["exp"] for f in ordered]), atol=0)
-    np.testing.assert_allclose(seq.shape, np.mean([f["shape"][0] for f in ordered], axis=0, dtype=np.float64), atol=1e-12)
+    mean = np.mean([f["shape"][0] for f in ordered], axis=0, dtype=np.float64)
+    np.testing.assert_allclose(seq.shape, mean, atol=1e-12)
     pose = np.concatenate([f["pose"] for f in ordered]).reshape(3, 2, 3)
     np.testing.assert_allclose(seq.rotations[:, 0], axis_angle_to_matrix(pose[:, 0]), atol=1e-12)
     np.testing.assert_allclose(seq.rotations[:, 2], axis_angle_to_matrix(pose[:, 1]), atol=1e-12)

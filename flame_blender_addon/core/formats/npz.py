@@ -105,7 +105,8 @@ def _pick_npz(folder: Path) -> tuple[Path | None, list[str]]:
 
 
 _NPZ_KEYS = ("shape", "expr", *(k for k, _ in _VHAP_POSE_KEYS), "eyelids", "fps", "frame_ids", "K", "cam_R",
-             "cam_t", "image_size", "cam_orthographic", "focal_length", "static_offset", "dynamic_offset", "timestep_id")
+             "cam_t", "image_size", "cam_orthographic", "focal_length", "static_offset", "dynamic_offset",
+             "timestep_id")
 
 
 def _load_npz(path: Path, budget: Budget, limits: Limits = LARGE, inside: Path | None = None
