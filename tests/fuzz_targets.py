@@ -136,8 +136,11 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def targets() -> list[Target]:
+    import pickle
+
     import hostile_corpus as hc
     import legacy_pickle
+    from regressor_files import regressor_codes, write_ply
     from tracker_files import gaussian_avatars_arrays, vhap_arrays
 
     def model_npz() -> dict[str, np.ndarray]:
@@ -159,6 +162,17 @@ def targets() -> list[Target]:
         return {f"flame_param/{i:05d}.npz": _npz_bytes({k: v if k in shared or v is None else v[i:i + 1]
                                                         for k, v in arrays.items()}) for i in range(2)}
 
+    def ply_bytes(binary: bool) -> dict[str, bytes]:
+        vertices = np.random.default_rng(9).normal(scale=50.0, size=(30, 3))
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"mesh.ply": write_ply(Path(tmp) / "mesh.ply", vertices, np.arange(30).reshape(10, 3),
+                                          binary).read_bytes()}
+
+    deca = lambda: regressor_codes(np.random.default_rng(8), 1)[0]  # noqa: E731
+    deca_folder = lambda a: {"deca/0001.npz": _npz_bytes(a), "deca/0002.npz": _npz_bytes(deca())}  # noqa: E731
+    smirk = regressor_codes(np.random.default_rng(8), 2, smirk=True)
+    emoca = lambda: {f"emoca/0001_00/{k}.npy": _npy_bytes(v[0]) for k, v in deca().items()}  # noqa: E731
+    identity = lambda: {"identity": np.random.default_rng(8).normal(size=300).astype(np.float32)}  # noqa: E731
     vhap = lambda: vhap_arrays(np.random.default_rng(6), 3, n_verts=30)  # noqa: E731
     ga = lambda: gaussian_avatars_arrays(np.random.default_rng(7), 2, n_verts=30)  # noqa: E731
     eyelids = lambda: {f"{k}.npy": _npy_bytes(v) for k, v in hc.eyelid_arrays().items()}  # noqa: E731
@@ -174,6 +188,15 @@ def targets() -> list[Target]:
         Target("vhap-npz", "sequence", lambda: {"tracked_flame_params.npz": _npz_bytes(vhap())},
                "tracked_flame_params.npz", vhap, lambda a: {"tracked_flame_params.npz": _npz_bytes(a)}),
         Target("gaussian-avatars-folder", "sequence", lambda: ga_files(ga()), ".", ga, ga_files),
+        Target("deca-npz-folder", "sequence", lambda: deca_folder(deca()), "deca", deca, deca_folder),
+        Target("smirk-pkl-folder", "sequence",
+               lambda: {f"smirk/{i:04d}.pkl": pickle.dumps(c, protocol=2) for i, c in enumerate(smirk)}, "smirk"),
+        Target("emoca-folders", "sequence", emoca, "emoca"),
+        Target("identity-npy", "identity", lambda: {"identity.npy": _npy_bytes(identity()["identity"])},
+               "identity.npy", identity, lambda a: {"identity.npy": _npy_bytes(a["identity"])} if a["identity"]
+               is not None else {}),
+        Target("mesh-ply", "mesh", lambda: ply_bytes(True), "mesh.ply"),
+        Target("mesh-ply-ascii", "mesh", lambda: ply_bytes(False), "mesh.ply"),
         Target("eyelid-npy", "eyelids", eyelids, ".", hc.eyelid_arrays,
                lambda a: {f"{k}.npy": _npy_bytes(v) for k, v in a.items() if v is not None}),
         Target("landmarks-npz", "landmarks", lambda: {"lmk.npz": _npz_bytes(hc.landmark_arrays())}, "lmk.npz",

@@ -28,6 +28,8 @@ LOADERS = {  # name -> (module, function); each takes one path
     "eyelids": ("flame_blender_addon.core.formats.metrical", "load_eyelid_blendshapes"),
     "landmarks": ("flame_blender_addon.tracking.landmarks", "load_track"),
     "embedding": ("flame_blender_addon.tracking.landmarks", "load_embedding"),
+    "identity": ("flame_blender_addon.core.identity", "read_identity_code"),
+    "mesh": ("flame_blender_addon.core.formats.mesh_file", "read_mesh_vertices"),
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import safe_files
-from ..errors import FileFormatError
+from ..errors import FileFormatError, guarded
 from ..limits import SMALL, Budget, Limits
 
 STL_TRIANGLE = np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attributes", "<u2")])
@@ -50,6 +50,7 @@ def write_stl(path: Path, vertices: np.ndarray, faces: np.ndarray, name: str = "
     return path
 
 
+@guarded
 def read_mesh_vertices(path: str | Path, limits: Limits = SMALL) -> np.ndarray:
     """The vertices of a ``.ply`` or ``.obj`` file as (V, 3) float64, in the file's units."""
     path = Path(path)
