@@ -63,7 +63,8 @@ def _npz_keys(path: Path) -> set[str]:
 
 def regressor_folder(path: Path) -> Path | None:
     """The folder of per-image regressor outputs that ``path`` (the folder, or one output in it) is
-    part of, else None. An ``.npz`` counts only with a regressor's expression key (not VHAP's ``expr``)."""
+    part of, else None. Where there are ``.npz`` files, they decide: a regressor's have ``exp`` /
+    ``expcode`` / ``expression_params``, not VHAP's and this project's ``expr``."""
     if path.is_file():
         if path.suffix == ".npy" and (path.parent / "exp.npy").is_file():
             return path.parent.parent
@@ -77,8 +78,8 @@ def regressor_folder(path: Path) -> Path | None:
     files = _code_files(path)
     if not files:
         return None
-    npz = [f for f in files if f.suffix == ".npz"]
-    return path if len(npz) < len(files) or _npz_keys(npz[0]) & set(_EXPRESSION_KEYS) else None
+    npz = [f for f in files if f.suffix == ".npz"]  # with npz files (VHAP's, ours), their keys decide
+    return path if not npz or _npz_keys(npz[0]) & set(_EXPRESSION_KEYS) else None
 
 
 def read_code_file(path: Path, budget: Budget, inside: Path) -> dict[str, Any]:
