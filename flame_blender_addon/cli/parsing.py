@@ -45,6 +45,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+SEQUENCE_HELP = ("metrical-tracker folder or .frame, VHAP/GaussianAvatars .npz, flame_sequence.npz, "
+                 "a folder of DECA/EMOCA/SMIRK results")
+
+
 def frame_range(text: str) -> tuple[int, int, int]:
     """``FIRST:LAST`` or ``FIRST:LAST:STEP`` (inclusive)."""
     try:
@@ -226,8 +230,7 @@ def parser(prog: str) -> Parser:
                                    "transfers the rig (or, with --keys, keys the character's own shape keys). "
                                    "Writes character.blend and character.fbx (Unreal) into the output folder.")
     q.add_argument("character", type=existing_file, help="the character: .blend, .fbx, .glb/.gltf or .obj")
-    q.add_argument("sequence", type=existing_path,
-                   help="metrical-tracker folder or .frame, VHAP/GaussianAvatars .npz, flame_sequence.npz")
+    q.add_argument("sequence", type=existing_path, help=SEQUENCE_HELP)
     common(q, "output folder")
     q.add_argument("--mesh", default="", help="the character's mesh object (default: the largest mesh)")
     q.add_argument("--model", type=existing_file, help="FLAME model file (default: the demo head)")
@@ -248,8 +251,7 @@ def parser(prog: str) -> Parser:
 
     q = sub.add_parser("import", help="tracked sequence -> .blend with animation and camera",
                        description="Imports a tracked sequence onto a new head (the demo head without --model).")
-    q.add_argument("sequence", type=existing_path,
-                   help="metrical-tracker folder or .frame, VHAP/GaussianAvatars .npz, flame_sequence.npz")
+    q.add_argument("sequence", type=existing_path, help=SEQUENCE_HELP)
     common(q, ".blend file to write", blend_path)
     import_options(q)
     q.set_defaults(func=cmd_import)

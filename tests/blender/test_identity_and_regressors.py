@@ -137,6 +137,24 @@ def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, 
     np.testing.assert_allclose(back.t, seq.camera.t, atol=1e-6)
 
 
+def test_identity_on_an_animated_head_keeps_every_frame_exact(model_path, tmp_path):
+    model = load_model(model_path)
+    armature = build(model_path)
+    frames = regressor_codes(np.random.default_rng(8), 3)
+    folder = write_code_files(tmp_path / "deca", frames, ["0000", "0001", "0002"], ".npz")
+    bpy.ops.flame.import_sequence(filepath=str(folder), target=armature.name)
+    betas = big_betas(9)
+    np.save(tmp_path / "identity.npy", betas)
+    bpy.ops.flame.import_identity(filepath=str(tmp_path / "identity.npy"), target=armature.name)
+    seq = fit_components(read_sequence(folder), model.n_shape, model.n_expr)
+    seq.shape = betas
+    reference = sequence_vertices(model, seq)
+    for i in range(3):
+        bpy.context.scene.frame_set(1 + i)
+        np.testing.assert_allclose(evaluated_vertices(armature.flame.mesh), reference[i], atol=1e-5)
+    np.testing.assert_allclose(armature.flame.takes[armature.flame.active_take]["shape"], betas, atol=1e-5)
+
+
 def test_emoca_folder_imports_without_camera(model_path, tmp_path, capfd):
     armature = build(model_path)
     write_emoca(tmp_path / "emoca", regressor_codes(np.random.default_rng(6), 2), ["000001_00", "000002_00"])
