@@ -98,8 +98,9 @@ def batch_orth_proj_pixels(points, code, side=224):
     return np.stack([s * (points[:, 0] + tx) + 1.0, -s * (points[:, 1] + ty) + 1.0], axis=-1) * side / 2.0
 
 
-@pytest.mark.parametrize("smirk", [False, True])
-def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, capfd):
+@pytest.mark.parametrize(("smirk", "camera_mode"), [(False, "MOVING_CAMERA"), (False, "STATIC_CAMERA"),
+                                                    (True, "MOVING_CAMERA")])
+def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, camera_mode, capfd):
     model = load_model(model_path)
     armature = build(model_path)
     frames = regressor_codes(np.random.default_rng(5), 4, smirk=smirk)
@@ -108,7 +109,8 @@ def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, 
             codes["eyelid_params"][:] = 0.0  # SMIRK's eyelid blendshapes are not part of this model
     names = ["img_0003", "img_0000", "img_0001", "img_0002"]
     folder = write_code_files(tmp_path / "out", frames, names, ".npz")
-    assert bpy.ops.flame.import_sequence(filepath=str(folder), target=armature.name) == {"FINISHED"}
+    assert bpy.ops.flame.import_sequence(filepath=str(folder), target=armature.name,
+                                         camera_mode=camera_mode) == {"FINISHED"}
     out = capfd.readouterr().out
     n_shape = 300 if smirk else 100
     assert f"identity: the input has {n_shape} components, the model 300" in out or smirk
@@ -118,13 +120,12 @@ def test_regressor_folder_with_orthographic_camera(model_path, tmp_path, smirk, 
     assert (scene.render.resolution_x, scene.render.resolution_y) == (224, 224)
     seq = fit_components(read_sequence(folder), model.n_shape, model.n_expr)
     reference = sequence_vertices(model, seq)
-    world = np.array(armature.flame.mesh.matrix_world)
     worst_px, worst_m = 0.0, 0.0
     for i, frame_id in enumerate(seq.frame_ids):
         scene.frame_set(1 + int(frame_id))
         local = evaluated_vertices(armature.flame.mesh)
         worst_m = max(worst_m, np.abs(local - reference[i]).max())
-        pixels = measure.camera_pixels(scene, local @ world[:3, :3].T + world[:3, 3])
+        pixels = measure.camera_pixels(scene, measure.evaluated_world_vertices(armature.flame.mesh))
         code = frames[names.index(f"img_{frame_id:04d}")]["cam"][0].astype(np.float64)
         worst_px = max(worst_px, np.abs(pixels - batch_orth_proj_pixels(reference[i], code)).max())
     print(f"regressor import: {worst_m:.2e} m, {worst_px:.2e} px")

@@ -9,7 +9,13 @@ from synthetic_model import random_model_arrays
 from flame_blender_addon.core import camera as cam
 from flame_blender_addon.core import evaluation
 from flame_blender_addon.core import sequence as sq
-from flame_blender_addon.core.errors import FileFormatError, IdentityError, LimitError, SequenceError
+from flame_blender_addon.core.errors import (
+    FileFormatError,
+    IdentityError,
+    LimitError,
+    SequenceError,
+    UnsafePickleError,
+)
 from flame_blender_addon.core.formats.mesh_file import read_mesh_vertices, write_obj
 from flame_blender_addon.core.formats.npz import write_sequence_npz
 from flame_blender_addon.core.formats.per_frame import frame_numbers
@@ -188,7 +194,8 @@ def test_identity_codes_of_regressors(tmp_path):
     assert read_identity_code(tmp_path / "smirk" / "0001.npz").shape == (300,)
 
 
-def test_bad_identity_files(tmp_path, model):
+def test_bad_identity_files(tmp_path, model, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the hostile pickle's command would write
     np.save(tmp_path / "two.npy", np.zeros((2, 300)))
     with pytest.raises(IdentityError, match=r"shape \(2, 300\)"):
         read_identity_code(tmp_path / "two.npy")
@@ -209,6 +216,12 @@ def test_bad_identity_files(tmp_path, model):
     write_obj(tmp_path / "few.obj", _head(model, np.zeros(1))[:100] * 1000, np.zeros((0, 3)))
     with pytest.raises(IdentityError, match="has 100 vertices"):
         read_identity_mesh(tmp_path / "few.obj", model.v_template, model.shapedirs)
+    (tmp_path / "hostile").mkdir()
+    (tmp_path / "hostile" / "0001.pkl").write_bytes(b"cos\nsystem\n(S'touch PWNED'\ntR.")
+    for read in (read_identity_code, sq.read_sequence):
+        with pytest.raises(UnsafePickleError, match="0001.pkl: refused to load 'os.system'"):
+            read(tmp_path / "hostile" / "0001.pkl")
+    assert not (tmp_path / "PWNED").exists()
     (tmp_path / "text.obj").write_text("not a mesh\n")
     with pytest.raises(FileFormatError, match="no 'v x y z'"):
         read_mesh_vertices(tmp_path / "text.obj")
