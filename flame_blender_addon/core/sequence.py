@@ -40,7 +40,7 @@ class FlameSequence:
     frame_ids: (T,) int64 true frame numbers, strictly increasing, gaps allowed
     fps: frames per second of ``frame_ids``; fps_from_file: False when it is a default
     eyelids: (T, 2) float64 weights of eyelid_dirs, added after skinning, or None
-    camera: OpenCV world -> camera track in FLAME space, or None
+    camera: OpenCV world -> camera track in FLAME space (perspective, or orthographic for DECA / SMIRK), or None
     static_offset: (V, 3) float64 template offsets before joint regression (VHAP), or None
     eyelid_dirs: (2, V, 3) float64 metrical-tracker's (l_eyelid, r_eyelid) blendshapes, or None
     source: the input format; path: where it was read from; warnings: for the user
