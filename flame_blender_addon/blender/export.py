@@ -20,6 +20,10 @@ head's own actions.
 OBJ and PLY are written Y-up with -Z forward, which is FLAME's own frame: with the head at the
 world origin, the per-frame files hold FLAME-space vertices in metres.
 
+Every file names the model's FLAME edition and licence (:mod:`..core.editions`) in its metadata:
+custom properties on the armature and mesh (FBX), on the mesh (Alembic ``.userProperties``, USD
+``userProperties:``), the glTF's ``asset.extras``, comment lines in each OBJ/PLY header.
+
 Every export works on the head's armature and mesh only (the tracker's camera is not exported), uses
 the scene's frame range unless told otherwise, and restores the selection, active object, mode,
 current frame and frame range afterwards. Nothing is added to the scene.
@@ -37,9 +41,10 @@ import numpy as np
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
-from ..core import rig
+from ..core import editions, rig
 from ..core.closed_mesh import close_holes
 from ..core.errors import FlameError
+from ..core.formats.file_metadata import add_glb_extras, add_obj_comments, add_ply_comments
 from ..core.formats.mesh_file import write_obj, write_stl
 from . import head
 from .help import section
@@ -66,6 +71,47 @@ def head_objects(armature: bpy.types.Object) -> tuple[bpy.types.Object, bpy.type
     if head.find_head(armature) is not armature:
         raise FlameError(f"'{armature.name}' is not a FLAME head")
     return armature, armature.flame.mesh
+
+
+def licence_metadata(armature: bpy.types.Object) -> dict[str, str]:
+    """What the exports write about the head's model: ``flame_edition``, ``flame_licence`` ..."""
+    props = armature.flame
+    return editions.metadata(editions.edition(props.edition), props.model_name)
+
+
+def licence_reminder(armature: bpy.types.Object) -> str:
+    """The export report's reminder of the head's licence (empty when it permits commercial use)."""
+    return editions.reminder(editions.edition(armature.flame.edition))
+
+
+def _copy(value):
+    """A plain Python copy of a custom property's value (arrays and groups are views into Blender)."""
+    for method in ("to_dict", "to_list"):
+        if hasattr(value, method):
+            return getattr(value, method)()
+    return value
+
+
+@contextlib.contextmanager
+def _licence_properties(armature: bpy.types.Object, objects: list[bpy.types.Object]) -> Iterator[None]:
+    """For an exporter that writes custom properties: :func:`licence_metadata` as string properties of
+    ``objects`` for the block, and the head's joint basis and regressor off them meanwhile (tens of
+    thousands of numbers an engine does not need). Everything is put back afterwards."""
+    data, hidden = licence_metadata(armature), (head.JOINT_BASIS_PROP, head.J_REGRESSOR_PROP)
+    saved = [(obj, key, _copy(obj[key])) for obj in objects for key in (*data, *hidden) if key in obj]
+    try:
+        for obj in objects:
+            for key in hidden:
+                obj.pop(key, None)
+            for key, value in data.items():
+                obj[key] = value
+        yield
+    finally:
+        for obj in objects:
+            for key in (*data, *hidden):
+                obj.pop(key, None)
+        for obj, key, value in saved:
+            obj[key] = value
 
 
 @contextlib.contextmanager
@@ -112,8 +158,9 @@ def export_fbx(context: bpy.types.Context, armature: bpy.types.Object, filepath:
         raise FlameError(f"unknown FBX preset '{preset}' (choose {', '.join(FBX_PRESETS)})")
     _ensure_addon("io_scene_fbx")
     objects = list(head_objects(armature)) if meshes is None else [armature, *meshes]
-    with _exporting(context, objects, frame_range):
-        return _run(bpy.ops.export_scene.fbx, filepath, "FBX", use_selection=True,
+    with (_exporting(context, objects, frame_range),
+          _licence_properties(armature, objects)):
+        return _run(bpy.ops.export_scene.fbx, filepath, "FBX", use_selection=True, use_custom_props=True,
                     object_types={"ARMATURE", "MESH"}, use_mesh_modifiers=False, add_leaf_bones=False,
                     primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y",
                     bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
@@ -129,32 +176,35 @@ def export_gltf(context: bpy.types.Context, armature: bpy.types.Object, filepath
     _ensure_addon("io_scene_gltf2")
     objects = list(head_objects(armature))
     with _exporting(context, objects, frame_range):
-        return _run(bpy.ops.export_scene.gltf, filepath, "glTF", export_format="GLB", use_selection=True,
-                    export_yup=True, export_apply=False, export_skins=True, export_morph=True,
-                    export_morph_normal=False, export_morph_tangent=False, export_animations=True,
-                    export_animation_mode="SCENE", export_force_sampling=True, export_frame_step=1,
-                    export_optimize_animation_size=False, export_def_bones=False, export_leaf_bone=False,
-                    export_cameras=False, export_lights=False, export_materials="EXPORT")
+        _run(bpy.ops.export_scene.gltf, filepath, "glTF", export_format="GLB", use_selection=True,
+             export_yup=True, export_apply=False, export_skins=True, export_morph=True,
+             export_morph_normal=False, export_morph_tangent=False, export_animations=True,
+             export_animation_mode="SCENE", export_force_sampling=True, export_frame_step=1,
+             export_optimize_animation_size=False, export_def_bones=False, export_leaf_bone=False,
+             export_cameras=False, export_lights=False, export_materials="EXPORT")
+    add_glb_extras(filepath, licence_metadata(armature))
+    return filepath
 
 
 def export_alembic(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
                    frame_range: FrameRange | None = None) -> Path:
     """Alembic: the evaluated mesh per frame in world space (one flattened object, no rig)."""
     _, mesh = head_objects(armature)
-    with _exporting(context, [mesh], frame_range) as scene:
+    with _exporting(context, [mesh], frame_range) as scene, _licence_properties(armature, [armature, mesh]):
         return _run(bpy.ops.wm.alembic_export, filepath, "Alembic", selected=True, flatten=True,
                     start=scene.frame_start, end=scene.frame_end, uvs=True, normals=True, face_sets=False,
-                    evaluation_mode="RENDER", export_custom_properties=False, as_background_job=False)
+                    evaluation_mode="RENDER", export_custom_properties=True, as_background_job=False)
 
 
 def export_usd(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,
                frame_range: FrameRange | None = None) -> Path:
     """USD: the evaluated mesh's points sampled every frame (no skeleton, no blend shapes)."""
     _, mesh = head_objects(armature)
-    with _exporting(context, [mesh], frame_range):
+    with _exporting(context, [mesh], frame_range), _licence_properties(armature, [armature, mesh]):
         return _run(bpy.ops.wm.usd_export, filepath, "USD", selected_objects_only=True, export_animation=True,
                     export_armatures=False, export_shapekeys=False, export_materials=False,
-                    convert_world_material=False, evaluation_mode="RENDER")
+                    convert_world_material=False, evaluation_mode="RENDER", export_custom_properties=True,
+                    custom_properties_namespace="userProperties")
 
 
 def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, folder: Path, file_format: str,
@@ -182,6 +232,9 @@ def export_mesh_frames(context: bpy.types.Context, armature: bpy.types.Object, f
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise FlameError(f"{folder}: the {file_format} exporter did not write {', '.join(missing[:3])}")
+    add_comments, data = (add_obj_comments if file_format == "OBJ" else add_ply_comments), licence_metadata(armature)
+    for path in paths:
+        add_comments(path, data)
     return paths
 
 
@@ -272,6 +325,9 @@ class _ExportOperator(HeadOperator, ExportHelper):
         paths = self.export(context, armature, Path(bpy.path.abspath(self.filepath)))
         self.report({"INFO"}, f"Exported {armature.name} to {paths[0]}" + (f" (+{len(paths) - 1} files)"
                                                                             if len(paths) > 1 else ""))
+        reminder = licence_reminder(armature)
+        if reminder:  # a reminder, never a refusal: the user may hold a licence for their use
+            self.report({"WARNING"}, reminder)
         return {"FINISHED"}
 
 

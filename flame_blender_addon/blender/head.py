@@ -153,7 +153,7 @@ def build_head(context: bpy.types.Context, model: FlameModel, name: str,
     props = armature.flame
     props.is_head, props.mesh = True, mesh_obj
     props.model_name, props.model_path = model.name, model.path
-    props.model_sha256, props.version = model.sha256, model.version
+    props.model_sha256, props.edition = model.sha256, model.edition
     props.n_shape, props.n_expr = model.n_shape, model.n_expr
     armature[JOINT_BASIS_PROP] = model.joint_basis().ravel().tolist()
     armature[J_REGRESSOR_PROP] = model.J_regressor.ravel().tolist()  # joints of VHAP offsets

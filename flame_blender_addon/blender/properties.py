@@ -50,7 +50,8 @@ class FlameHeadProperties(bpy.types.PropertyGroup):
     model_path: StringProperty(name="Model path", subtype="FILE_PATH",
                                description="Where the model was loaded from (empty for the demo head)")
     model_sha256: StringProperty(name="Model SHA-256", description="Hash of the model file")
-    version: StringProperty(name="FLAME version")
+    edition: StringProperty(name="FLAME edition", description="Which FLAME edition the model is "
+                            "(an id of core.editions.EDITIONS), from its file name; decides the licence exports name")
     n_shape: IntProperty(name="Identity components", min=0)
     n_expr: IntProperty(name="Expression components", min=0)
     sequence_path: StringProperty(name="Sequence", description="The tracked sequence last imported onto this head")

@@ -113,6 +113,16 @@ def export_into(bpy, console: Console, stage: Path, armature, formats: list[str]
     written = export.export_all(bpy.context, armature, stage, EXPORT_STEM, ids, frames,
                                 report=ProgressBar(console, "export"))
     console.info("exported " + ", ".join(f"{k} ({len(v)} files)" if len(v) > 1 else k for k, v in written.items()))
+    licence_note(console, armature)
+
+
+def licence_note(console: Console, armature) -> None:
+    """Remind the user of the head's licence when it is non-commercial or unknown (never refuses)."""
+    from ..blender import export
+
+    reminder = export.licence_reminder(armature)
+    if reminder:
+        console.info(f"note: {reminder}")
 
 
 def cmd_demo(args, console: Console) -> None:
@@ -219,6 +229,7 @@ def cmd_retarget(args, console: Console) -> None:
         save_blend(bpy, stage / "character.blend")
         if not args.keys:
             export.export_fbx(bpy.context, armature, stage / "character.fbx", "UNREAL", None, meshes=[obj])
+            licence_note(console, armature)
     console.info(f"retargeted {args.sequence.name} onto {obj.name} into {args.output}")
 
 

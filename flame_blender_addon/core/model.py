@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import safe_files
+from .editions import detect_edition
 from .errors import ModelLoadError, guarded
 from .formats.model_file import read_model_file
 from .limits import LARGE
@@ -59,7 +60,7 @@ class FlameModel:
     parents: np.ndarray
     name: str = "FLAME"
     sha256: str = ""
-    version: str = "unknown"
+    edition: str = "unknown"  # an id of :data:`.editions.EDITIONS`
     path: str = ""
     warnings: tuple[str, ...] = field(default=())
 
@@ -160,11 +161,10 @@ def model_from_arrays(raw: Mapping[str, Any], name: str = "FLAME", sha256: str =
     bs_style = raw.get("bs_style")
     if bs_style is not None and str(bs_style) != "lbs":
         raise ModelLoadError(f"{name}: bs_style is '{bs_style}', only 'lbs' is supported")
-    version = "FLAME 2023" if "2023" in name else "FLAME 2017/2020" if name.endswith(".pkl") else "unknown"
     return FlameModel(
         v_template=v_template, faces=faces.astype(np.int32), shapedirs=shapedirs[:, :, :N_SHAPE_MAX],
         exprdirs=shapedirs[:, :, N_SHAPE_MAX:], posedirs=posedirs, J_regressor=J_regressor,
-        weights=weights, parents=parents, name=name, sha256=sha256, version=version,
+        weights=weights, parents=parents, name=name, sha256=sha256, edition=detect_edition(name).id,
         warnings=tuple(warnings))
 
 
@@ -179,4 +179,4 @@ def load_model(path: str | Path) -> FlameModel:
     data = safe_files.read_bytes(path, LARGE)
     model = model_from_arrays(read_model_file(path.name, data), name=path.name,
                               sha256=hashlib.sha256(data).hexdigest())
-    return dataclasses.replace(model, path=str(path.resolve()))
+    return dataclasses.replace(model, path=str(path.resolve()), edition=detect_edition(path.absolute()).id)

@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..core.editions import DEMO
 from ..core.model import (
     N_COMPONENTS,
     N_JOINTS,
@@ -639,5 +640,5 @@ def demo_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def demo_model(seed: int = 0) -> FlameModel:
-    """The demo head as a validated :class:`..core.model.FlameModel` named ``demo_head``."""
-    return model_from_arrays(demo_model_arrays(seed), name="demo_head")
+    """The demo head as a validated :class:`..core.model.FlameModel` named ``demo_head`` (edition ``demo``)."""
+    return replace(model_from_arrays(demo_model_arrays(seed), name="demo_head"), edition=DEMO.id)

@@ -77,7 +77,7 @@ def test_rig_structure_and_naming_contract(small_model_file):
     np.testing.assert_allclose(weights, model.weights, atol=1e-6)
     props = armature.flame
     assert (props.model_name, props.n_shape, props.n_expr) == ("generic_model.pkl", 20, 10)
-    assert props.model_sha256 == model.sha256 and props.version == "FLAME 2017/2020"
+    assert props.model_sha256 == model.sha256 and props.edition == "flame2017_2020"
 
 
 def test_drivers_work_without_python_after_reload(small_model_file, tmp_path):

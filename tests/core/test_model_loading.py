@@ -43,7 +43,7 @@ def test_distributed_format_pickle_is_py2_style(arrays, tmp_path):
 def test_loads_distributed_format(arrays, tmp_path):
     model = load_model(legacy_pickle.write_flame_pickle(tmp_path / "generic_model.pkl", arrays))
     assert_model_equals(model, arrays)
-    assert model.version == "FLAME 2017/2020" and len(model.sha256) == 64 and not model.warnings
+    assert model.edition == "flame2017_2020" and len(model.sha256) == 64 and not model.warnings
 
 
 def test_loads_numpy2_module_paths(arrays, tmp_path):
@@ -51,7 +51,7 @@ def test_loads_numpy2_module_paths(arrays, tmp_path):
     (tmp_path / "flame2023.pkl").write_bytes(data)
     model = load_model(tmp_path / "flame2023.pkl")
     assert_model_equals(model, arrays)
-    assert model.version == "FLAME 2023"
+    assert model.edition == "flame2023"
 
 
 def test_loads_genuine_chumpy_and_scipy_pickle(arrays, tmp_path):
