@@ -153,3 +153,22 @@ def write_take(path, frames: int):
 
     write_npz(str(path), fake_sequence(frames))
     return path
+
+
+def fbx_contents(path) -> tuple[float, dict[str, dict[bytes, list]], np.ndarray]:
+    """The file's UnitScaleFactor, each Model node's properties and the mesh's vertices (V, 3), read
+    with Blender's FBX parser."""
+    from io_scene_fbx import parse_fbx
+
+    root, _ = parse_fbx.parse(str(path))
+
+    def properties(elem) -> dict[bytes, list]:
+        p70 = next((e for e in elem.elems if e.id == b"Properties70"), None)
+        return {p.props[0]: p.props[4:] for p in p70.elems} if p70 is not None else {}
+
+    settings = properties(next(e for e in root.elems if e.id == b"GlobalSettings"))
+    objects = next(e for e in root.elems if e.id == b"Objects")
+    models = {e.props[1].split(b"\x00")[0].decode(): properties(e) for e in objects.elems if e.id == b"Model"}
+    geometry = next(e for e in objects.elems if e.id == b"Geometry" and e.props[2] == b"Mesh")
+    vertices = np.array(next(e for e in geometry.elems if e.id == b"Vertices").props[0]).reshape(-1, 3)
+    return settings[b"UnitScaleFactor"][0], models, vertices

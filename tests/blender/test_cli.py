@@ -312,3 +312,18 @@ def test_batch_without_ray_says_how_to_install_it(tmp_path):
     result = cli("batch", tmp_path, "--output", tmp_path / "out")
     assert result.returncode == 1 and "pip install 'flame-blender-addon[batch]'" in result.stderr
     assert len(error_lines(result)) == 1 and not (tmp_path / "out").exists()
+
+
+def test_export_subcommand_writes_the_licence_and_reminds_of_it(tmp_path, small_model_file):
+    from flame_blender_addon.core.formats.file_metadata import read_glb_json
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=2, n_expr=2)  # generic_model.pkl
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "head.blend"))
+    result = cli("export", tmp_path / "head.blend", "--output", tmp_path / "engine", "--formats", "glb",
+                 "--frames", "1:1")
+    assert result.returncode == 0, result.stderr
+    assert ("note: FLAME 2017-2020 is under the MPI FLAME licence (non-commercial) (https://flame.is.tue.mpg.de, "
+            "License page): this export is for non-commercial research use") in result.stdout.splitlines()
+    gltf, _ = read_glb_json((tmp_path / "engine" / "head.glb").read_bytes())
+    assert gltf["asset"]["extras"]["flame_edition"] == "FLAME 2017-2020"

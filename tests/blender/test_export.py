@@ -7,7 +7,7 @@ import struct
 import bpy
 import numpy as np
 import pytest
-from bl_helpers import evaluated_vertices, scene_state
+from bl_helpers import evaluated_vertices, fbx_contents, scene_state
 
 from flame_blender_addon.blender import export, head, sequence_import
 from flame_blender_addon.core.errors import FlameError
@@ -83,25 +83,6 @@ def unclamp_shape_keys(mesh) -> None:
     the slider range); the files themselves hold the signed values."""
     for kb in mesh.data.shape_keys.key_blocks:
         kb.slider_min, kb.slider_max = -10.0, 10.0
-
-
-def fbx_contents(path) -> tuple[float, dict[str, dict[bytes, list]], np.ndarray]:
-    """The file's UnitScaleFactor, each Model node's properties and the mesh's vertices (V, 3), read
-    with Blender's FBX parser."""
-    from io_scene_fbx import parse_fbx
-
-    root, _ = parse_fbx.parse(str(path))
-
-    def properties(elem) -> dict[bytes, list]:
-        p70 = next((e for e in elem.elems if e.id == b"Properties70"), None)
-        return {p.props[0]: p.props[4:] for p in p70.elems} if p70 is not None else {}
-
-    settings = properties(next(e for e in root.elems if e.id == b"GlobalSettings"))
-    objects = next(e for e in root.elems if e.id == b"Objects")
-    models = {e.props[1].split(b"\x00")[0].decode(): properties(e) for e in objects.elems if e.id == b"Model"}
-    geometry = next(e for e in objects.elems if e.id == b"Geometry" and e.props[2] == b"Mesh")
-    vertices = np.array(next(e for e in geometry.elems if e.id == b"Vertices").props[0]).reshape(-1, 3)
-    return settings[b"UnitScaleFactor"][0], models, vertices
 
 
 def glb_json(path) -> dict:

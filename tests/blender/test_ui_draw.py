@@ -1,6 +1,8 @@
 """The UI itself: panels, menus, preferences and dialogs drawn into a real ``UILayout``; tooltips;
 every greyed-out entry says why; the "?" how-tos."""
 
+import shutil
+
 import bpy
 import pytest
 from bl_helpers import OperatorDouble, draw_errors, layout_items, operator_calls, operators_in, ui_layout, write_take
@@ -217,4 +219,19 @@ def test_help_topics_pop_up_and_run_headless(capfd):
         assert double.reports == [("INFO", f"{title}: " + " ".join(lines))]
     with pytest.raises(RuntimeError, match="no help about 'nope'"):
         bpy.ops.flame.help(topic="nope")
+    assert draw_errors(capfd) == []
+
+
+@pytest.mark.parametrize("path, shown", [
+    ("FLAME2020/generic_model.pkl", ["FLAME 2020, 3 identity, 3 expression",
+                                     "Licence: MPI FLAME licence (non-commercial)"]),
+    ("flame2023_Open.pkl", ["FLAME 2023 Open, 3 identity, 3 expression", "Licence: CC-BY-4.0"]),
+])
+def test_head_panel_shows_the_edition_and_its_licence(small_model_file, tmp_path, path, shown, capfd):
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(small_model_file, tmp_path / path)
+    bpy.ops.flame.import_model(filepath=str(tmp_path / path), n_shape=3, n_expr=3)
+    labels = [i["draw_string"] for i in layout_items(draw(panel.VIEW3D_PT_flame))]
+    start = labels.index(shown[0])
+    assert labels[start:start + 2] == shown
     assert draw_errors(capfd) == []
