@@ -9,7 +9,7 @@ import pytest
 from bl_helpers import OperatorDouble, fbx_contents, scene_state
 from synthetic_model import random_model_arrays
 
-from flame_blender_addon.blender import export, head
+from flame_blender_addon.blender import export
 from flame_blender_addon.core import editions
 from flame_blender_addon.core.formats.file_metadata import read_glb_json
 
@@ -40,7 +40,7 @@ def exported(model_files, tmp_path_factory):
     objects = (armature, armature.flame.mesh)
 
     def state():
-        return scene_state(), [{k: export._copy(o[k]) for k in o.keys()} for o in objects]
+        return scene_state(), [{k: export._copy(v) for k, v in o.items()} for o in objects]
 
     before = state()
     folder = tmp_path_factory.mktemp("exports")
@@ -81,7 +81,7 @@ def test_usd_holds_it_as_user_properties(exported):
     bpy.ops.wm.read_homefile(use_empty=True)
     bpy.ops.wm.usd_import(filepath=str(path))  # imports userProperties as custom properties
     mesh = next(o for o in bpy.context.scene.objects if o.type == "MESH")
-    assert {k: mesh[k] for k in mesh.keys() if k.startswith("flame_")} == exported["expected"]
+    assert {k: v for k, v in mesh.items() if k.startswith("flame_")} == exported["expected"]
 
 
 def test_alembic_holds_it_as_user_properties(exported):
