@@ -297,9 +297,12 @@ def export_closed_mesh(context: bpy.types.Context, armature: bpy.types.Object, f
     vertices, faces = close_holes(*evaluated_triangles(context, mesh))
     vertices = vertices * UNITS[units]
     filepath.parent.mkdir(parents=True, exist_ok=True)
-    if filepath.suffix.lower() == ".stl":
-        return write_stl(filepath, vertices @ rig.FLAME_TO_BLENDER[:3, :3].T, faces)
-    return write_obj(filepath, vertices, faces)
+    data = licence_metadata(armature)
+    if filepath.suffix.lower() == ".stl":  # its 80-byte header holds a name: the edition and licence
+        name = f"FLAME head: {data['flame_edition']}, {data['flame_licence']}"
+        return write_stl(filepath, vertices @ rig.FLAME_TO_BLENDER[:3, :3].T, faces, name)
+    add_obj_comments(write_obj(filepath, vertices, faces), data)
+    return filepath
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Every export names the model's FLAME edition and licence in the file, read back from the file;
 the export report reminds the user of a non-commercial licence and never refuses."""
 
+import dataclasses
 import shutil
 
 import bpy
@@ -9,9 +10,10 @@ import pytest
 from bl_helpers import OperatorDouble, fbx_contents, scene_state
 from synthetic_model import random_model_arrays
 
-from flame_blender_addon.blender import export
+from flame_blender_addon.blender import export, head
 from flame_blender_addon.core import editions
 from flame_blender_addon.core.formats.file_metadata import read_glb_json
+from flame_blender_addon.demo.head import demo_model
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,19 @@ def test_every_obj_and_ply_frame_holds_it_in_its_header(exported, fmt, prefix):
     for path in exported["written"][fmt]:
         header = path.read_bytes().split(b"end_header")[0].decode("ascii", "replace").splitlines()
         assert [line for line in header if line.startswith(f"{prefix}flame_")] == expected, path.name
+
+
+def test_closed_mesh_holds_it_in_the_obj_comments_and_the_stl_header(tmp_path):
+    """On the demo head's closable mesh, as if it had been loaded from a FLAME 2023 Open file."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    model = dataclasses.replace(demo_model().truncated(2, 2), name="flame2023_Open.pkl", edition="flame2023_open")
+    armature = head.build_head(bpy.context, model, "FLAME")
+    data = export.licence_metadata(armature)
+    obj = export.export_closed_mesh(bpy.context, armature, tmp_path / "head.obj")
+    comments = [line for line in obj.read_text().splitlines() if line.startswith("# flame_")]
+    assert comments == [f"# {key}: {value}" for key, value in data.items()]
+    stl = export.export_closed_mesh(bpy.context, armature, tmp_path / "head.stl")
+    assert stl.read_bytes()[:80].rstrip() == b"FLAME head: FLAME 2023 Open, CC-BY-4.0"
 
 
 @pytest.mark.parametrize("edition, level", [("flame2020", "WARNING"), ("flame2023_open", None)])
