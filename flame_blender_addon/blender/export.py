@@ -75,13 +75,12 @@ def head_objects(armature: bpy.types.Object) -> tuple[bpy.types.Object, bpy.type
 
 def licence_metadata(armature: bpy.types.Object) -> dict[str, str]:
     """What the exports write about the head's model: ``flame_edition``, ``flame_licence`` ..."""
-    props = armature.flame
-    return editions.metadata(editions.edition(props.edition), props.model_name)
+    return editions.metadata(head.edition_of(armature), armature.flame.model_name)
 
 
 def licence_reminder(armature: bpy.types.Object) -> str:
     """The export report's reminder of the head's licence (empty when it permits commercial use)."""
-    return editions.reminder(editions.edition(armature.flame.edition))
+    return editions.reminder(head.edition_of(armature))
 
 
 def _copy(value):

@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core import rig
+from ..core import editions, rig
 from ..core.errors import FlameError
 from ..core.model import JOINT_NAMES, N_POSE_FEATURES, FlameModel
 from .progress import Report
@@ -172,6 +172,14 @@ def find_head(obj: bpy.types.Object | None) -> bpy.types.Object | None:
     if obj is not None and obj.type == "ARMATURE" and obj.flame.is_head and obj.flame.mesh is not None:
         return obj
     return None
+
+
+def edition_of(armature: bpy.types.Object) -> editions.Edition:
+    """The head's FLAME edition: the one it stored, else (a head saved before heads stored one) the one
+    its model file's name and folder tell."""
+    props = armature.flame
+    return editions.edition(props.edition) if props.edition else editions.detect_edition(props.model_path
+                                                                                        or props.model_name)
 
 
 def scene_heads(scene: bpy.types.Scene) -> list[bpy.types.Object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bpy
 
-from ..core import editions
 from . import head, model_picker, preferences
 from .help import help_button
 
@@ -65,7 +64,7 @@ class VIEW3D_PT_flame(_FlamePanel, bpy.types.Panel):
         props = armature.flame
         box = layout.box()
         box.label(text=f"{armature.name}: {props.model_name}", icon="ARMATURE_DATA")
-        edition = editions.edition(props.edition)
+        edition = head.edition_of(armature)
         box.label(text=f"{edition.name}, {props.n_shape} identity, {props.n_expr} expression")
         box.label(text=f"Licence: {edition.licence}", icon="ERROR" if edition.commercial is False else "INFO")
         box.operator("flame.delete_head", icon="TRASH")

@@ -61,6 +61,10 @@ def test_the_head_records_its_edition_and_the_export_metadata_follows_it(model_f
     assert armature.flame.edition == "flame2023_open"
     assert export.licence_metadata(armature)["flame_licence"] == "CC-BY-4.0"
     assert export.licence_reminder(armature) == ""
+    armature.flame.edition = ""  # a head saved before heads stored their edition: its model file tells
+    assert head.edition_of(armature).id == "flame2023_open"
+    armature.flame.model_path = str(model_files["flame2020"])
+    assert head.edition_of(armature).id == "flame2020"
 
 
 @pytest.mark.parametrize("fmt", ["fbx_unreal", "fbx_unity"])
