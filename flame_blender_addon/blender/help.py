@@ -11,7 +11,7 @@ TOPICS = {
     "head": ("FLAME Head", (
         "Build a head: File > Import > FLAME Model, or pick a model from the Model folder preference.",
         "No FLAME file yet? Add > FLAME Demo Head gives a head with the same layout.",
-        "FLAME is free after registering at flame.is.tue.mpg.de (FLAME 2020 or 2023).",
+        "Get FLAME at flame.is.tue.mpg.de: 2017-2023 are non-commercial; FLAME 2023 Open is CC-BY-4.0.",
         "Select the head (armature or mesh) to edit it here; Delete Head removes everything it made.",
     )),
     "animation": ("Animation and takes", (
@@ -47,6 +47,7 @@ TOPICS = {
         "File > Export > FLAME: FBX for Unreal or Unity, glTF, Alembic, USD, OBJ/PLY per frame.",
         "Closed Mesh writes a watertight OBJ/STL of the current head, holes capped, for 3-D printing.",
         "FLAME Sequence writes the animation back as flame_sequence.npz or metrical checkpoints.",
+        "Each file names the model's FLAME edition and licence; a non-commercial one is reported.",
         "Render > FLAME Preview renders PNG frames and an MP4; Esc stops it between frames.",
     )),
 }
