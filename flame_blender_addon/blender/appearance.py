@@ -1,31 +1,35 @@
-"""The photometric stage's appearance in Blender: a UV map, an albedo material and a light rig.
+"""A tracker's appearance in Blender: a UV map, an albedo image and a material shaded by SH lighting.
+
+The trackers render ``albedo(uv) * shading(normal)``, the shading being 9 spherical-harmonic bands
+(:mod:`..core.sh_lighting`), and compare it with the video's gamma-encoded values. The material
+does the same: the node group ``FLAME SH Shading`` evaluates the 9 bands at the shading normal,
+multiplies the albedo (an image read as raw values, Non-Color) and emits the sRGB-decoded result,
+so a render with the *Standard* view transform shows the tracker's own image, in Eevee and Cycles
+alike, whatever lights the scene has. The SH frame is per material: ``CAMERA`` (the photometric
+stage's ``flame_sequence.npz``: the OpenCV camera frame, normals through the scene camera) or
+``OBJECT`` (metrical-tracker: FLAME space, which is the head mesh's object space).
 
 A ``flame_sequence.npz`` written with ``--photometric`` holds ``albedo`` (R, R, 3) on the UVs
-``vt`` / ``ft``, and ``sh`` (9, 3) lighting in the tracker's OpenCV camera frame. The SH becomes a
-world colour (the ambient) plus a sun (the directional part, :func:`..core.sh_lighting.to_light`),
-parented to the scene camera so the light keeps its place relative to the view, as in the footage.
-The tracker's colours are in the video's gamma-encoded values and Blender shades linearly, so the
-rig is fitted through a 2.2 power: it matches the footage where a surface faces the light and where
-it faces away (ambient only); in between it is approximate. Band 2 of the SH is not reproduced.
-Without a scene camera the sun keeps the same orientation in the world's axes.
+``vt`` / ``ft``, and ``sh`` (9, 3); :func:`read_appearance` and :func:`apply_appearance` import it.
+Without SH lighting (:mod:`.texture_space` alone) the albedo feeds a Principled BSDF instead.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import bpy
 import numpy as np
-from mathutils import Vector
 
-from ..core.errors import SequenceError
-from ..core.sh_lighting import to_light
+from ..core.errors import FlameError, SequenceError
+from ..core.sh_lighting import BAND_GAIN, BASIS_SCALE
 from . import compat
 
 KEYS = ("albedo", "sh", "vt", "ft")
-GAMMA = 2.2
-FACING_LIGHT = (1 + 3 * (2 / 3) ** 2 + 5 * 0.25 ** 2) / (4 * math.pi)  # white shading facing a unit lobe
+GROUP = "FLAME SH Shading"
+SH_FRAMES = ("CAMERA", "OBJECT")
+# the polynomial of each basis function (sh_lighting's order); 3 z^2 - 1 and x^2 - y^2 are built apart
+_MONOMIALS = ((), ("y",), ("z",), ("x",), ("x", "y"), ("y", "z"), "3zz-1", ("x", "z"), "xx-yy")
 
 
 def read_appearance(path: Path) -> dict[str, np.ndarray] | None:
@@ -50,56 +54,187 @@ def read_appearance(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def apply_appearance(context: bpy.types.Context, mesh_obj: bpy.types.Object, arrays: dict[str, np.ndarray],
-                     name: str = "flame_albedo") -> None:
-    """UV map, albedo image (packed), material and light rig on a head mesh built from the model's faces
-    in order (loop 3 f + k is corner k of face f)."""
-    mesh = mesh_obj.data
-    vt, ft = np.asarray(arrays["vt"], dtype=np.float32), np.asarray(arrays["ft"], dtype=np.int64)
+                     name: str = "flame_albedo") -> bpy.types.Material:
+    """The photometric stage's UVs, albedo and SH lighting (camera frame) on a head mesh."""
+    set_uvs(mesh_obj.data, arrays["vt"], arrays["ft"])
+    image = albedo_image(name, np.asarray(arrays["albedo"], dtype=np.float32))
+    return assign(mesh_obj, albedo_material(name, image, np.asarray(arrays["sh"], dtype=np.float64), "CAMERA"))
+
+
+def set_uvs(mesh: bpy.types.Mesh, vt: np.ndarray, ft: np.ndarray) -> None:
+    """Per-loop UVs ``vt[ft]`` on the ``UVMap`` layer of a mesh built from the model's faces in order
+    (loop 3 f + k is corner k of face f)."""
+    ft = np.asarray(ft, dtype=np.int64)
     if ft.shape != (len(mesh.polygons), 3) or len(mesh.loops) != 3 * len(ft):
         raise SequenceError(f"the albedo's UVs have {len(ft)} triangles, the head mesh {len(mesh.polygons)} faces")
     uv_layer = mesh.uv_layers.get("UVMap") or mesh.uv_layers.new(name="UVMap")
-    uv_layer.data.foreach_set("uv", vt[ft].ravel())
+    uv_layer.data.foreach_set("uv", np.asarray(vt, dtype=np.float32)[ft].ravel())
 
-    albedo = np.clip(np.asarray(arrays["albedo"], dtype=np.float32), 0, 1)
-    R = albedo.shape[0]
-    image = bpy.data.images.new(name, R, albedo.shape[1], alpha=False)
-    rgba = np.concatenate([albedo[::-1], np.ones(albedo.shape[:2] + (1,), np.float32)], -1)  # Blender rows go up
-    image.pixels.foreach_set(rgba.ravel())
+
+def albedo_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
+    """A float image of ``rgb`` (R, R, 3), row 0 at v = 1, packed into the .blend."""
+    image = bpy.data.images.new(name, rgb.shape[1], rgb.shape[0], alpha=False, float_buffer=True)
+    write_pixels(image, rgb)
+    image.file_format = "OPEN_EXR"
     image.pack()
+    return image
 
+
+def write_pixels(image: bpy.types.Image, rgb: np.ndarray) -> None:
+    """Set an image's pixels to ``rgb`` (R, R, 3) given top-down (Blender's rows go up)."""
+    rgba = np.ones(rgb.shape[:2] + (4,), dtype=np.float32)
+    rgba[..., :3] = rgb[::-1]
+    image.pixels.foreach_set(rgba.ravel())
+    image.update()
+
+
+def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray | None, frame: str = "CAMERA"
+                    ) -> bpy.types.Material:
+    """A material showing ``image`` on ``UVMap``: under ``sh`` (9, 3) lighting in ``frame`` (emission,
+    module docstring), or, with sh None, as a Principled BSDF's base colour (the image read as sRGB)."""
     material = bpy.data.materials.new(name)
     compat.use_nodes(material)
-    nodes = material.node_tree.nodes
-    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    tree = material.node_tree
+    nodes, links = tree.nodes, tree.links
+    uv = nodes.new("ShaderNodeUVMap")
+    uv.uv_map = "UVMap"
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
-    material.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    bsdf.inputs["Roughness"].default_value = 0.7
-    mesh.materials.clear()
-    mesh.materials.append(material)
-    add_light_rig(context, np.asarray(arrays["sh"], dtype=np.float64), name)
+    links.new(uv.outputs["UV"], tex.inputs["Vector"])
+    output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
+    if sh is None:
+        image.colorspace_settings.name = "sRGB"
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        bsdf.inputs["Roughness"].default_value = 0.7
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        return material
+    image.colorspace_settings.name = "Non-Color"
+    for node in [n for n in nodes if n.type == "BSDF_PRINCIPLED"]:
+        nodes.remove(node)
+    group = nodes.new("ShaderNodeGroup")
+    group.node_tree = sh_node_group()
+    set_sh(group, sh)
+    links.new(tex.outputs["Color"], group.inputs["Albedo"])
+    links.new(_normal_in(tree, frame), group.inputs["Normal"])
+    links.new(group.outputs["Emission"], output.inputs["Surface"])
+    return material
 
 
-def add_light_rig(context: bpy.types.Context, sh: np.ndarray, name: str) -> bpy.types.Object:
-    """World colour and a sun for SH lighting (OpenCV camera frame); returns the sun object."""
-    direction, colour, ambient = to_light(sh)
-    scene = context.scene
-    world = bpy.data.worlds.new(f"{name}_world")
-    compat.use_nodes(world)
-    background = next(n for n in world.node_tree.nodes if n.type == "BACKGROUND")
-    background.inputs["Color"].default_value = (*(ambient ** GAMMA), 1.0)
-    background.inputs["Strength"].default_value = 1.0
-    scene.world = world
-    facing = (ambient + FACING_LIGHT * colour) ** GAMMA - ambient ** GAMMA  # linear shading the sun adds
-    strength = float(math.pi * facing.max())
-    light = bpy.data.lights.new(f"{name}_sun", "SUN")
-    light.energy = strength
-    light.color = tuple(facing / max(facing.max(), 1e-9))
-    sun = bpy.data.objects.new(f"{name}_sun", light)
-    scene.collection.objects.link(sun)
-    towards_light = Vector((direction[0], -direction[1], -direction[2]))  # OpenCV -> Blender camera axes
-    sun.rotation_mode = "QUATERNION"
-    sun.rotation_quaternion = towards_light.to_track_quat("Z", "Y")  # a sun shines along its -Z
-    if scene.camera is not None:
-        sun.parent = scene.camera
-    return sun
+def set_sh(group: bpy.types.ShaderNodeGroup, sh: np.ndarray) -> None:
+    """The 9 SH coefficients (9, 3) of a ``FLAME SH Shading`` node."""
+    for k, rgb in enumerate(np.asarray(sh, dtype=np.float64).reshape(9, 3)):
+        group.inputs[f"SH {k}"].default_value = tuple(rgb)
+
+
+def lighting_of(material: bpy.types.Material) -> tuple[np.ndarray | None, str]:
+    """The SH (9, 3) and frame of a material made by :func:`albedo_material`; (None, "OBJECT") without SH."""
+    nodes = material.node_tree.nodes if material.node_tree else ()
+    group = next((n for n in nodes if n.type == "GROUP" and n.node_tree and n.node_tree.name == GROUP), None)
+    if group is None:
+        return None, "OBJECT"
+    transform = next((n for n in nodes if n.type == "VECT_TRANSFORM"), None)
+    sh = np.array([tuple(group.inputs[f"SH {k}"].default_value) for k in range(9)])
+    return sh, transform.convert_to if transform is not None else "OBJECT"
+
+
+def assign(mesh_obj: bpy.types.Object, material: bpy.types.Material) -> bpy.types.Material:
+    mesh_obj.data.materials.clear()
+    mesh_obj.data.materials.append(material)
+    return material
+
+
+def _normal_in(tree: bpy.types.NodeTree, frame: str) -> bpy.types.NodeSocket:
+    """The shading normal in the SH's frame: OpenCV camera axes (x, -y, -z of Blender's camera) or object space."""
+    if frame not in SH_FRAMES:
+        raise FlameError(f"SH frame {frame!r}: expected one of {', '.join(SH_FRAMES)}")
+    geometry = tree.nodes.new("ShaderNodeNewGeometry")
+    transform = tree.nodes.new("ShaderNodeVectorTransform")
+    transform.vector_type, transform.convert_from, transform.convert_to = "NORMAL", "WORLD", frame
+    tree.links.new(geometry.outputs["Normal"], transform.inputs["Vector"])
+    if frame == "OBJECT":
+        return transform.outputs["Vector"]
+    flip = tree.nodes.new("ShaderNodeVectorMath")
+    flip.operation = "MULTIPLY"
+    flip.inputs[1].default_value = (1.0, -1.0, -1.0)
+    tree.links.new(transform.outputs["Vector"], flip.inputs[0])
+    return flip.outputs["Vector"]
+
+
+def sh_node_group() -> bpy.types.ShaderNodeTree:
+    """The shared ``FLAME SH Shading`` group (made on first use): inputs Albedo (raw colour), Normal
+    (unit, in the SH's frame), SH 0..8 (RGB as vectors); output Emission = sRGB-decoded
+    ``albedo * sum_k A_k sh_k Y_k(normal)``."""
+    group = bpy.data.node_groups.get(GROUP)
+    if group is not None and group.bl_idname == "ShaderNodeTree":
+        return group
+    group = bpy.data.node_groups.new(GROUP, "ShaderNodeTree")
+    face = group.interface
+    face.new_socket("Albedo", in_out="INPUT", socket_type="NodeSocketColor")
+    face.new_socket("Normal", in_out="INPUT", socket_type="NodeSocketVector")
+    for k in range(9):
+        face.new_socket(f"SH {k}", in_out="INPUT", socket_type="NodeSocketVector")
+    face.new_socket("Emission", in_out="OUTPUT", socket_type="NodeSocketShader")
+    g = _Graph(group)
+    inputs = group.nodes.new("NodeGroupInput")
+    unit = g.vector("NORMALIZE", inputs.outputs["Normal"])
+    xyz = group.nodes.new("ShaderNodeSeparateXYZ")
+    group.links.new(unit, xyz.inputs[0])
+    axis = {a: xyz.outputs[a.upper()] for a in "xyz"}
+    total = None
+    for k, monomial in enumerate(_MONOMIALS):
+        if monomial == "3zz-1":
+            term = g.math("MULTIPLY_ADD", g.math("MULTIPLY", axis["z"], axis["z"]), 3.0, -1.0)
+        elif monomial == "xx-yy":
+            term = g.math("SUBTRACT", g.math("MULTIPLY", axis["x"], axis["x"]), g.math("MULTIPLY", axis["y"], axis["y"]))
+        elif len(monomial) == 2:
+            term = g.math("MULTIPLY", axis[monomial[0]], axis[monomial[1]])
+        else:
+            term = axis[monomial[0]] if monomial else 1.0
+        weight = g.math("MULTIPLY", term, float(BAND_GAIN[k] * BASIS_SCALE[k]))
+        band = g.vector("SCALE", inputs.outputs[f"SH {k}"], scale=weight)
+        total = band if total is None else g.vector("ADD", total, band)
+    shaded = group.nodes.new("ShaderNodeSeparateXYZ")
+    group.links.new(g.vector("MULTIPLY", total, inputs.outputs["Albedo"]), shaded.inputs[0])
+    linear = group.nodes.new("ShaderNodeCombineXYZ")
+    for channel in "XYZ":
+        group.links.new(_srgb_to_linear(g, shaded.outputs[channel]), linear.inputs[channel])
+    emission = group.nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 1.0
+    group.links.new(linear.outputs[0], emission.inputs["Color"])
+    outputs = group.nodes.new("NodeGroupOutput")
+    group.links.new(emission.outputs["Emission"], outputs.inputs["Emission"])
+    return group
+
+
+def _srgb_to_linear(g: _Graph, c: bpy.types.NodeSocket) -> bpy.types.NodeSocket:
+    """The sRGB transfer function's inverse: c / 12.92 below 0.04045, ((c + 0.055) / 1.055)^2.4 above."""
+    curve = g.math("POWER", g.math("MULTIPLY_ADD", c, 1 / 1.055, 0.055 / 1.055), 2.4)
+    straight = g.math("MULTIPLY", c, 1 / 12.92)
+    below = g.math("LESS_THAN", c, 0.04045)
+    return g.math("MULTIPLY_ADD", below, g.math("SUBTRACT", straight, curve), curve)
+
+
+class _Graph:
+    """Math and Vector Math nodes in a node tree; an operand is a socket to link or a constant."""
+
+    def __init__(self, tree: bpy.types.NodeTree):
+        self.tree = tree
+
+    def _node(self, kind: str, operation: str, operands) -> bpy.types.Node:
+        node = self.tree.nodes.new(kind)
+        node.operation = operation
+        for socket, value in zip(node.inputs, operands, strict=False):
+            if isinstance(value, bpy.types.NodeSocket):
+                self.tree.links.new(value, socket)
+            else:
+                socket.default_value = value
+        return node
+
+    def math(self, operation: str, *operands) -> bpy.types.NodeSocket:
+        return self._node("ShaderNodeMath", operation, operands).outputs[0]
+
+    def vector(self, operation: str, *operands, scale=None) -> bpy.types.NodeSocket:
+        node = self._node("ShaderNodeVectorMath", operation, operands)
+        if scale is not None:
+            self.tree.links.new(scale, node.inputs["Scale"])
+        return node.outputs["Vector"]

@@ -26,6 +26,13 @@ TOPICS = {
         "The bar at the bottom shows progress; Esc stops the tracker. The result becomes a new take.",
         "Without a head selected, tracking fits the Model picked in the dialog (or the demo head).",
     )),
+    "appearance": ("Albedo and lighting", (
+        "A tracked take's albedo and SH lighting become the head's material (emission: set the view "
+        "transform to Standard to see the tracker's colours).",
+        "Import Texture Space reads FLAME_texture.npz or FLAME_albedo_from_BFM.npz; its coefficients are "
+        "the material's tex000, tex001, ... properties: key them, the albedo follows.",
+        "metrical-tracker's coefficients need the texture space it used (usually FLAME_albedo_from_BFM.npz).",
+    )),
     "pose": ("Posing", (
         "The sliders turn neck, jaw and eyes in degrees (X: nod or open, Y: turn, Z: tilt).",
         "They edit the bones' quaternions, which stay what is keyed and exported.",

@@ -34,6 +34,7 @@ def menu_import(self, context):
     self.layout.operator("flame.import_model", text="FLAME Model (.pkl/.npz)")
     self.layout.operator("flame.import_sequence", text="FLAME Sequence (tracker output)")
     self.layout.operator("flame.import_identity", text="FLAME Identity (MICA, DECA, EMOCA, SMIRK, mesh)")
+    self.layout.operator("flame.import_texture_space", text="FLAME Texture Space (albedo)")
 
 
 def menu_export(self, context):

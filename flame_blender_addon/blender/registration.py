@@ -20,6 +20,8 @@ from . import (
     retarget_operators,
     sequence_operators,
     take_operators,
+    texture_operator,
+    texture_space,
     track_operator,
     tracker_job,
 )
@@ -31,7 +33,8 @@ _cli_commands = []  # handles of bpy.utils.register_cli_command
 CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
            *operators.CLASSES, *identity_operators.CLASSES,
            *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
-           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES)
+           *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES,
+           *texture_operator.CLASSES)
 MENUS = menus.MENUS
 
 
@@ -49,6 +52,8 @@ def register() -> None:
     for menu, func in MENUS:
         menu.append(func)
     bpy.app.handlers.load_pre.append(_stop_tracker_jobs)
+    for name, handler in texture_space.HANDLERS:
+        getattr(bpy.app.handlers, name).append(handler)
     _cli_commands.append(bpy.utils.register_cli_command(cli.COMMAND, cli.main))  # blender -c flame ...
     if not bpy.app.binary_path:
         # The bpy module (no Blender executable) hangs or crashes at interpreter exit while Python
@@ -62,6 +67,9 @@ def unregister() -> None:
     tracker_job.cancel_all()
     while _cli_commands:
         bpy.utils.unregister_cli_command(_cli_commands.pop())
+    for name, handler in texture_space.HANDLERS:
+        if handler in getattr(bpy.app.handlers, name):
+            getattr(bpy.app.handlers, name).remove(handler)
     if _stop_tracker_jobs in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.remove(_stop_tracker_jobs)
     for menu, func in reversed(MENUS):

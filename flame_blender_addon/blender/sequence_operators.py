@@ -16,7 +16,7 @@ from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
 from ..core.model import load_model
 from ..core.sequence import fit_components, read_sequence, resample, scene_frames
-from . import appearance, head, model_picker, sequence_export, sequence_import
+from . import appearance, head, model_picker, preferences, sequence_export, sequence_import, texture_space
 from .help import section
 from .operator_base import HeadOperator, reports_errors
 from .operators import _BuildOperator
@@ -58,6 +58,10 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
                               description="Resample the performance to this frame rate; 0 keeps the source's")
     frame_start: IntProperty(name="Start frame", default=1, description="Scene frame of sequence frame 0")
     camera_mode: EnumProperty(name="Camera", items=sequence_import.CAMERA_MODES, default="MOVING_CAMERA")
+    texture_space_filepath: StringProperty(
+        name="Texture space", subtype="FILE_PATH",
+        description="For metrical-tracker's texture coefficients: FLAME_albedo_from_BFM.npz or FLAME_texture.npz "
+                    "(default: one beside the head's model or in the Model folder)")
     use_background: BoolProperty(name="Footage as background", default=True,
                                  description="Show the tracked footage (metrical-tracker's input/ frames, or the "
                                              "video source.json names) behind the head in camera view")
@@ -76,6 +80,7 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
         col.prop(props, "eyelid_folder")
         section(self.layout, "Timing", icon="TIME", data=props, names=("frame_start", "fps", "target_fps"))
         section(self.layout, "Camera", icon="CAMERA_DATA", data=props, names=("camera_mode", "use_background"))
+        section(self.layout, "Appearance", "appearance", icon="MATERIAL", data=props, names=("texture_space_filepath",))
 
     def _model(self, context):
         path = model_picker.chosen_path(context, self.model_choice, self.model_filepath)
@@ -84,6 +89,12 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
 
             return demo_head.demo_model()
         return load_model(path) if path else None
+
+    def _texture_space(self, context, armature) -> Path | None:
+        if self.texture_space_filepath:
+            return Path(bpy.path.abspath(self.texture_space_filepath))
+        model = Path(bpy.path.abspath(armature.flame.model_path)).parent if armature.flame.model_path else None
+        return texture_space.find_texture_space([model, preferences.model_folder(context)])
 
     @reports_errors
     def execute(self, context):
@@ -119,6 +130,9 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
             look = appearance.read_appearance(path)  # albedo and lighting of the photometric stage
             if look is not None:
                 appearance.apply_appearance(context, armature.flame.mesh, look)
+            elif seq.appearance:  # metrical-tracker's texture coefficients and lighting
+                notes += texture_space.apply_tracked_look(context, armature.flame.mesh, seq.appearance,
+                                                          self._texture_space(context, armature))
         for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
         take = armature.flame.takes[armature.flame.active_take].name

@@ -43,6 +43,8 @@ class FlameSequence:
     camera: OpenCV world -> camera track in FLAME space (perspective, or orthographic for DECA / SMIRK), or None
     static_offset: (V, 3) float64 template offsets before joint regression (VHAP), or None
     eyelid_dirs: (2, V, 3) float64 metrical-tracker's (l_eyelid, r_eyelid) blendshapes, or None
+    appearance: metrical-tracker's per-clip look, {'tex': (n,) texture-space coefficients, 'sh': (9, 3)
+        SH lighting in :mod:`.sh_lighting`'s convention with normals in FLAME space} (either may be absent), or None
     source: the input format; path: where it was read from; warnings: for the user
     """
 
@@ -57,6 +59,7 @@ class FlameSequence:
     camera: CameraTrack | None = None
     static_offset: np.ndarray | None = None
     eyelid_dirs: np.ndarray | None = None
+    appearance: dict[str, np.ndarray] | None = None
     source: str = "unknown"
     path: str = ""
     warnings: list[str] = field(default_factory=list)

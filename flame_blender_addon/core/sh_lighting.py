@@ -9,6 +9,11 @@ white surface to exactly L.
 
 Basis order: Y_00; Y_1-1 (y), Y_10 (z), Y_11 (x); Y_2-2 (xy), Y_2-1 (yz), Y_20 (3 z^2 - 1),
 Y_21 (xz), Y_22 (x^2 - y^2).
+
+metrical-tracker (and DECA, whose renderer it uses) stores ``sh`` (9, 3) for another basis: the
+polynomials 1, x, y, z, xy, xz, yz, x^2 - y^2, 3 z^2 - 1 scaled by :data:`METRICAL_FACTOR`, with
+normals in FLAME's world frame (its head never moves: the camera does); :func:`from_metrical`
+turns them into the coefficients above, for normals in that same frame.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ _C2 = 0.5 * np.sqrt(15 / np.pi)
 _C20 = 0.25 * np.sqrt(5 / np.pi)
 _C22 = 0.25 * np.sqrt(15 / np.pi)
 BAND_GAIN = (1.0, 2 / 3, 2 / 3, 2 / 3, 0.25, 0.25, 0.25, 0.25, 0.25)
+# metrical-tracker's renderer.py ``constant_factor``, and where each of its terms is in our order
+METRICAL_FACTOR = np.array([1 / np.sqrt(4 * np.pi)] + [2 * np.pi / 3 * np.sqrt(3 / (4 * np.pi))] * 3
+                           + [np.pi / 4 * 3 * np.sqrt(5 / (12 * np.pi))] * 3
+                           + [np.pi / 4 * 1.5 * np.sqrt(5 / (12 * np.pi)), np.pi / 4 * 0.5 * np.sqrt(5 / (4 * np.pi))])
+_METRICAL_TO_OURS = (0, 3, 1, 2, 4, 7, 5, 8, 6)
+# each basis function is this constant times 1, y, z, x, xy, yz, 3 z^2 - 1, xz, x^2 - y^2
+BASIS_SCALE = np.array([Y0, _C1, _C1, _C1, _C2, _C2, _C20, _C2, _C22])
 
 
 def basis_terms(n):
@@ -34,6 +46,19 @@ def basis_terms(n):
 def basis(n: np.ndarray) -> np.ndarray:
     """(..., 3) unit vectors -> (..., 9)."""
     return np.stack(basis_terms(np.asarray(n, dtype=np.float64)), -1)
+
+
+def shading(sh: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Lambertian shading (..., C) of unit normals n (..., 3) under ``sh`` (9, C)."""
+    return (basis(n) * np.asarray(BAND_GAIN)) @ np.asarray(sh, dtype=np.float64).reshape(9, -1)
+
+
+def from_metrical(sh: np.ndarray) -> np.ndarray:
+    """metrical-tracker's ``sh`` (9, C) (module docstring) -> ours (9, C): the same shading."""
+    m = np.asarray(sh, dtype=np.float64).reshape(9, -1)
+    ours = np.empty_like(m)
+    ours[list(_METRICAL_TO_OURS)] = m * METRICAL_FACTOR[:, None]
+    return ours / (np.asarray(BAND_GAIN) * BASIS_SCALE)[:, None]
 
 
 def from_light(direction: np.ndarray, colour: np.ndarray, ambient: np.ndarray) -> np.ndarray:
@@ -50,14 +75,3 @@ def dominant_direction(sh: np.ndarray) -> np.ndarray:
     c = np.asarray(sh, dtype=np.float64).reshape(9, -1).mean(axis=1)
     d = np.array([c[3], c[1], c[2]])
     return d / max(float(np.linalg.norm(d)), 1e-12)
-
-
-def to_light(sh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ambient + one lobe that :func:`from_light` would turn into the same bands 0 and 1:
-    (direction (3,), colour (C,), ambient (C,)); band 2 is dropped. Colours are clipped at 0."""
-    sh = np.asarray(sh, dtype=np.float64).reshape(9, -1)
-    d = dominant_direction(sh)
-    band1 = np.stack([sh[3], sh[1], sh[2]], 0)  # (3, C) as x, y, z
-    colour = np.clip(d @ band1 / (BAND_GAIN[1] * _C1), 0, None)
-    ambient = np.clip((sh[0] - colour * BAND_GAIN[0] * Y0) * Y0, 0, None)
-    return d, colour, ambient

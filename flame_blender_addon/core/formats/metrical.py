@@ -28,6 +28,7 @@ from ..limits import FOLDER, SMALL, Budget
 from ..model import N_JOINTS, FlameModel
 from ..rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
 from ..sequence import DEFAULT_FPS, FlameSequence, require_finite, validate_sequence
+from ..sh_lighting import from_metrical
 from .per_frame import int_stem, stack
 from .torch_zip import load_torch_zip, write_torch_zip
 
@@ -116,9 +117,25 @@ def read_metrical(path: str | Path, fps: float | None = None,
         shape=shapes[0], expr=raw["flame.exp"], rotations=rotations, translation=np.zeros((T, 3)),
         frame_ids=np.array([n for n, _ in numbered], dtype=np.int64),
         fps=DEFAULT_FPS if fps is None else float(fps), fps_from_file=False, eyelids=raw["flame.eyelids"],
-        camera=camera, source="metrical-tracker", path=str(folder), warnings=warnings)
+        camera=camera, appearance=_appearance(frames[0], names[0]), source="metrical-tracker", path=str(folder),
+        warnings=warnings)
     seq = attach_eyelid_dirs(seq, eyelid_blendshapes, (folder, folder.parent))
     return validate_sequence(seq, where)
+
+
+def _appearance(frame: Mapping[str, Any], name: str) -> dict[str, np.ndarray] | None:
+    """The first checkpoint's ``flame.tex`` (1, n) and ``flame.sh`` (1, 9, 3), as (n,) and our SH (9, 3)."""
+    look = {}
+    for key, shape in (("flame.tex", (-1,)), ("flame.sh", (9, 3))):
+        if key in frame:
+            try:
+                value = np.asarray(frame[key], dtype=np.float64).reshape(shape)
+            except (ValueError, TypeError):
+                expected = "(1, n)" if shape == (-1,) else "(1, 9, 3)"
+                raise SequenceError(f"{name}: '{key}' is {np.shape(frame[key])}, expected {expected}") from None
+            require_finite(name, key, value[None])
+            look[key[6:]] = from_metrical(value) if key == "flame.sh" else value
+    return look or None
 
 
 def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], where: str,

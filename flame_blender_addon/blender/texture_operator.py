@@ -1,0 +1,64 @@
+"""``flame.import_texture_space``: a texture space (FLAME_texture.npz, FLAME_albedo_from_BFM.npz) on a head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import IntProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from ..core.errors import FlameError
+from . import appearance, texture_space
+from .help import section
+from .operator_base import HeadOperator
+from .transaction import rollback_on_error
+
+
+class FLAME_OT_import_texture_space(HeadOperator, ImportHelper, bpy.types.Operator):
+    """Give the head an albedo from a texture space, its coefficients keyable on the material (tex000, ...)"""
+
+    bl_idname = "flame.import_texture_space"
+    bl_label = "Import Texture Space"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="File Path", subtype="FILE_PATH",
+                             description="FLAME_texture.npz or FLAME_albedo_from_BFM.npz")
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    n_components: IntProperty(name="Components", default=0, min=0, max=1000,
+                              description="Components to load (0: all; each costs 3 MB at 512²)")
+
+    def draw(self, context):
+        col = section(self.layout, "Texture space", "appearance", icon="TEXTURE")
+        col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        col.prop(self.properties, "n_components")
+
+    def run(self, context, armature):
+        if not self.filepath:
+            raise FlameError("No texture space given: choose FLAME_texture.npz or FLAME_albedo_from_BFM.npz")
+        path = Path(bpy.path.abspath(self.filepath))
+        space = texture_space.load(path, self.n_components or None)
+        material = import_texture_space(context, armature, path, self.n_components or None)
+        for warning in space.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, f"Texture space {Path(space.path).name} ({space.layout}, "
+                              f"{material[texture_space.COMPONENTS_KEY]} of {space.n_total} components) on "
+                              f"{armature.name}: keyable as {material.name}['tex000'...]")
+        return {"FINISHED"}
+
+
+def import_texture_space(context: bpy.types.Context, armature: bpy.types.Object, path: Path,
+                         n_components: int | None = None) -> bpy.types.Material:
+    """The texture space at ``path`` on a head; coefficients and SH lighting of its current
+    texture-space material (e.g. a metrical-tracker take's) are kept. The public function."""
+    mesh_obj = armature.flame.mesh
+    current = mesh_obj.data.materials[0] if mesh_obj.data.materials else None
+    coeffs = texture_space.coefficients(current) if current is not None else None
+    sh, frame = appearance.lighting_of(current) if current is not None else (None, "OBJECT")
+    space = texture_space.load(path, n_components)
+    with rollback_on_error(context, edited_head=armature):
+        return texture_space.apply_texture_space(context, mesh_obj, space, coeffs if coeffs is not None
+                                                 and len(coeffs) else None, sh, frame)
+
+
+CLASSES = (FLAME_OT_import_texture_space,)
