@@ -71,9 +71,11 @@ def set_uvs(mesh: bpy.types.Mesh, vt: np.ndarray, ft: np.ndarray) -> None:
     uv_layer.data.foreach_set("uv", np.asarray(vt, dtype=np.float32)[ft].ravel())
 
 
-def albedo_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
-    """A float image of ``rgb`` (R, R, 3), row 0 at v = 1, packed into the .blend."""
+def albedo_image(name: str, rgb: np.ndarray, lit: bool = True) -> bpy.types.Image:
+    """A float image of ``rgb`` (R, R, 3), row 0 at v = 1, packed into the .blend; read as raw values
+    for the SH shading (``lit``), else as sRGB colours."""
     image = bpy.data.images.new(name, rgb.shape[1], rgb.shape[0], alpha=False, float_buffer=True)
+    image.colorspace_settings.name = "Non-Color" if lit else "sRGB"  # before the pixels: it converts them
     write_pixels(image, rgb)
     image.file_format = "OPEN_EXR"
     image.pack()
@@ -90,8 +92,8 @@ def write_pixels(image: bpy.types.Image, rgb: np.ndarray) -> None:
 
 def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray | None, frame: str = "CAMERA"
                     ) -> bpy.types.Material:
-    """A material showing ``image`` on ``UVMap``: under ``sh`` (9, 3) lighting in ``frame`` (emission,
-    module docstring), or, with sh None, as a Principled BSDF's base colour (the image read as sRGB)."""
+    """A material showing ``image`` (:func:`albedo_image`) on ``UVMap``: under ``sh`` (9, 3) lighting in
+    ``frame`` (emission, module docstring), or, with sh None, as a Principled BSDF's base colour."""
     material = bpy.data.materials.new(name)
     compat.use_nodes(material)
     tree = material.node_tree
@@ -103,12 +105,10 @@ def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray | None, fr
     links.new(uv.outputs["UV"], tex.inputs["Vector"])
     output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
     if sh is None:
-        image.colorspace_settings.name = "sRGB"
         bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
         bsdf.inputs["Roughness"].default_value = 0.7
         links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
         return material
-    image.colorspace_settings.name = "Non-Color"
     for node in [n for n in nodes if n.type == "BSDF_PRINCIPLED"]:
         nodes.remove(node)
     group = nodes.new("ShaderNodeGroup")
@@ -144,7 +144,8 @@ def assign(mesh_obj: bpy.types.Object, material: bpy.types.Material) -> bpy.type
 
 
 def _normal_in(tree: bpy.types.NodeTree, frame: str) -> bpy.types.NodeSocket:
-    """The shading normal in the SH's frame: OpenCV camera axes (x, -y, -z of Blender's camera) or object space."""
+    """The shading normal in the SH's frame: OpenCV camera axes or object space. The node's camera space
+    is the renderers' (x right, y up, z forward: Cycles', which Eevee matches), so OpenCV's is (x, -y, z)."""
     if frame not in SH_FRAMES:
         raise FlameError(f"SH frame {frame!r}: expected one of {', '.join(SH_FRAMES)}")
     geometry = tree.nodes.new("ShaderNodeNewGeometry")
@@ -155,7 +156,7 @@ def _normal_in(tree: bpy.types.NodeTree, frame: str) -> bpy.types.NodeSocket:
         return transform.outputs["Vector"]
     flip = tree.nodes.new("ShaderNodeVectorMath")
     flip.operation = "MULTIPLY"
-    flip.inputs[1].default_value = (1.0, -1.0, -1.0)
+    flip.inputs[1].default_value = (1.0, -1.0, 1.0)
     tree.links.new(transform.outputs["Vector"], flip.inputs[0])
     return flip.outputs["Vector"]
 

@@ -80,7 +80,7 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
         raise FlameError(f"{mesh_obj.name} has no UVMap and the texture space stores no 'vt'/'ft': import the "
                          "head's UVs first (e.g. a tracked sequence with an albedo)")
     rgb = space.albedo(c) if space is not None else np.full((16, 16, 3), NEUTRAL_ALBEDO, np.float32)
-    image = appearance.albedo_image(name, rgb)
+    image = appearance.albedo_image(name, rgb, lit=sh is not None)
     material = appearance.albedo_material(name, image, sh, sh_frame)
     material[PATH_KEY] = space.path if space is not None else ""
     material[COMPONENTS_KEY] = n

@@ -24,7 +24,7 @@ def scene_state() -> dict:
     settings an import sets (frame rate, range and current frame, render size, camera)."""
     names = {c: sorted(i.name for i in getattr(bpy.data, c)) for c in (
         "objects", "meshes", "armatures", "shape_keys", "actions", "cameras", "images", "collections",
-        "materials", "worlds", "lights")}
+        "materials", "worlds", "lights", "node_groups")}
     active = bpy.context.view_layer.objects.active
     scene, render = bpy.context.scene, bpy.context.scene.render
     settings = (render.fps, render.fps_base, render.resolution_x, render.resolution_y, render.resolution_percentage,

@@ -3,7 +3,6 @@
 import bpy
 import numpy as np
 import pytest
-from mathutils import Vector
 from tracker_files import vhap_arrays
 
 from flame_blender_addon.core import sh_lighting
@@ -21,7 +20,7 @@ def _tracked_npz(tmp_path, rng):
     return path, albedo, light_from, vt, ft
 
 
-def test_albedo_material_uvs_and_light_rig(tmp_path):
+def test_albedo_material_uvs_and_sh_lighting(tmp_path):
     bpy.ops.flame.add_demo_head()
     path, albedo, light_from, vt, ft = _tracked_npz(tmp_path, np.random.default_rng(0))
     assert bpy.ops.flame.import_sequence(filepath=str(path)) == {"FINISHED"}
@@ -36,17 +35,15 @@ def test_albedo_material_uvs_and_light_rig(tmp_path):
     assert image.packed_file is not None and tuple(image.size) == (64, 64)
     pixels = np.empty(64 * 64 * 4, dtype=np.float32)
     image.pixels.foreach_get(pixels)
-    assert np.abs(pixels.reshape(64, 64, 4)[::-1, :, :3] - albedo).max() < 1 / 255 + 1e-6  # rows flipped, 8 bits
+    assert np.array_equal(pixels.reshape(64, 64, 4)[::-1, :, :3], albedo)  # rows flipped, float
 
-    scene = bpy.context.scene
-    sun = next(o for o in scene.objects if o.type == "LIGHT" and o.data.type == "SUN")
-    assert sun.parent == scene.camera and sun.data.energy > 0
-    shines = sun.matrix_world.to_3x3() @ Vector((0, 0, -1))  # a sun shines along its -Z
-    to_light_cam = scene.camera.matrix_world.to_3x3().inverted() @ -shines  # Blender camera axes
-    expected = np.array([light_from[0], -light_from[1], -light_from[2]])  # OpenCV -> Blender camera axes
-    assert np.allclose(np.array(to_light_cam), expected, atol=1e-5)
-    world = scene.world.node_tree.nodes["Background"].inputs["Color"].default_value
-    assert np.allclose(world[:3], np.array([0.3, 0.3, 0.35]) ** 2.2, atol=1e-4)
+    assert image.colorspace_settings.name == "Non-Color"  # the tracker's raw values times its shading
+    group = next(n for n in mesh.materials[0].node_tree.nodes if n.type == "GROUP")
+    assert group.node_tree.name == "FLAME SH Shading"
+    stored = np.array([tuple(group.inputs[f"SH {k}"].default_value) for k in range(9)])
+    assert np.allclose(stored, dict(np.load(path))["sh"], atol=1e-6)
+    transform = next(n for n in mesh.materials[0].node_tree.nodes if n.type == "VECT_TRANSFORM")
+    assert (transform.convert_from, transform.convert_to) == ("WORLD", "CAMERA")
 
 
 def test_sequences_without_appearance_add_no_material(tmp_path):
@@ -95,19 +92,17 @@ def test_bad_appearance_leaves_the_scene_and_the_head_as_they_were(tmp_path):
         assert not armature.flame.takes, message
 
 
-def test_rollback_removes_a_light_rig_and_restores_the_world():
+def test_rollback_removes_the_material_its_image_and_node_group(tmp_path):
     from bl_helpers import scene_state
 
     from flame_blender_addon.blender import appearance, transaction
 
-    scene = bpy.context.scene
-    world = scene.world
+    bpy.ops.flame.add_demo_head()
+    mesh_obj = bpy.context.view_layer.objects.active.flame.mesh
+    arrays = dict(np.load(_tracked_npz(tmp_path, np.random.default_rng(3))[0]))
     before = scene_state()
-    try:
-        with transaction.rollback_on_error(bpy.context):
-            appearance.add_light_rig(bpy.context, sh_lighting.from_light(
-                np.array([0.0, 0.0, -1.0]), np.ones(3), np.full(3, 0.2)), "rig")
-            raise RuntimeError("later step failed")
-    except RuntimeError:
-        pass
-    assert scene.world == world and scene_state() == before
+    with pytest.raises(RuntimeError, match="later step failed"), transaction.rollback_on_error(bpy.context):
+        appearance.apply_appearance(bpy.context, mesh_obj, arrays, "look")
+        raise RuntimeError("later step failed")
+    assert scene_state() == before
+    assert not bpy.data.materials and not bpy.data.node_groups and not bpy.data.images
