@@ -27,11 +27,11 @@ TOPICS = {
         "Without a head selected, tracking fits the Model picked in the dialog (or the demo head).",
     )),
     "appearance": ("Albedo and lighting", (
-        "A tracked take's albedo and SH lighting become the head's material (emission: set the view "
-        "transform to Standard to see the tracker's colours).",
-        "Import Texture Space reads FLAME_texture.npz or FLAME_albedo_from_BFM.npz; its coefficients are "
-        "the material's tex000, tex001, ... properties: key them, the albedo follows.",
-        "metrical-tracker's coefficients need the texture space it used (usually FLAME_albedo_from_BFM.npz).",
+        "A tracked take's albedo and SH lighting become the head's material, lit as in the tracker.",
+        "Use the Standard view transform (Color Management) to see the tracker's own colours.",
+        "Import Texture Space: FLAME_texture.npz or FLAME_albedo_from_BFM.npz on the head.",
+        "Its coefficients are the material's tex000, tex001, ...: key them, the albedo follows.",
+        "metrical-tracker's coefficients need its space (usually FLAME_albedo_from_BFM.npz).",
     )),
     "pose": ("Posing", (
         "The sliders turn neck, jaw and eyes in degrees (X: nod or open, Y: turn, Z: tilt).",

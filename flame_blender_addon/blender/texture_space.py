@@ -3,8 +3,9 @@
 The material keeps the space's file path (``flame_texture_space``), the number of components
 loaded (``flame_texture_components``) and one float custom property per coefficient (``tex000``,
 ``tex001``, ...), which can be keyed like any property. :func:`refresh`, a persistent frame-change
-and depsgraph handler, recomputes the albedo image (one matrix-vector product, numpy) when the
-coefficients it sees differ from those last written.
+and depsgraph handler, recomputes the albedo image (numpy: the changed components added to the
+albedo shown, or one matrix-vector product when most changed) when the coefficients it sees differ
+from those last written.
 
 The basis (up to 630 MB of float32) is never stored in the .blend: it stays in a module cache
 keyed by file path. After a .blend is reopened, the image shows the albedo packed when it was
@@ -32,7 +33,7 @@ COMPONENTS_KEY = "flame_texture_components"
 NEUTRAL_ALBEDO = 0.6  # the image of a material whose texture space is not loaded
 
 _spaces: dict[str, TextureSpace] = {}  # file path -> the space as loaded
-_shown: dict[int, np.ndarray] = {}  # material pointer -> coefficients its image shows
+_shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # material pointer -> (coefficients, albedo) its image shows
 _missing: set[str] = set()  # paths already reported unreadable by the handler
 
 
@@ -87,7 +88,7 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
     for k, value in enumerate(c):
         material[coefficient_name(k)] = float(value)
     if space is not None:
-        _shown[material.as_pointer()] = c
+        _shown[material.as_pointer()] = (c, rgb)
     return appearance.assign(mesh_obj, material)
 
 
@@ -128,7 +129,7 @@ def _update(material: bpy.types.Material, evaluated: bpy.types.ID) -> None:
     image = texture_image(material)
     c = coefficients(evaluated)
     shown = _shown.get(material.as_pointer())
-    if not path or image is None or (shown is not None and np.array_equal(shown, c)):
+    if not path or image is None or (shown is not None and np.array_equal(shown[0], c)):
         return
     try:
         space = load(path, max(int(material.get(COMPONENTS_KEY, 0)), len(c)) or None)
@@ -137,8 +138,10 @@ def _update(material: bpy.types.Material, evaluated: bpy.types.ID) -> None:
             _missing.add(path)
             log.warning("%s: texture space not reloaded (%s)", material.name, err)
         return
-    appearance.write_pixels(image, space.albedo(c))
-    _shown[material.as_pointer()] = c
+    same_length = shown is not None and len(shown[0]) == len(c)
+    rgb = space.changed(shown[1], shown[0], c) if same_length else space.albedo(c)
+    appearance.write_pixels(image, rgb)
+    _shown[material.as_pointer()] = (c, rgb)
 
 
 @bpy.app.handlers.persistent

@@ -84,3 +84,14 @@ def test_missing_file_components_and_a_declared_giant_are_refused(tmp_path):
         z.writestr("tex_dir.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
     with pytest.raises(LimitError):
         read_texture_space(tmp_path / "huge.npz")
+
+
+def test_changing_a_few_coefficients_updates_the_albedo_exactly(tmp_path):
+    rng = np.random.default_rng(4)
+    write_flame_texture(tmp_path / "t.npz", rng, k=8)
+    space = read_texture_space(tmp_path / "t.npz")
+    old = rng.normal(size=8).astype(np.float32)
+    for changed in ([2], [0, 5, 7], list(range(6))):  # the last: most changed, recomputed whole
+        new = old.copy()
+        new[changed] += rng.normal(size=len(changed)).astype(np.float32)
+        assert np.abs(space.changed(space.albedo(old), old, new) - space.albedo(new)).max() < 1e-5
