@@ -21,11 +21,11 @@ def texture_arrays(rng: np.random.Generator, side: int, k: int, scale: float) ->
 
 
 def write_flame_texture(path: Path, rng: np.random.Generator, side: int = 16, k: int = 6,
-                        uvs: tuple[np.ndarray, np.ndarray] | None = None, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+                        uvs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """FLAME_texture.npz: mean / tex_dir in 0-255 (plus vt, ft when given); returns (mean, tex_dir)."""
     mean, basis = texture_arrays(rng, side, k, 255.0)
     extra = {} if uvs is None else {"vt": uvs[0], "ft": uvs[1]}
-    np.savez(path, mean=mean.astype(dtype), tex_dir=basis.astype(dtype), **extra)
+    np.savez(path, mean=mean, tex_dir=basis, **extra)
     return mean, basis
 
 

@@ -186,7 +186,8 @@ def sh_node_group() -> bpy.types.ShaderNodeTree:
         if monomial == "3zz-1":
             term = g.math("MULTIPLY_ADD", g.math("MULTIPLY", axis["z"], axis["z"]), 3.0, -1.0)
         elif monomial == "xx-yy":
-            term = g.math("SUBTRACT", g.math("MULTIPLY", axis["x"], axis["x"]), g.math("MULTIPLY", axis["y"], axis["y"]))
+            xx, yy = g.math("MULTIPLY", axis["x"], axis["x"]), g.math("MULTIPLY", axis["y"], axis["y"])
+            term = g.math("SUBTRACT", xx, yy)
         elif len(monomial) == 2:
             term = g.math("MULTIPLY", axis[monomial[0]], axis[monomial[1]])
         else:

@@ -24,13 +24,14 @@ from ..core import safe_files
 from ..core import tracker_protocol as protocol
 from ..core.errors import TrackerError, guarded
 from ..core.formats.model_file import read_model_file
-from ..core.limits import LARGE, SMALL, Budget
+from ..core.formats.texture_space import read_texture_space
+from ..core.limits import SMALL, Budget
 from ..core.model import FlameModel
 from ..demo import surface as demo_surface
 from . import mesh_model as mm
 from . import photometric as ph
 from . import solver
-from .landmarks import Embedding, Track, read_npz
+from .landmarks import Embedding, Track
 from .media import png_bytes
 
 ALBEDO_FILE = protocol.ALBEDO_FILE
@@ -89,26 +90,18 @@ def read_obj_uvs(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @guarded
 def load_texture_space(path: Path, size: int, n_tex: int) -> tuple[ph.TextureSpace, np.ndarray | None,
                                                                     np.ndarray | None]:
-    """A ``FLAME_texture.npz``-like file: ``mean`` (R, R, 3) and ``tex_dir`` (R, R, 3, n), 0-255 BGR,
-    row 0 at v = 1 (optional ``vt``, ``ft``). Returns the space resampled to size^2 in RGB [0, 1]
-    with its first n_tex components, and vt / ft when stored."""
-    raw = read_npz(path, "texture space", ("mean", "tex_dir", "vt", "ft"), LARGE)
-    if "mean" not in raw or "tex_dir" not in raw:
-        raise TrackerError(f"{path.name}: a texture space needs 'mean' and 'tex_dir' "
-                           f"(found: {', '.join(raw['__files__'])})")
-    mean, basis = raw["mean"], raw["tex_dir"][..., :n_tex]
-    if mean.ndim != 3 or mean.shape[2] != 3 or basis.ndim != 4 or basis.shape[:3] != mean.shape:
-        raise TrackerError(f"{path.name}: 'mean' {mean.shape} and 'tex_dir' {basis.shape} should be (R, R, 3) "
-                           "and (R, R, 3, n)")
-    R, n = mean.shape[0], basis.shape[3]
+    """A texture space file (:mod:`..core.formats.texture_space`: FLAME_texture.npz or
+    FLAME_albedo_from_BFM.npz) resampled to size^2, with its first n_tex components, and its vt / ft
+    when stored."""
+    read = read_texture_space(path, n_tex)
+    R, n = read.mean.shape[0], read.n_components
 
-    def resample(a: np.ndarray) -> np.ndarray:  # (R, R, C) 0-255 -> (size, size, C) float32 0-1
-        x = torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    def resample(a: np.ndarray) -> np.ndarray:  # (R, R, C) -> (size, size, C)
+        x = torch.as_tensor(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
         return Fn.interpolate(x, size=(size, size), mode="area")[0].permute(1, 2, 0).numpy()
 
-    space = ph.TextureSpace(mean=resample(mean[:, :, ::-1]),  # BGR -> RGB
-                            basis=resample(basis[:, :, ::-1].reshape(R, R, 3 * n)).reshape(size, size, 3, n))
-    return space, raw.get("vt"), raw.get("ft")
+    basis = resample(np.moveaxis(read.basis, 0, -1).reshape(R, R, 3 * n)).reshape(size, size, 3, n)
+    return ph.TextureSpace(mean=resample(read.mean), basis=basis), read.vt, read.ft
 
 
 @guarded

@@ -126,7 +126,7 @@ def test_obj_uvs_masks_and_texture_space_files_are_read_or_refused(tmp_path):
         stage.face_region(masks, model, demo=False)
     bad = tmp_path / "tex.npz"
     np.savez(bad, mean=np.zeros((8, 8, 3)))
-    with pytest.raises(TrackerError, match="'mean' and 'tex_dir'"):
+    with pytest.raises(FlameError, match="'mean' and 'tex_dir'"):
         stage.load_texture_space(bad, 4, 2)
     np.savez(bad, mean=np.full((8, 8, 3), 255.0), tex_dir=np.zeros((8, 8, 3, 5)))
     space, vt, ft = stage.load_texture_space(bad, 4, 2)

@@ -70,7 +70,8 @@ class TextureSpace:
 
 @guarded
 def read_texture_space(path: str | Path, n_components: int | None = None) -> TextureSpace:
-    """A FLAME or BFM texture space (module docstring) with its first ``n_components`` (None: all).
+    """A FLAME or BFM texture space (module docstring) with its first ``n_components`` (None or more
+    than the file has: all).
 
     Raises FileFormatError naming the file and key for a missing key, a wrong shape or non-finite
     values; LimitError past :data:`..limits.LARGE`.
@@ -85,9 +86,9 @@ def read_texture_space(path: str | Path, n_components: int | None = None) -> Tex
         mu_key, pc_key, scale = LAYOUTS[layout]
         mean, basis = _images(path.name, npz[mu_key], npz[pc_key], mu_key, pc_key)
         n_total = basis.shape[3]
-        n = n_total if n_components is None else int(n_components)
-        if not 1 <= n <= n_total:
-            raise FileFormatError(f"{path.name}: {n} components asked for; the file has {n_total}")
+        n = n_total if n_components is None else min(int(n_components), n_total)
+        if n < 1:
+            raise FileFormatError(f"{path.name}: {n} components asked for; at least 1 is needed")
         warnings: list[str] = []
         vt, ft = _uvs(path.name, npz, warnings)
         space = TextureSpace(mean=_rgb(mean[..., None], scale)[0], basis=_rgb(basis[..., :n], scale),
