@@ -11,7 +11,9 @@ stage's ``flame_sequence.npz``: the OpenCV camera frame, normals through the sce
 
 A ``flame_sequence.npz`` written with ``--photometric`` holds ``albedo`` (R, R, 3) on the UVs
 ``vt`` / ``ft``, and ``sh`` (9, 3); :func:`read_appearance` and :func:`apply_appearance` import it.
-Without SH lighting (:mod:`.texture_space` alone) the albedo feeds a Principled BSDF instead.
+Without lighting (:mod:`.texture_space` alone) the SH is :data:`UNLIT`: the render shows the
+albedo itself. For scene lighting instead, connect the image to a Principled BSDF's Base Color
+through a colour-space conversion (the image holds sRGB-encoded values marked Non-Color).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import bpy
 import numpy as np
 
 from ..core.errors import FlameError, SequenceError
-from ..core.sh_lighting import BAND_GAIN, BASIS_SCALE
+from ..core.sh_lighting import BAND_GAIN, BASIS_SCALE, Y0
 from . import compat
 
 KEYS = ("albedo", "sh", "vt", "ft")
 GROUP = "FLAME SH Shading"
 SH_FRAMES = ("CAMERA", "OBJECT")
+UNLIT = np.outer(np.eye(9)[0] / Y0, np.ones(3))  # uniform white light: shading 1 at every normal
 # the polynomial of each basis function (sh_lighting's order); 3 z^2 - 1 and x^2 - y^2 are built apart
 _MONOMIALS = ((), ("y",), ("z",), ("x",), ("x", "y"), ("y", "z"), "3zz-1", ("x", "z"), "xx-yy")
 
@@ -71,11 +74,11 @@ def set_uvs(mesh: bpy.types.Mesh, vt: np.ndarray, ft: np.ndarray) -> None:
     uv_layer.data.foreach_set("uv", np.asarray(vt, dtype=np.float32)[ft].ravel())
 
 
-def albedo_image(name: str, rgb: np.ndarray, lit: bool = True) -> bpy.types.Image:
-    """A float image of ``rgb`` (R, R, 3), row 0 at v = 1, packed into the .blend; read as raw values
-    for the SH shading (``lit``), else as sRGB colours."""
+def albedo_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
+    """A float image of ``rgb`` (R, R, 3), row 0 at v = 1, packed into the .blend, read as raw values
+    (Non-Color: the trackers' gamma-encoded albedo, which the SH shading multiplies before decoding)."""
     image = bpy.data.images.new(name, rgb.shape[1], rgb.shape[0], alpha=False, float_buffer=True)
-    image.colorspace_settings.name = "Non-Color" if lit else "sRGB"  # before the pixels: it converts them
+    image.colorspace_settings.name = "Non-Color"  # before the pixels: changing it converts them
     write_pixels(image, rgb)
     image.file_format = "OPEN_EXR"
     image.pack()
@@ -90,10 +93,9 @@ def write_pixels(image: bpy.types.Image, rgb: np.ndarray) -> None:
     image.update()
 
 
-def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray | None, frame: str = "CAMERA"
-                    ) -> bpy.types.Material:
-    """A material showing ``image`` (:func:`albedo_image`) on ``UVMap``: under ``sh`` (9, 3) lighting in
-    ``frame`` (emission, module docstring), or, with sh None, as a Principled BSDF's base colour."""
+def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray, frame: str = "CAMERA") -> bpy.types.Material:
+    """A material showing ``image`` (:func:`albedo_image`) on ``UVMap`` under ``sh`` (9, 3) lighting in
+    ``frame`` (emission, module docstring); :data:`UNLIT` shows the albedo as it is."""
     material = bpy.data.materials.new(name)
     compat.use_nodes(material)
     tree = material.node_tree
@@ -104,11 +106,6 @@ def albedo_material(name: str, image: bpy.types.Image, sh: np.ndarray | None, fr
     tex.image = image
     links.new(uv.outputs["UV"], tex.inputs["Vector"])
     output = next(n for n in nodes if n.type == "OUTPUT_MATERIAL")
-    if sh is None:
-        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
-        bsdf.inputs["Roughness"].default_value = 0.7
-        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-        return material
     for node in [n for n in nodes if n.type == "BSDF_PRINCIPLED"]:
         nodes.remove(node)
     group = nodes.new("ShaderNodeGroup")
@@ -127,7 +124,7 @@ def set_sh(group: bpy.types.ShaderNodeGroup, sh: np.ndarray) -> None:
 
 
 def lighting_of(material: bpy.types.Material) -> tuple[np.ndarray | None, str]:
-    """The SH (9, 3) and frame of a material made by :func:`albedo_material`; (None, "OBJECT") without SH."""
+    """The SH (9, 3) and frame of a material made by :func:`albedo_material`; (None, "OBJECT") for another."""
     nodes = material.node_tree.nodes if material.node_tree else ()
     group = next((n for n in nodes if n.type == "GROUP" and n.node_tree and n.node_tree.name == GROUP), None)
     if group is None:

@@ -63,7 +63,7 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
                         coeffs: np.ndarray | None = None, sh: np.ndarray | None = None, sh_frame: str = "OBJECT",
                         name: str = "flame_texture") -> bpy.types.Material:
     """The albedo material of ``space`` with ``coeffs`` (default zeros: the mean) on a head mesh,
-    under ``sh`` (9, 3) lighting in ``sh_frame`` (:mod:`.appearance`), else a Principled BSDF.
+    under ``sh`` (9, 3) lighting in ``sh_frame`` (:mod:`.appearance`; None: unlit, the albedo as it is).
 
     space None keeps the coefficients only, over a neutral grey. UVs come from the space's
     ``vt``/``ft`` when it has them, else the mesh must already have a ``UVMap`` layer.
@@ -81,8 +81,8 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
         raise FlameError(f"{mesh_obj.name} has no UVMap and the texture space stores no 'vt'/'ft': import the "
                          "head's UVs first (e.g. a tracked sequence with an albedo)")
     rgb = space.albedo(c) if space is not None else np.full((16, 16, 3), NEUTRAL_ALBEDO, np.float32)
-    image = appearance.albedo_image(name, rgb, lit=sh is not None)
-    material = appearance.albedo_material(name, image, sh, sh_frame)
+    image = appearance.albedo_image(name, rgb)
+    material = appearance.albedo_material(name, image, appearance.UNLIT if sh is None else sh, sh_frame)
     material[PATH_KEY] = space.path if space is not None else ""
     material[COMPONENTS_KEY] = n
     for k, value in enumerate(c):

@@ -61,6 +61,31 @@ def test_material_is_wired_to_uvmap_and_keyed_coefficients_drive_the_image(tmp_p
     assert np.abs(expected - space.albedo(np.zeros(6))).max() > 1e-3  # the coefficients did change the image
 
 
+def test_after_reopening_the_blend_the_space_is_read_again_from_its_path(tmp_path):
+    from flame_blender_addon.blender import texture_space
+
+    _head_with_space(tmp_path)
+    material = bpy.data.materials["flame_texture"]
+    material["tex001"] = 1.5
+    material.update_tag()  # as the UI does when a property is edited
+    bpy.context.view_layer.update()  # the depsgraph handler follows an unkeyed change too
+    space = read_texture_space(tmp_path / "FLAME_texture.npz")
+    image = texture_space.texture_image(material)
+    assert np.abs(_pixels(image)[::-1, :, :3] - space.albedo([0, 1.5])).max() < 1e-6
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "look.blend"))
+    texture_space._spaces.clear()  # a new session: nothing cached
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "look.blend"), load_ui=False)
+    material = bpy.data.materials["flame_texture"]
+    image = texture_space.texture_image(material)
+    assert image.packed_file is not None and material["flame_texture_space"] == str(tmp_path / "FLAME_texture.npz")
+    assert np.abs(_pixels(image)[::-1, :, :3] - space.albedo(np.zeros(6))).max() < 1e-3  # as packed at import
+    material["tex002"] = -2.0
+    material.update_tag()
+    bpy.context.view_layer.update()
+    assert np.abs(_pixels(image)[::-1, :, :3] - space.albedo([0, 1.5, -2.0])).max() < 1e-6
+    assert texture_space._spaces  # read again from the stored path
+
+
 def test_texture_space_without_uvs_needs_the_heads_uvmap_and_bad_files_change_nothing(tmp_path):
     from bl_helpers import scene_state
 
