@@ -91,6 +91,22 @@ def test_metrical_output_folder_checkpoint_folder_and_frame_file_read_alike(tmp_
     assert seq.camera.image_size == (512, 512)
 
 
+def test_metrical_tex_and_sh_are_kept_as_the_takes_appearance(tmp_path):
+    from flame_blender_addon.core.sh_lighting import from_metrical
+
+    root, frames = metrical_output(tmp_path)
+    seq = sq.read_sequence(root)
+    first = frames[0]["flame"]
+    assert np.allclose(seq.appearance["tex"], first["tex"][0]) and seq.appearance["tex"].shape == (140,)
+    assert np.allclose(seq.appearance["sh"], from_metrical(first["sh"][0]))
+    for frame in frames.values():
+        del frame["flame"]["tex"], frame["flame"]["sh"]
+    assert sq.read_sequence(write_metrical_output(tmp_path / "plain", frames)).appearance is None
+    frames[0]["flame"]["sh"] = np.zeros((1, 4, 3), np.float32)
+    with pytest.raises(SequenceError, match=r"00000.frame: 'flame.sh' is \(1, 4, 3\), expected \(1, 9, 3\)"):
+        sq.read_sequence(write_metrical_output(tmp_path / "bad", frames))
+
+
 def test_metrical_6d_rows_follow_pytorch3d(tmp_path):
     # a1 = (0, 0, 3), a2 = (1, 0, 5): Gram-Schmidt gives rows b1 = z, b2 = x, b3 = z x x = y
     expected = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])
