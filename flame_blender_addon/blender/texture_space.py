@@ -45,7 +45,7 @@ def load(path: str | Path, n_components: int | None = None) -> TextureSpace:
     """The texture space at ``path`` with at least ``n_components`` (None: all), from the cache when it has them."""
     key = str(Path(path).resolve())
     space = _spaces.get(key)
-    if space is None or (space.n_components < (n_components or space.n_total)):
+    if space is None or space.n_components < min(n_components or space.n_total, space.n_total):
         _spaces.pop(key, None)  # release the old copy before reading the new one
         space = _spaces[key] = read_texture_space(key, n_components)
     return space
@@ -125,11 +125,12 @@ def texture_image(material: bpy.types.Material) -> bpy.types.Image | None:
 
 
 def _update(material: bpy.types.Material, evaluated: bpy.types.ID) -> None:
-    path = material.get(PATH_KEY)
-    image = texture_image(material)
+    path, image = material.get(PATH_KEY), texture_image(material)
+    if not path or image is None:
+        return
     c = coefficients(evaluated)
     shown = _shown.get(material.as_pointer())
-    if not path or image is None or (shown is not None and np.array_equal(shown[0], c)):
+    if shown is not None and np.array_equal(shown[0], c):
         return
     try:
         space = load(path, max(int(material.get(COMPONENTS_KEY, 0)), len(c)) or None)
