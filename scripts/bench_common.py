@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,16 @@ sys.path.insert(0, str(ROOT))
 _sandbox = Path(tempfile.mkdtemp(prefix="flame-bench-"))
 os.environ.setdefault("BLENDER_USER_RESOURCES", str(_sandbox / "blender"))  # before bpy is imported
 os.environ.setdefault("XDG_CACHE_HOME", str(_sandbox / "cache"))
+
+
+def best_of(n: int, func) -> float:
+    """The shortest of n timed calls of func(), in seconds."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def machine() -> str:

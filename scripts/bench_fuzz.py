@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import ROOT, flame_sized_model, machine
+from bench_common import ROOT, best_of, flame_sized_model, machine
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -36,15 +36,6 @@ from flame_blender_addon.core import limits, safe_pickle  # noqa: E402
 from flame_blender_addon.core.formats.torch_zip import write_torch_zip  # noqa: E402
 from flame_blender_addon.core.model import load_model  # noqa: E402
 from flame_blender_addon.core.sequence import read_sequence  # noqa: E402
-
-
-def best_of(n: int, func) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_mb() -> float:

@@ -23,18 +23,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-from bench_common import machine
+from bench_common import best_of, machine
 
 from flame_blender_addon.core.formats.texture_space import read_texture_space
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -62,16 +53,16 @@ def main() -> None:
                   f"kept {space.basis.nbytes / 2**20:.0f} MiB")
     coeffs = rng.normal(size=K).astype(np.float32)
     mean = stored[..., 0] * 0  # stands for the stored mean in the naive formula
-    ours = best_of(lambda: space.albedo(coeffs), args.repeat)
-    naive = best_of(lambda: (np.einsum("hwck,k->hwc", stored, coeffs) + mean)[::-1, :, ::-1] / 255.0, args.repeat)
-    row = best_of(lambda: [[stored[0, x, c] @ coeffs for c in range(3)] for x in range(R)], 1) * R
+    ours = best_of(args.repeat, lambda: space.albedo(coeffs))
+    naive = best_of(args.repeat, lambda: (np.einsum("hwck,k->hwc", stored, coeffs) + mean)[::-1, :, ::-1] / 255.0)
+    row = best_of(1, lambda: [[stored[0, x, c] @ coeffs for c in range(3)] for x in range(R)]) * R
     assert np.allclose(space.albedo(coeffs)[::-1, :, ::-1] * 255,
                        np.einsum("hwck,k->hwc", stored, coeffs)[::-1] + space.mean[::-1, :, ::-1] * 255, atol=0.05 * K)
     print(f"albedo: ours {ours * 1e3:.0f} ms, naive einsum {naive * 1e3:.0f} ms ({naive / ours:.1f}x), "
           f"per-pixel Python ~{row:.1f} s ({row / ours:.0f}x)")
     before, shown = coeffs.copy(), space.albedo(coeffs)
     coeffs[3] += 0.5
-    one = best_of(lambda: space.changed(shown, before, coeffs), args.repeat)
+    one = best_of(args.repeat, lambda: space.changed(shown, before, coeffs))
     print(f"one coefficient changed: {one * 1e3:.1f} ms ({naive / one:.0f}x faster than the naive recompute)")
     try:
         import bpy
@@ -80,7 +71,7 @@ def main() -> None:
     except ImportError:
         return
     image = bpy.data.images.new("bench", R, R, alpha=False, float_buffer=True)
-    write = best_of(lambda: appearance.write_pixels(image, space.albedo(coeffs)), args.repeat)
+    write = best_of(args.repeat, lambda: appearance.write_pixels(image, space.albedo(coeffs)))
     print(f"albedo + image pixels (Blender {bpy.app.version_string}): {write * 1e3:.0f} ms per change")
 
 
