@@ -495,14 +495,20 @@ def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj
     return weights
 
 
+def character_rig(obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The character's own armature (its parent, else its Armature modifier's), never a FLAME head."""
+    if obj.parent is not None and obj.parent.type == "ARMATURE" and not obj.parent.flame.is_head:
+        return obj.parent
+    return next((m.object for m in obj.modifiers if m.type == "ARMATURE" and m.object is not None
+                 and not m.object.flame.is_head), None)
+
+
 def _character_bones(obj: bpy.types.Object, head_bone: str, eye_bones: tuple[str, str]):
     """(character armature, head bone name, eye bone names) checked to exist, or None if none named."""
     named = [n for n in (head_bone, *eye_bones) if n]
     if not named:
         return None
-    rig_obj = obj.parent if obj.parent is not None and obj.parent.type == "ARMATURE" and not obj.parent.flame.is_head \
-        else next((m.object for m in obj.modifiers if m.type == "ARMATURE" and m.object is not None
-                   and not m.object.flame.is_head), None)
+    rig_obj = character_rig(obj)
     if rig_obj is None:
         raise RetargetError(f"bones named ({', '.join(named)}) but '{obj.name}' has no armature of its own")
     missing = [n for n in named if n not in rig_obj.pose.bones]
