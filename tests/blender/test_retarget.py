@@ -315,7 +315,7 @@ def _character_detail(obj) -> dict:
                         for d in drivers],
             "actions": [o.animation_data.action.name if o and o.animation_data and o.animation_data.action else None
                         for o in (obj, keys)],
-            "props": {k: obj[k] if isinstance(obj[k], (int, float, str)) else obj[k].to_list() for k in obj.keys()},
+            "props": {k: v if isinstance(v, (int, float, str)) else v.to_list() for k, v in obj.items()},
             "attributes": sorted(a.name for a in mesh.attributes), "groups": [g.name for g in obj.vertex_groups],
             "modifiers": [m.name for m in obj.modifiers], "parent": obj.parent,
             "matrix": np.array(obj.matrix_world).tobytes(), "rotation_mode": obj.rotation_mode}
