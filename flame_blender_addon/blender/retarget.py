@@ -36,7 +36,7 @@ from ..core.retarget import fit as fitting
 from ..core.retarget import livelink, solve
 from ..core.retarget.similarity import umeyama
 from . import head
-from .keyframes import sample_channels, write_channels
+from .keyframes import sample_channels, set_scene_timing, write_channels
 from .progress import Report
 
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
@@ -638,10 +638,7 @@ def import_livelink(context: bpy.types.Context, obj: bpy.types.Object, filepath:
                 rig_obj.pose.bones[name].rotation_mode = "QUATERNION"
                 channels += [(f'pose.bones["{name}"].rotation_quaternion', i, q[:, i]) for i in range(4)]
         write_channels(rig_obj, f"{rig_obj.name}_livelink", frames, channels)
-    scene = context.scene
-    scene.render.fps = max(1, round(take.fps))
-    scene.render.fps_base = scene.render.fps / take.fps
-    scene.frame_start, scene.frame_end = int(frames[0]), int(np.ceil(frames[-1]))
+    set_scene_timing(context.scene, take.fps, int(frames[0]), int(np.ceil(frames[-1])))
     return take
 
 
