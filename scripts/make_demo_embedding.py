@@ -12,8 +12,8 @@ Method (all lengths in metres; MediaPipe's model is in centimetres, +X the subje
 
 1. Anchors: points with an unambiguous counterpart on the demo head's grid (eye and mouth corners,
    the lip line's middle, nose tip, nasion, subnasale, chin) sit on the grid edges named in ``ANCHORS``.
-2. A similarity transform (Umeyama) takes the canonical face onto the anchors, then a thin-plate
-   spline through the anchors bends it onto them exactly.
+2. A similarity transform (Umeyama, ``core.retarget.similarity``) takes the canonical face onto the
+   anchors, then a thin-plate spline through the anchors bends it onto them exactly.
 3. Eyelid contours and the inner lip contour go onto the demo head's lid margins and lip margins,
    each point at its position between the two corners (as a fraction along the corner-to-corner axis).
 4. Iris centres go to the eyeballs' front poles (the pupils), the iris contour points onto the
@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flame_blender_addon.core.retarget import similarity  # noqa: E402
 from flame_blender_addon.demo import head as dh  # noqa: E402
 
 MID = (40, 41)  # the face's midline lies between these grid columns
@@ -85,18 +86,6 @@ def component(edges: np.ndarray, start: int) -> np.ndarray:
         if len(grown) == len(members):
             return grown
         members = grown
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity (scale s, rotation R (3, 3), translation t (3,)) minimising |s R src + t - dst|.
-    src, dst: (N, 3)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    U, S, Vt = np.linalg.svd(np.einsum("ni,nj->ij", b, a) / len(src))
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ D @ Vt
-    s = float(np.trace(np.diag(S) @ D) / (a**2).sum(1).mean())
-    return s, R, mu_d - s * R @ mu_s
 
 
 def thin_plate_spline(src: np.ndarray, dst: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -243,8 +232,8 @@ def main(obj: Path) -> None:
 
     anchor_points, ends = anchors()
     target = V[ends].mean(axis=1)
-    scale, R, t = umeyama(canon[anchor_points], target)
-    aligned = scale * canon @ R.T + t
+    M = similarity.umeyama(canon[anchor_points], target)
+    scale, aligned = similarity.decompose(M)[0], similarity.transform(M, canon)
     report("anchors from the similarity transform", np.linalg.norm(aligned[anchor_points] - target, axis=1))
     bent = thin_plate_spline(aligned[anchor_points], target)(aligned)
     placements = [(anchor_points, *on_edges(faces, ends[:, 0], ends[:, 1], np.full(len(ends), 0.5)))]

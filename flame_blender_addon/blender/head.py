@@ -13,6 +13,8 @@ coefficient = value(name) + 10 value(name.x10), see :func:`..core.rig.split_for_
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -286,6 +288,21 @@ def slider_series(mesh_obj: bpy.types.Object, names: list[str], values: np.ndarr
             _ensure_overflow_key(mesh_obj, name)
             series.append((overflow_name(name), overflow[:, k]))
     return series
+
+
+def zero_keys(mesh_obj: bpy.types.Object, which: Callable[[str], bool]) -> None:
+    """Set every shape key whose name passes ``which`` to 0 (one bulk read and write)."""
+    blocks = mesh_obj.data.shape_keys.key_blocks
+    values = np.empty(len(blocks), dtype=np.float32)
+    blocks.foreach_get("value", values)
+    values[[i for i, kb in enumerate(blocks) if which(kb.name)]] = 0.0
+    blocks.foreach_set("value", values)
+
+
+def rest_bones(armature: bpy.types.Object) -> None:
+    """Every pose bone back at rest: no rotation, offset or scale."""
+    for pose_bone in armature.pose.bones:
+        pose_bone.rotation_quaternion, pose_bone.location, pose_bone.scale = (1, 0, 0, 0), (0, 0, 0), (1, 1, 1)
 
 
 def set_shape(mesh_obj: bpy.types.Object, shape: np.ndarray) -> None:

@@ -33,6 +33,14 @@ def write_channels(owner: bpy.types.ID, action_name: str, frames: np.ndarray,
     return action
 
 
+def set_scene_timing(scene: bpy.types.Scene, fps: float, first: int, last: int) -> None:
+    """The scene plays ``fps`` (as Blender holds it: a whole ``fps`` of at least 1 and ``fps_base``) over
+    frames ``first..last``."""
+    scene.render.fps = max(1, round(fps))
+    scene.render.fps_base = scene.render.fps / fps
+    scene.frame_start, scene.frame_end = first, last
+
+
 def sample_channels(action: bpy.types.Action, frames: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
     """Evaluate every F-curve of ``action`` at ``frames``: {(data_path, index): values (T,)}."""
     return {(fc.data_path, fc.array_index): np.array([fc.evaluate(f) for f in frames])

@@ -158,10 +158,7 @@ class FLAME_OT_reset_pose(HeadOperator, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def run(self, context, armature):
-        for pose_bone in armature.pose.bones:
-            pose_bone.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
-            pose_bone.location = (0.0, 0.0, 0.0)
-            pose_bone.scale = (1.0, 1.0, 1.0)
+        head.rest_bones(armature)
         return {"FINISHED"}
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 
 import bpy
-import numpy as np
 from mathutils import Euler
 
-from .head import POSE_PREFIX
+from .head import POSE_PREFIX, zero_keys
 
 EULER_ORDER = "XYZ"  # FLAME axes: X nods (or opens the jaw), Y turns, Z tilts
 
@@ -63,11 +62,7 @@ def set_correctives(props, value: bool) -> None:
     for fc in drivers:
         fc.mute = not value
     if drivers and not value:
-        blocks = props.mesh.data.shape_keys.key_blocks
-        values = np.empty(len(blocks), dtype=np.float32)
-        blocks.foreach_get("value", values)
-        values[[i for i, kb in enumerate(blocks) if kb.name.startswith(POSE_PREFIX)]] = 0.0
-        blocks.foreach_set("value", values)
+        zero_keys(props.mesh, lambda name: name.startswith(POSE_PREFIX))
     if drivers:
         props.mesh.data.shape_keys.update_tag()
         props.id_data.update_tag()

@@ -36,7 +36,7 @@ from ..core.retarget import fit as fitting
 from ..core.retarget import livelink, solve
 from ..core.retarget.similarity import umeyama
 from . import head
-from .keyframes import sample_channels, write_channels
+from .keyframes import sample_channels, set_scene_timing, write_channels
 from .progress import Report
 
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
@@ -495,14 +495,20 @@ def retarget_to_keys(context: bpy.types.Context, armature: bpy.types.Object, obj
     return weights
 
 
+def character_rig(obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The character's own armature (its parent, else its Armature modifier's), never a FLAME head."""
+    if obj.parent is not None and obj.parent.type == "ARMATURE" and not obj.parent.flame.is_head:
+        return obj.parent
+    return next((m.object for m in obj.modifiers if m.type == "ARMATURE" and m.object is not None
+                 and not m.object.flame.is_head), None)
+
+
 def _character_bones(obj: bpy.types.Object, head_bone: str, eye_bones: tuple[str, str]):
     """(character armature, head bone name, eye bone names) checked to exist, or None if none named."""
     named = [n for n in (head_bone, *eye_bones) if n]
     if not named:
         return None
-    rig_obj = obj.parent if obj.parent is not None and obj.parent.type == "ARMATURE" and not obj.parent.flame.is_head \
-        else next((m.object for m in obj.modifiers if m.type == "ARMATURE" and m.object is not None
-                   and not m.object.flame.is_head), None)
+    rig_obj = character_rig(obj)
     if rig_obj is None:
         raise RetargetError(f"bones named ({', '.join(named)}) but '{obj.name}' has no armature of its own")
     missing = [n for n in named if n not in rig_obj.pose.bones]
@@ -632,10 +638,7 @@ def import_livelink(context: bpy.types.Context, obj: bpy.types.Object, filepath:
                 rig_obj.pose.bones[name].rotation_mode = "QUATERNION"
                 channels += [(f'pose.bones["{name}"].rotation_quaternion', i, q[:, i]) for i in range(4)]
         write_channels(rig_obj, f"{rig_obj.name}_livelink", frames, channels)
-    scene = context.scene
-    scene.render.fps = max(1, round(take.fps))
-    scene.render.fps_base = scene.render.fps / take.fps
-    scene.frame_start, scene.frame_end = int(frames[0]), int(np.ceil(frames[-1]))
+    set_scene_timing(context.scene, take.fps, int(frames[0]), int(np.ceil(frames[-1])))
     return take
 
 

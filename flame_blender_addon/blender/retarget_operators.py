@@ -50,9 +50,13 @@ class _MeshOperator:
         active = context.active_object
         return active.name if active is not None and _is_character(None, active) else ""
 
-    def guarded(self, context, work) -> set[str]:
-        with rollback_on_error(context), progress(context, self.label) as report:
-            message = work(retarget.character(self.character_name(context)), report)
+    def guarded(self, context, work, armature: bpy.types.Object | None = None) -> set[str]:
+        """Run ``work(character, report)``; if it fails, the scene, ``armature`` (the head), the character
+        and its own armature are as they were."""
+        obj = retarget.character(self.character_name(context))
+        edited = [obj] + [rig for rig in (retarget.character_rig(obj),) if rig is not None]
+        with rollback_on_error(context, edited_head=armature, edited=edited), progress(context, self.label) as report:
+            message = work(obj, report)
         self.report({"INFO"}, message)
         return {"FINISHED"}
 
@@ -61,7 +65,7 @@ class _RetargetOperator(_MeshOperator, HeadOperator):
     """Mixin: a FLAME head (``target``) and a character (``mesh``)."""
 
     def run(self, context, armature):
-        return self.guarded(context, lambda obj, report: self.work(context, armature, obj, report))
+        return self.guarded(context, lambda obj, report: self.work(context, armature, obj, report), armature)
 
     def work(self, context, armature, obj, report) -> str:
         raise NotImplementedError

@@ -21,7 +21,7 @@ from ..core.formats.per_frame import numbered_images
 from ..core.model import JOINT_NAMES
 from ..core.sequence import FlameSequence
 from . import compat, head, takes
-from .keyframes import write_channels
+from .keyframes import set_scene_timing, write_channels
 from .progress import Report
 
 CAMERA_MODES = (
@@ -206,11 +206,8 @@ def apply_sequence(context, armature: bpy.types.Object, seq: FlameSequence, *, f
         if footage is not None:
             seq.warnings += _add_background(camera, footage, frame_start)
     write_channels(armature, f"{armature.name}_performance", frames, channels)
-    scene = context.scene
-    scene.render.fps = max(1, round(seq.fps))
-    scene.render.fps_base = scene.render.fps / seq.fps
-    scene.frame_start, scene.frame_end = int(frames[0]), int(frames[-1])
-    scene.frame_set(int(frames[0]))
+    set_scene_timing(context.scene, seq.fps, int(frames[0]), int(frames[-1]))
+    context.scene.frame_set(int(frames[0]))
     props = armature.flame
     props.sequence_path, props.sequence_source = seq.path, seq.source
     props.sequence_frame_start = frame_start

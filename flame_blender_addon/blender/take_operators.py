@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bpy
-import numpy as np
 from bpy.props import BoolProperty, StringProperty
 
 from . import compat, head, takes
@@ -32,18 +31,6 @@ class FLAME_OT_switch_take(HeadOperator, bpy.types.Operator):
     def run(self, context, armature):
         takes.activate(context, armature, takes.find(armature, self.take))
         return {"FINISHED"}
-
-
-def _rest_pose(armature: bpy.types.Object) -> None:
-    """Bones at rest, expression and eyelids at zero (identity stays)."""
-    for pose_bone in armature.pose.bones:
-        pose_bone.rotation_quaternion, pose_bone.location = (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
-    blocks = armature.flame.mesh.data.shape_keys.key_blocks
-    values = np.empty(len(blocks), dtype=np.float32)
-    blocks.foreach_get("value", values)
-    moving = [i for i, kb in enumerate(blocks) if kb.name.startswith(head.EXPR_PREFIX) or kb.name in EYELID_KEYS]
-    values[moving] = 0.0
-    blocks.foreach_set("value", values)
 
 
 class FLAME_OT_clear_animation(HeadOperator, bpy.types.Operator):
@@ -79,7 +66,8 @@ class FLAME_OT_clear_animation(HeadOperator, bpy.types.Operator):
             compat.assign_action(owner, None)
             if action.users == 0:
                 bpy.data.actions.remove(action)
-        _rest_pose(armature)
+        head.rest_bones(armature)  # rest pose: expression and eyelids at zero too, the identity stays
+        head.zero_keys(props.mesh, lambda name: name.startswith(head.EXPR_PREFIX) or name in EYELID_KEYS)
         props.active_take = -1
         props.sequence_path = props.sequence_source = ""
         context.scene.frame_set(context.scene.frame_current)

@@ -1,12 +1,13 @@
 """All-or-nothing scene edits: a failed import leaves no half-built datablocks behind, the scene's settings
-(frame rate, range and current frame, render resolution, camera) and an existing head it changed as they
-were. The one rollback mechanism of the add-on's operators."""
+(frame rate, range and current frame, render resolution, camera), an existing head and other objects it
+changed (a retarget's character and its armature) as they were. The one rollback mechanism of the
+add-on's operators."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import bpy
 import numpy as np
@@ -46,60 +47,168 @@ class _SceneState:
 
 
 class _HeadState:
-    """What an import can change on an existing head: shape key values (and added keys), rest joints,
-    actions, the armature object's transform, its takes and its camera object."""
+    """What an import can change on an existing head: shape key values (and added keys), the offset keys it
+    rewrites, rest joints, actions, the armature object's and its bones' transforms, its takes, the names
+    of what it owns (a take renames actions), the sequence it names and its camera object."""
 
     def __init__(self, armature: bpy.types.Object):
+        from . import takes
+        from .sequence_import import EYELID_KEYS, STATIC_OFFSET_KEY
+
+        props = self.props = armature.flame
         self.armature = armature
-        self.n_takes, self.active_take = len(armature.flame.takes), armature.flame.active_take
-        self.camera = armature.flame.camera
+        self.n_takes, self.active_take = len(props.takes), props.active_take
+        self.sequence = props.sequence_path, props.sequence_source, props.sequence_frame_start
+        self.camera = props.camera
         self.camera_state = _camera_state(self.camera) if self.camera is not None else None
-        self.blocks = armature.flame.mesh.data.shape_keys.key_blocks
+        self.blocks = props.mesh.data.shape_keys.key_blocks
         self.values = np.empty(len(self.blocks), dtype=np.float32)
         self.blocks.foreach_get("value", self.values)
+        self.rewritten = {kb.name: (_key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
+                          if kb.name in (STATIC_OFFSET_KEY, *EYELID_KEYS)}
         self.joints = np.array([b.head_local for b in armature.data.bones])
-        self.owners = [armature, armature.flame.mesh.data.shape_keys]
-        self.actions = [o.animation_data.action if o.animation_data else None for o in self.owners]
-        self.matrix = armature.matrix_world.copy()
-        self.rotation_mode = armature.rotation_mode
-        self.bone_modes = {b.name: b.rotation_mode for b in armature.pose.bones}
+        self.owners = [armature, props.mesh.data.shape_keys]
+        self.actions = [_action(o) for o in self.owners]
+        self.transform = _transform(armature)
+        self.bones = {b.name: _transform(b) for b in armature.pose.bones}
+        self.names = [(id_, id_.name) for id_ in takes.owned_ids(armature)]
 
     def restore(self, context: bpy.types.Context) -> None:
+        """Everything but the names (see :meth:`rename`)."""
         from .head import set_rest_joints  # head uses this module's active_in_mode
 
         for owner, action in zip(self.owners, self.actions, strict=True):
             if owner.animation_data:
                 owner.animation_data.action = action
         for name in [kb.name for kb in self.blocks][len(self.values):]:
-            self.armature.flame.mesh.shape_key_remove(self.blocks[name])
+            self.props.mesh.shape_key_remove(self.blocks[name])
         self.blocks.foreach_set("value", self.values)
+        for name, (co, low, high) in self.rewritten.items():
+            kb = self.blocks[name]
+            kb.data.foreach_set("co", co)
+            kb.slider_min, kb.slider_max = low, high
         set_rest_joints(context, self.armature, self.joints)
-        self.armature.rotation_mode = self.rotation_mode
-        self.armature.matrix_world = self.matrix
+        _set_transform(self.armature, self.transform)
         for bone in self.armature.pose.bones:
-            bone.rotation_mode = self.bone_modes.get(bone.name, bone.rotation_mode)
-        props = self.armature.flame
+            _set_transform(bone, self.bones[bone.name])
+        props = self.props
         while len(props.takes) > self.n_takes:
             props.takes.remove(len(props.takes) - 1)
         props.active_take, props.camera = self.active_take, self.camera
+        props.sequence_path, props.sequence_source, props.sequence_frame_start = self.sequence
         if self.camera_state is not None:
-            data, parent, parent_inverse, matrix, action = self.camera_state
+            data, parent, parent_inverse, transform, action = self.camera_state
             self.camera.data, self.camera.parent, self.camera.matrix_parent_inverse = data, parent, parent_inverse
-            self.camera.matrix_world = matrix
-            if self.camera.animation_data or action is not None:
-                (self.camera.animation_data or self.camera.animation_data_create()).action = action
+            _set_transform(self.camera, transform)
+            _set_action(self.camera, action)
+
+    def rename(self) -> None:
+        """The head's datablocks' names back, once the block's datablocks (which may hold them) are gone."""
+        for id_, name in self.names:
+            if id_.name != name:
+                id_.name = name
+
+
+def _key_co(kb: bpy.types.ShapeKey) -> np.ndarray:
+    co = np.empty(3 * len(kb.data), dtype=np.float32)
+    kb.data.foreach_get("co", co)
+    return co
+
+
+class _ObjectState:
+    """What an operator can change on an object it edits (a retarget's character, its armature): transform
+    and parent, its bones' transforms, action, custom properties, added modifiers and, through a copy made
+    beforehand, its mesh as a whole (vertices, attributes, vertex groups, shape keys with their drivers)."""
+
+    def __init__(self, obj: bpy.types.Object):
+        self.obj = obj
+        self.parent, self.parent_inverse = obj.parent, obj.matrix_parent_inverse.copy()
+        self.transform, self.action = _transform(obj), _action(obj)
+        self.bones = {b.name: _transform(b) for b in obj.pose.bones} if obj.pose else {}
+        registered = type(obj).bl_rna.properties
+        self.props = {k: _plain(v) for k, v in obj.items() if k not in registered}
+        self.modifiers = {m.name for m in obj.modifiers}
+        self.mesh = obj.data.copy() if obj.type == "MESH" else None  # made before the block: not rolled back
+
+    def restore(self) -> None:
+        obj = self.obj
+        if self.mesh is not None:
+            _replace(obj.data, self.mesh)
+            self.mesh = None
+        for modifier in [m for m in obj.modifiers if m.name not in self.modifiers]:
+            obj.modifiers.remove(modifier)
+        obj.parent, obj.matrix_parent_inverse = self.parent, self.parent_inverse
+        _set_transform(obj, self.transform)
+        for bone in obj.pose.bones if obj.pose else ():
+            _set_transform(bone, self.bones[bone.name])
+        _set_action(obj, self.action)
+        for key in [k for k, _ in obj.items() if k not in type(obj).bl_rna.properties and k not in self.props]:
+            del obj[key]
+        for key, value in self.props.items():
+            obj[key] = value
+
+    def discard(self) -> None:
+        """After success: delete the copy of the mesh."""
+        if self.mesh is not None:
+            _remove_mesh(self.mesh)
+
+
+def _plain(value):
+    """A custom property's value as Python data (ID property groups and arrays are views)."""
+    return value.to_dict() if hasattr(value, "to_dict") else value.to_list() if hasattr(value, "to_list") else value
+
+
+def _remove_mesh(mesh: bpy.types.Mesh) -> None:
+    """Delete a mesh and its shape keys (which would otherwise linger without users)."""
+    key = mesh.shape_keys.as_pointer() if mesh.shape_keys is not None else None
+    bpy.data.meshes.remove(mesh)
+    bpy.data.batch_remove([k for k in bpy.data.shape_keys if k.as_pointer() == key])
+
+
+def _replace(mesh: bpy.types.Mesh, copy: bpy.types.Mesh) -> None:
+    """Put ``copy`` everywhere ``mesh`` is used, delete ``mesh`` and give ``copy`` its names."""
+    name, key_name = mesh.name, mesh.shape_keys.name if mesh.shape_keys is not None else None
+    mesh.user_remap(copy)
+    _remove_mesh(mesh)
+    copy.name = name
+    if copy.shape_keys is not None and key_name is not None:
+        copy.shape_keys.name = key_name
+
+
+_TRANSFORM = ("rotation_mode", "location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
+
+
+def _transform(obj: bpy.types.Object | bpy.types.PoseBone) -> dict:
+    """An object's or pose bone's own transform channels: restoring them is exact, unlike setting ``matrix_world``."""
+    return {name: getattr(obj, name) if name == "rotation_mode" else tuple(getattr(obj, name)) for name in _TRANSFORM}
+
+
+def _set_transform(obj: bpy.types.Object | bpy.types.PoseBone, transform: dict) -> None:
+    for name, value in transform.items():
+        setattr(obj, name, value)
+
+
+def _action(owner: bpy.types.ID) -> bpy.types.Action | None:
+    return owner.animation_data.action if owner.animation_data else None
+
+
+def _set_action(owner: bpy.types.ID, action: bpy.types.Action | None) -> None:
+    if owner.animation_data or action is not None:
+        (owner.animation_data or owner.animation_data_create()).action = action
 
 
 def _camera_state(camera: bpy.types.Object) -> tuple:
-    action = camera.animation_data.action if camera.animation_data else None
-    return camera.data, camera.parent, camera.matrix_parent_inverse.copy(), camera.matrix_world.copy(), action
+    return camera.data, camera.parent, camera.matrix_parent_inverse.copy(), _transform(camera), _action(camera)
 
 
 @contextlib.contextmanager
-def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object | None = None) -> Iterator[None]:
+def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object | None = None,
+                      edited: Sequence[bpy.types.Object] = ()) -> Iterator[None]:
     """Run a block that creates datablocks; if it raises, delete every datablock it created, restore
     the scene's settings (:data:`_SCENE_SETTINGS`), ``edited_head`` (an existing FLAME armature the
-    block changes, see :class:`_HeadState`), the active object, selection and mode, and re-raise."""
+    block changes, see :class:`_HeadState`), the ``edited`` objects (see :class:`_ObjectState`), the
+    active object, selection and mode, and re-raise."""
+    object_states = [_ObjectState(obj) for obj in edited]
     before = _snapshot()
     scene_state = _SceneState(context.scene)
     head_state = _HeadState(edited_head) if edited_head is not None else None
@@ -113,14 +222,21 @@ def rollback_on_error(context: bpy.types.Context, edited_head: bpy.types.Object 
         scene_state.restore()  # first: the scene's camera may be one the block created
         if head_state is not None:  # first too: the head's camera may hold camera data made by the block
             head_state.restore(context)
+        for state in object_states:  # first too: a character may be parented to an object the block made
+            state.restore()
         created = [id_ for name in _COLLECTIONS for id_ in getattr(bpy.data, name)
                    if id_.as_pointer() not in before[name]]
         bpy.data.batch_remove(created)
+        if head_state is not None:
+            head_state.rename()
         for obj in context.view_layer.objects:
             if obj is not None:  # bases of objects just removed can linger until the layer syncs
                 obj.select_set(obj in selected)
         context.view_layer.objects.active = active
         raise
+    else:
+        for state in object_states:
+            state.discard()
 
 
 @contextlib.contextmanager

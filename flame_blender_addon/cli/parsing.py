@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from ..core.arguments import positive_int
 from .batch import cmd_batch
 from .commands import (
     ALL_EXPORTS,
@@ -74,12 +75,6 @@ def resolution(text: str) -> tuple[int, int]:
     if len(values) not in (1, 2) or not all(4 <= v <= 16384 for v in values):
         raise argparse.ArgumentTypeError(f"'{text}' is not WIDTH or WIDTHxHEIGHT (4 to 16384 pixels)")
     return values[0], values[1] if len(values) == 2 else 0
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a positive integer")
-    return int(text)
 
 
 def existing_file(text: str) -> Path:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SequenceError
+from .limits import IMAGE_SIDE
 from .rig import FLAME_TO_BLENDER  # noqa: F401  (re-exported: FLAME Y-up -> Blender Z-up, 4x4)
 from .rotations import rotation_6d_to_matrix
 
@@ -82,11 +83,19 @@ class BlenderCamera:
     ortho_scale: np.ndarray | None = None
 
 
-def _image_hw(image_size) -> tuple[int, int]:
-    h, w = (int(v) for v in np.asarray(image_size).reshape(-1)[:2])
-    if h <= 0 or w <= 0:
-        raise SequenceError(f"image size {h}x{w} (H x W) is not positive")
-    return h, w
+def image_hw(value, what: str = "image size") -> tuple[int, int]:
+    """``value`` ([H, W] in any array form) as two whole numbers of :data:`.limits.IMAGE_SIDE` pixels.
+
+    Else SequenceError naming ``what`` (e.g. "clip.npz: 'image_size'").
+    """
+    size = np.asarray(value)
+    low, high = IMAGE_SIDE
+    if (size.dtype.kind not in "iuf" or size.size != 2 or not np.isfinite(size).all() or np.any(size % 1)
+            or np.any(size < low) or np.any(size > high)):
+        raise SequenceError(f"{what} is {size.reshape(-1)[:4].tolist()}, expected [H, W]: two whole numbers "
+                            f"of {low} to {high} pixels")
+    height, width = (int(v) for v in size.reshape(-1))
+    return height, width
 
 
 def intrinsics(f: np.ndarray, cx: np.ndarray, cy: np.ndarray, fy: np.ndarray | None = None) -> np.ndarray:
@@ -114,7 +123,7 @@ def pytorch3d_to_opencv(R: np.ndarray, T: np.ndarray, focal_length: np.ndarray,
     T = np.asarray(T, dtype=np.float64).reshape(n, 3)
     fl = np.asarray(focal_length, dtype=np.float64).reshape(n, -1)
     pp = np.asarray(principal_point, dtype=np.float64).reshape(n, 2)
-    h, w = _image_hw(image_size)
+    h, w = image_hw(image_size)
     half = min(h, w) / 2.0
     K = intrinsics(fl[:, 0] * half, w / 2.0 - pp[:, 0] * half, h / 2.0 - pp[:, 1] * half,
                    fy=fl[:, -1] * half)
@@ -139,7 +148,7 @@ def opencv_to_pytorch3d(K: np.ndarray, R: np.ndarray, t: np.ndarray, image_size
     """
     K = np.asarray(K, dtype=np.float64).reshape(-1, 3, 3)
     _square_pixels(K, "a pytorch3d camera with one focal length")
-    h, w = _image_hw(image_size)
+    h, w = image_hw(image_size)
     half = min(h, w) / 2.0
     R_p3d = np.einsum("tji,jk->tik", np.asarray(R, dtype=np.float64).reshape(-1, 3, 3), _CV_FROM_P3D)
     T = np.asarray(t, dtype=np.float64).reshape(-1, 3) @ _CV_FROM_P3D
@@ -158,7 +167,7 @@ def vhap_camera(focal_length: float, image_size, n_frames: int) -> CameraTrack:
     """VHAP's monocular camera: OpenGL world -> camera ``[I | (0, 0, -1)]`` (camera at FLAME
     (0, 0, 1) looking at the head), ``f = focal_length * max(H, W)`` px, principal point at the centre.
     """
-    h, w = _image_hw(image_size)
+    h, w = image_hw(image_size)
     R, t = opengl_to_opencv(np.eye(3), np.array([0.0, 0.0, -1.0]))
     K = intrinsics(float(focal_length) * max(h, w), w / 2.0, h / 2.0)
     return CameraTrack(np.repeat(K, n_frames, axis=0), np.repeat(R[None], n_frames, axis=0),

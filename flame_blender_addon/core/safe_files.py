@@ -15,6 +15,7 @@ Every failure is a FlameError naming the file (and member); nothing here raises 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -22,9 +23,9 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
@@ -32,12 +33,18 @@ from .errors import FileAccessError, FileFormatError, LimitError, clipped
 from .limits import Budget, Limits, plain_dtype
 
 _CHUNK = 1 << 24
+T = TypeVar("T")
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 def _kind(mode: int) -> str:
     return next((text for test, text in _KINDS if test(mode)), "not a regular file")
+
+
+def _failed(name: str, what: str, err: OSError) -> FileAccessError:
+    """``<name>: cannot be <what> (<the system's reason>)``."""
+    return FileAccessError(f"{name}: cannot be {what} ({err.strerror or err})")
 
 
 def open_regular(path: str | Path, limits: Limits, inside: str | Path | None = None) -> IO[bytes]:
@@ -54,7 +61,7 @@ def open_regular(path: str | Path, limits: Limits, inside: str | Path | None = N
             raise FileAccessError(f"{name}: a link that leads nowhere or loops ({err.strerror})") from None
         if isinstance(err, FileNotFoundError):
             raise FileAccessError(f"{path}: file not found") from None
-        raise FileAccessError(f"{name}: cannot be opened ({err.strerror or err})") from None
+        raise _failed(name, "opened", err) from None
     if inside is not None:
         root = os.path.realpath(inside)
         try:
@@ -70,7 +77,7 @@ def open_regular(path: str | Path, limits: Limits, inside: str | Path | None = N
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(real, flags)
     except OSError as err:
-        raise FileAccessError(f"{name}: cannot be opened ({err.strerror or err})") from None
+        raise _failed(name, "opened", err) from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):  # replaced between the check and the open
         os.close(fd)
@@ -98,7 +105,7 @@ def read_bytes(path: str | Path, limits: Limits, inside: str | Path | None = Non
         try:  # read(n) allocates n bytes first: ask for the size the file has (checked) plus one
             data = f.read(os.fstat(f.fileno()).st_size + 1)
         except OSError as err:
-            raise FileAccessError(f"{Path(path).name}: cannot be read ({err.strerror or err})") from None
+            raise _failed(Path(path).name, "read", err) from None
     if len(data) > limits.file_bytes:
         raise LimitError(f"{Path(path).name}: grew past {limits.file_bytes:,} bytes while being read")
     return data
@@ -193,18 +200,20 @@ class SafeZip:
         except _ZIP_ERRORS as err:
             raise FileFormatError(f"{where}: damaged ({_text(err)})") from None
 
-    def read(self, member: str, max_bytes: int) -> bytearray:
-        """All of ``member`` (at most ``max_bytes``), its size and CRC checked."""
+    def read(self, member: str, max_bytes: int, read: Callable[[IO[bytes], int, str], T] = _read_exact,
+             where: str | None = None) -> T:
+        """``read(stream, size, where)`` of ``member`` (by default all its bytes, at most ``max_bytes``); then the
+        stream must be at its end, which also checks the member's CRC. ``where`` names it in messages."""
         with self.open(member, max_bytes) as stream:
-            where = f"{self.name}: '{member}'"
+            where = where or f"{self.name}: '{member}'"
             size = self.infos[member].file_size
             try:
-                data = _read_exact(stream, size, where)
+                value = read(stream, size, where)
                 if stream.read(1):
-                    raise FileFormatError(f"{where} holds more than the {size:,} bytes its header declares")
+                    raise FileFormatError(f"{where} holds more than the {size:,} bytes its zip header declares")
             except _ZIP_ERRORS as err:
                 raise FileFormatError(f"{where}: damaged ({_text(err)})") from None
-        return data
+        return value
 
     def close(self) -> None:
         self.zip.close()
@@ -282,7 +291,7 @@ def load_npy(path: str | Path, limits: Limits, budget: Budget, inside: str | Pat
         try:
             return read_npy(f, size, Path(path).name, budget)
         except OSError as err:
-            raise FileAccessError(f"{Path(path).name}: cannot be read ({err.strerror or err})") from None
+            raise _failed(Path(path).name, "read", err) from None
 
 
 class NpzArchive(Mapping):
@@ -309,16 +318,8 @@ class NpzArchive(Mapping):
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.cache:
-            member = self.members[key]
-            where = f"{self.name}: '{key}'"
-            size = self.zip.infos[member].file_size
-            with self.zip.open(member, self.budget.left + _MAX_HEADER + 12) as stream:
-                try:
-                    self.cache[key] = read_npy(stream, size, where, self.budget)
-                    if stream.read(1):  # reaching the end also checks the member's CRC
-                        raise FileFormatError(f"{where}: longer than its zip header declares")
-                except _ZIP_ERRORS as err:
-                    raise FileFormatError(f"{where}: damaged ({_text(err)})") from None
+            self.cache[key] = self.zip.read(self.members[key], self.budget.left + _MAX_HEADER + 12,
+                                            functools.partial(read_npy, budget=self.budget), f"{self.name}: '{key}'")
         return self.cache[key]
 
     def __contains__(self, key: object) -> bool:  # without reading the member, unlike Mapping's

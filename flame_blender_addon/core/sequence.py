@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import CameraTrack
+from .camera import CameraTrack, image_hw
 from .errors import SequenceError
-from .limits import FPS_RANGE, IMAGE_SIDE, MAX_FRAME, MAX_FRAMES
+from .limits import FPS_RANGE, MAX_FRAME, MAX_FRAMES
 from .model import N_JOINTS
 from .rotations import matrix_to_quaternion, quaternion_to_matrix, slerp
 
@@ -193,7 +193,7 @@ def validate_sequence(seq: FlameSequence, where: str = "sequence") -> FlameSeque
     _require_rotations(where, "rotations", seq.rotations, labels)
     if seq.camera is not None:
         _require_rotations(where, "camera R", seq.camera.R, labels)
-        _check_image_size(seq.camera.image_size, where)
+        image_hw(seq.camera.image_size, f"{where}: the camera's image size")
     return _clean_frame_ids(seq, where)
 
 
@@ -203,13 +203,6 @@ def check_fps(fps: float, what: str) -> float:
     if not (np.isfinite(fps) and low <= fps <= high):
         raise SequenceError(f"{what} is {fps:g}, expected {low:g} to {high:g} frames per second")
     return float(fps)
-
-
-def _check_image_size(size: tuple[int, int], where: str) -> None:
-    low, high = IMAGE_SIDE
-    if not all(low <= side <= high for side in size):
-        raise SequenceError(f"{where}: the camera's image is {size[1]} x {size[0]} pixels; expected {low} to "
-                            f"{high} per side")
 
 
 def scene_frames(seq: FlameSequence, frame_start: int, target_fps: float | None = None) -> tuple[int, int, int]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ..core import tracker_protocol as protocol
+from ..core.arguments import positive_int
 
 
 class Channel:
@@ -79,13 +80,6 @@ def positive(text: str) -> float:
     return value
 
 
-def at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
-
-
 def non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -113,8 +107,8 @@ def build_parser() -> Parser:
     track.add_argument("--embedding", type=optional_path,
                        help="landmark embedding .npz (lmk_face_idx, lmk_b_coords, landmark_indices); "
                             "default: the one in the model .npz, or the demo head's own")
-    track.add_argument("--n-shape", type=at_least_one, default=100, help="identity components to fit (default 100)")
-    track.add_argument("--n-expr", type=at_least_one, default=100, help="expression components to fit (default 100)")
+    track.add_argument("--n-shape", type=positive_int, default=100, help="identity components to fit (default 100)")
+    track.add_argument("--n-expr", type=positive_int, default=100, help="expression components to fit (default 100)")
     track.add_argument("--fps", type=positive, help="the input's frame rate (default: the video's, else 25); "
                                                            "the sequence's is this divided by --step")
     track.add_argument("--previews", type=int, default=12, help="overlay frames to write (default 12)")
@@ -122,7 +116,7 @@ def build_parser() -> Parser:
     track.add_argument("--start", type=non_negative, default=0, help="first frame to track (0-based; default 0)")
     track.add_argument("--end", type=non_negative,
                        help="stop before this frame (like Python's range; default: the last frame)")
-    track.add_argument("--step", type=at_least_one, default=1, help="track every n-th frame (default 1)")
+    track.add_argument("--step", type=positive_int, default=1, help="track every n-th frame (default 1)")
     track.add_argument("--no-frames", action="store_true",
                        help="do not write the tracked frames to OUTPUT/frames (the sequence still names them)")
     track.add_argument("--verbose", action="store_true", help="show the log and warnings of MediaPipe and TFLite")
@@ -133,9 +127,9 @@ def build_parser() -> Parser:
                        help="albedo model .npz (mean, tex_dir, optional vt/ft; FLAME_texture.npz layout)")
     photo.add_argument("--uv", type=optional_path, help="OBJ with the model's UVs (e.g. FLAME's head_template.obj)")
     photo.add_argument("--masks", type=optional_path, help="FLAME_masks.pkl (its 'face' mask limits the stage)")
-    photo.add_argument("--photometric-resolution", type=at_least_one, default=256,
+    photo.add_argument("--photometric-resolution", type=positive_int, default=256,
                        help="side of the face crops it compares (default 256)")
-    photo.add_argument("--photometric-epochs", type=at_least_one, default=40,
+    photo.add_argument("--photometric-epochs", type=positive_int, default=40,
                        help="passes over the clip (default 40)")
     return parser
 

@@ -6,6 +6,7 @@ FLAME expression combinations carried onto it, so a performance made from them i
 representable both ways.
 """
 
+import contextlib
 from pathlib import Path
 
 import bpy
@@ -294,6 +295,70 @@ def test_bad_input_is_one_line_and_leaves_the_scene_unchanged(truth, tmp_path):
     with pytest.raises(RuntimeError, match="'flat' has zero range"):
         bpy.ops.flame.retarget_to_shape_keys(target=armature.name, mesh=obj.name, frame_start=1, frame_end=5)
     assert _state() == before
+
+
+def _character_detail(obj) -> dict:
+    """Everything of the character (and its mesh) a retarget changes, in full."""
+    bpy.context.view_layer.update()
+    mesh, keys = obj.data, obj.data.shape_keys
+
+    def floats(collection, attribute, width):
+        values = np.empty(len(collection) * width, dtype=np.float32)
+        collection.foreach_get(attribute, values)
+        return values.tobytes()
+
+    drivers = keys.animation_data.drivers if keys and keys.animation_data else ()
+    return {"names": (obj.name, mesh.name, keys.name if keys else None), "vertices": floats(mesh.vertices, "co", 3),
+            "keys": [(kb.name, kb.value, kb.slider_min, kb.slider_max, floats(kb.data, "co", 3))
+                     for kb in (keys.key_blocks if keys else ())],
+            "drivers": [(d.data_path, d.driver.expression, [v.targets[0].data_path for v in d.driver.variables])
+                        for d in drivers],
+            "actions": [o.animation_data.action.name if o and o.animation_data and o.animation_data.action else None
+                        for o in (obj, keys)],
+            "props": {k: v if isinstance(v, (int, float, str)) else v.to_list() for k, v in obj.items()},
+            "attributes": sorted(a.name for a in mesh.attributes), "groups": [g.name for g in obj.vertex_groups],
+            "modifiers": [m.name for m in obj.modifiers], "parent": obj.parent,
+            "matrix": np.array(obj.matrix_world).tobytes(), "rotation_mode": obj.rotation_mode}
+
+
+def _failing_at_the_end(monkeypatch):
+    """Make the retarget operators fail after all their work, at their last progress report."""
+    from flame_blender_addon.blender import progress, retarget_operators
+
+    @contextlib.contextmanager
+    def failing(context, label):
+        with progress.progress(context, label) as report:
+            def fail_when_done(fraction, message=""):
+                if fraction >= 1.0:
+                    raise RuntimeError("forced failure")
+                report(fraction, message)
+            yield fail_when_done
+
+    monkeypatch.setattr(retarget_operators, "progress", failing)
+
+
+def test_a_retarget_failing_midway_leaves_the_character_as_it_was(fitted, truth, monkeypatch):
+    """Transfer Rig adds vertex groups, a modifier, a parent, shape keys and drivers, FLAME -> character keys
+    actions and a rotation mode, before the forced failure: all of it is undone, the character's mesh included."""
+    armature, obj = fitted
+    _add_own_keys(truth, armature, obj)
+    obj["note"] = [1, 2, 3]
+    write_channels(obj.data.shape_keys, "own", np.array([1.0, 2.0]), [('key_blocks["jawOpen"].value', 0, np.ones(2))])
+    head_joints = np.array([b.head_local for b in armature.data.bones])
+    _failing_at_the_end(monkeypatch)
+    for call in (lambda: bpy.ops.flame.transfer_rig(target=armature.name, mesh=obj.name),
+                 lambda: bpy.ops.flame.retarget_to_shape_keys(target=armature.name, mesh=obj.name, frame_start=1,
+                                                             frame_end=3),
+                 lambda: bpy.ops.flame.retarget_from_shape_keys(target=armature.name, mesh=obj.name, frame_start=1,
+                                                               frame_end=3)):
+        before, detail = _state(), _character_detail(obj)
+        with pytest.raises(RuntimeError, match="forced failure"):
+            call()
+        assert _state() == before and _character_detail(obj) == detail
+        np.testing.assert_array_equal([b.head_local for b in armature.data.bones], head_joints)
+    monkeypatch.undo()
+    bpy.ops.flame.transfer_rig(target=armature.name, mesh=obj.name)  # the same call succeeds and changes it
+    assert _character_detail(obj)["drivers"] and _state()["meshes"] == before["meshes"]
 
 
 def test_operators_need_no_ui_and_report_errors_on_one_line():

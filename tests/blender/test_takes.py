@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from bl_helpers import evaluated_vertices, scene_state, write_take
 
-from flame_blender_addon.blender import keyframes
+from flame_blender_addon.blender import keyframes, takes
 
 
 @pytest.fixture
@@ -104,6 +104,60 @@ def test_a_failed_import_leaves_takes_and_camera_as_they_were(two_takes, tmp_pat
     assert take_names(armature) == ["smile", "frown"] and scene_state() == before
     assert (camera.data.name, camera.parent, armature.animation_data.action.name,
             armature.flame.active_take) == state
+
+
+def _with_static_offset(path, offset):
+    with np.load(path) as data:
+        arrays = dict(data)
+    np.savez(path, **arrays, static_offset=offset)
+    return path
+
+
+def _head_detail(armature) -> dict:
+    """What an import onto an existing head may change, in full."""
+    props, camera = armature.flame, armature.flame.camera
+    keys = props.mesh.data.shape_keys
+    return {"sequence": (props.sequence_path, props.sequence_source, props.sequence_frame_start),
+            "names": sorted(id_.name for id_ in (*bpy.data.actions, *bpy.data.cameras)),
+            "offset_key": [(kb.name, kb.slider_min, kb.slider_max, [tuple(p.co) for p in kb.data])
+                           for kb in keys.key_blocks if kb.name == "static_offset"],
+            "bones": [(b.rotation_mode, tuple(b.location), tuple(b.rotation_quaternion), tuple(b.rotation_euler))
+                      for b in armature.pose.bones],
+            "camera": (camera.rotation_mode, tuple(camera.location), tuple(camera.rotation_euler), camera.data.name),
+            "armature": (armature.rotation_mode, tuple(armature.location), tuple(armature.rotation_euler))}
+
+
+def test_a_failed_import_puts_back_all_it_changed_on_the_head(small_model_file, tmp_path, monkeypatch):
+    """Hand-made animation (renamed into a 'Before import' take), an offset key rewritten in place, the
+    sequence named on the head, posed bones and the camera's rotation mode: a failure at the very end
+    (recording the take) undoes them all."""
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    n_verts = len(armature.flame.mesh.data.vertices)
+    rng = np.random.default_rng(4)
+    first = _with_static_offset(write_take(tmp_path / "first.npz", 3), rng.normal(scale=1e-3, size=(n_verts, 3)))
+    bpy.ops.flame.import_sequence(filepath=str(first))
+    armature.animation_data.action = bpy.data.actions.new("mine")
+    jaw = armature.pose.bones["jaw"]
+    jaw.rotation_mode = "XYZ"
+    jaw.rotation_euler = (0.2, 0.0, 0.1)
+    jaw.keyframe_insert("rotation_euler", frame=1)
+    armature.flame.camera.rotation_mode = "XYZ"
+    before, detail = scene_state(), _head_detail(armature)
+    second = _with_static_offset(write_take(tmp_path / "second.npz", 5), rng.normal(scale=1e-3, size=(n_verts, 3)))
+
+    real = takes.record
+
+    def fail_but_the_stash(context, head, name, *args):
+        if name != "Before import":
+            raise RuntimeError("simulated failure")
+        return real(context, head, name, *args)
+
+    monkeypatch.setattr(takes, "record", fail_but_the_stash)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        bpy.ops.flame.import_sequence(filepath=str(second), frame_start=7)
+    assert scene_state() == before and _head_detail(armature) == detail
+    assert take_names(armature) == ["first"] and armature.animation_data.action.name == "mine"
 
 
 def test_clear_animation_removes_the_current_take_then_all(two_takes):

@@ -47,8 +47,9 @@ def key_values(armature):
     ({"fps": 5000.0}, {}, "fps is 5000"),
     ({"target_fps": 1e9}, {}, "the fps to resample to is 1e\\+09"),
     ({"target_fps": 999.0}, {"frame_ids": (0, 9000)}, "299,701 frames at 999 fps: more than the 100,000"),
-    ({}, {"image_size": (65536, 65536)}, "65536 x 65536 pixels; expected 16 to 16384"),
-    ({}, {"image_size": (4, 4)}, "4 x 4 pixels"),
+    ({}, {"image_size": (65536, 65536)}, r"'image_size' is \[65536, 65536\], expected \[H, W\]: two whole numbers "
+                                         "of 16 to 16384 pixels"),
+    ({}, {"image_size": (4, 4)}, r"'image_size' is \[4, 4\]"),
 ], ids=["ids-2**31", "negative-frames", "fps-1e-9", "fps-1e9", "fps-option", "target-fps-1e9", "resample-count",
         "image-65536", "image-4"])
 def test_what_a_scene_cannot_hold_is_refused_before_anything_changes(head_scene, tmp_path, options, npz, message):

@@ -83,6 +83,14 @@ def test_opencv_to_pytorch3d_inverts():
     assert fl.shape == (5, 1) and pp.shape == (5, 2)
 
 
+def test_image_hw_reads_h_w_and_refuses_the_rest():
+    assert cam.image_hw(np.array([[480.0, 640.0]])) == (480, 640)
+    assert cam.image_hw((16, 16384), "x") == (16, 16384)
+    for bad in ([480], [480, 640, 3], [480.5, 640], [15, 640], [480, 16385], [np.nan, 640], ["480", "640"]):
+        with pytest.raises(SequenceError, match=r"^clip: 'img' is .*expected \[H, W\]"):
+            cam.image_hw(np.array(bad), "clip: 'img'")
+
+
 def test_non_square_pixels_are_refused():
     K = cam.intrinsics(1000.0, 256, 256, fy=1100.0)
     with pytest.raises(SequenceError, match="square pixels"):

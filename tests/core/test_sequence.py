@@ -369,9 +369,12 @@ def test_own_format_camera_needs_all_keys_and_image_size(tmp_path):
     with pytest.raises(SequenceError, match="'image_size'"):
         sq.read_sequence(tmp_path / "b.npz")
     np.savez(tmp_path / "c.npz", **base, K=np.eye(3), cam_R=np.eye(3) * 2, cam_t=np.zeros(3),
-             image_size=np.array([4, 4]))
+             image_size=np.array([64, 64]))
     with pytest.raises(SequenceError, match="'camera R' in frame 0 is not a rotation"):
         sq.read_sequence(tmp_path / "c.npz")
+    np.savez(tmp_path / "d.npz", **base, K=np.eye(3), cam_R=np.eye(3), cam_t=np.zeros(3), image_size=np.array([4, 4]))
+    with pytest.raises(SequenceError, match=r"d.npz: 'image_size' is \[4, 4\], expected \[H, W\]"):
+        sq.read_sequence(tmp_path / "d.npz")
 
 
 def test_duplicates_disorder_and_gaps(tmp_path):

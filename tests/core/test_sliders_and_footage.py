@@ -6,6 +6,7 @@ import pytest
 from flame_blender_addon.core import rig
 from flame_blender_addon.core.errors import FlameError
 from flame_blender_addon.core.formats.footage import Footage, find_footage, write_reference
+from flame_blender_addon.core.limits import SMALL
 
 
 def test_split_for_sliders_is_exact_and_within_the_slider_range():
@@ -58,3 +59,18 @@ def test_a_damaged_sequence_file_costs_only_its_footage(tmp_path):
     footage, warnings = find_footage(tmp_path)
     assert footage is None and len(warnings) == 1
     assert "footage reference is not readable" in warnings[0] and "not an .npz archive" in warnings[0]
+
+
+def test_a_hostile_footage_reference_costs_only_its_footage(tmp_path):
+    """source.json is read through safe_files with a size limit; nesting past the recursion limit is a warning."""
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "00000.png").write_bytes(b"")
+    reference = tmp_path / "source.json"
+    for content in (b"[" * 200_000, b'{"video": "\xff.mp4"}'):  # nested too deep; not UTF-8
+        reference.write_bytes(content)
+        footage, warnings = find_footage(tmp_path)
+        assert footage == Footage("images", tmp_path / "input") and "not a readable footage reference" in warnings[0]
+    with open(reference, "wb") as f:
+        f.truncate(SMALL.file_bytes + 1)  # sparse: refused by its size before anything is read
+    footage, warnings = find_footage(tmp_path)
+    assert footage == Footage("images", tmp_path / "input") and "MiB allowed" in warnings[0]

@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import safe_files
 from ..errors import FlameError, SequenceError
-from ..limits import LARGE, Budget
+from ..limits import LARGE, SMALL, Budget
 from ..tracker_protocol import CHECKPOINT_DIR, SEQUENCE_FILE
 from .per_frame import numbered_images
 
@@ -52,8 +52,8 @@ class Footage:
 def read_reference(path: Path) -> Footage:
     """Read a ``source.json`` footage reference; raises SequenceError naming what is wrong."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = json.loads(safe_files.read_bytes(path, SMALL).decode("utf-8"))
+    except (FlameError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise SequenceError(f"{path}: not a readable footage reference ({err})") from None
     kinds = [k for k in KINDS if isinstance(data, dict) and k in data]
     if len(kinds) != 1 or not isinstance(data[kinds[0]], str):

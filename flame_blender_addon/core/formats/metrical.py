@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import safe_files
-from ..camera import CameraTrack, opencv_to_pytorch3d, pytorch3d_to_opencv
+from ..camera import CameraTrack, image_hw, opencv_to_pytorch3d, pytorch3d_to_opencv
 from ..errors import SequenceError, guarded
 from ..evaluation import rest_joints
 from ..limits import FOLDER, SMALL, Budget
@@ -144,7 +144,7 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
     if not all("img_size" in f for f in frames):
         warnings.append(f"{where}: no 'img_size' in the checkpoints; camera not imported")
         return None
-    sizes = {_image_size(f["img_size"], name) for f, name in zip(frames, names, strict=True)}
+    sizes = {image_hw(f["img_size"], f"{name}: 'img_size'") for f, name in zip(frames, names, strict=True)}
     if len(sizes) > 1:
         raise SequenceError(f"{where}: 'img_size' changes between frames ({sorted(sizes)})")
     image_size = sizes.pop()
@@ -166,17 +166,6 @@ def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], 
         warnings.append(f"{where}: no complete 'camera' or 'opencv' entries; camera not imported")
         return None
     return CameraTrack(K, R, t, image_size)
-
-
-def _image_size(value: Any, name: str) -> tuple[int, int]:
-    """``img_size`` [H, W] as two positive whole numbers."""
-    size = np.asarray(value)
-    if (size.dtype.kind not in "iuf" or size.size != 2 or not np.isfinite(size).all() or np.any(size < 1)
-            or np.any(size % 1)):
-        raise SequenceError(f"{name}: 'img_size' is {size.reshape(-1)[:4].tolist()} ({size.dtype}), expected "
-                            "[H, W] in pixels")
-    height, width = (int(v) for v in size.reshape(-1))
-    return height, width
 
 
 def _compare_cameras(where: str, ours: tuple, stored: tuple, warnings: list[str]) -> None:

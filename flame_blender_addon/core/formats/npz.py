@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import safe_files
-from ..camera import CameraTrack, vhap_camera
+from ..camera import CameraTrack, image_hw, vhap_camera
 from ..errors import FlameError, SequenceError, guarded
 from ..limits import FOLDER, LARGE, Budget, Limits
 from ..model import N_JOINTS, N_VERTS
@@ -231,18 +231,18 @@ def _npz_camera(arrays: Mapping[str, np.ndarray], where: str, T: int, labels: Se
     keys = [k for k in ("K", "cam_R", "cam_t") if k in arrays]
     if keys and len(keys) < 3:
         raise SequenceError(f"{where}: camera needs 'K', 'cam_R' and 'cam_t' together; found only {keys}")
-    if (keys or "focal_length" in arrays) and "image_size" not in arrays:
+    if not keys and "focal_length" not in arrays:
+        warnings.append(f"{where}: no camera in the file (calibrated or GaussianAvatars data); none imported")
+        return None
+    if "image_size" not in arrays:
         raise SequenceError(f"{where}: a camera is stored but 'image_size' [H, W] is missing")
+    image_size = image_hw(arrays["image_size"], f"{where}: 'image_size'")
     if keys:
-        image_size = _image_size(arrays, where)
         orthographic = "cam_orthographic" in arrays and _scalar(arrays, "cam_orthographic", where) != 0
         return CameraTrack(_per_frame_or_shared(arrays, "K", where, T, (3, 3), labels),
                            _per_frame_or_shared(arrays, "cam_R", where, T, (3, 3), labels),
                            _per_frame_or_shared(arrays, "cam_t", where, T, (3,), labels), image_size, orthographic)
-    if "focal_length" in arrays:
-        return vhap_camera(_scalar(arrays, "focal_length", where), _image_size(arrays, where), T)
-    warnings.append(f"{where}: no camera in the file (calibrated or GaussianAvatars data); none imported")
-    return None
+    return vhap_camera(_scalar(arrays, "focal_length", where), image_size, T)
 
 
 def _scalar(arrays: Mapping[str, np.ndarray], key: str, where: str) -> float:
@@ -251,13 +251,6 @@ def _scalar(arrays: Mapping[str, np.ndarray], key: str, where: str) -> float:
     if value.size != 1 or value.dtype.kind not in "fiu" or not np.isfinite(value).all():
         raise SequenceError(f"{where}: '{key}' is {value.tolist()!r}, expected one finite number")
     return float(value.reshape(()))
-
-
-def _image_size(arrays: Mapping[str, np.ndarray], where: str) -> tuple[int, int]:
-    size = np.ravel(arrays["image_size"])
-    if size.shape != (2,) or size.dtype.kind not in "iuf" or np.any(size <= 0) or np.any(size % 1):
-        raise SequenceError(f"{where}: 'image_size' is {size.tolist()}, expected [H, W] in pixels")
-    return int(size[0]), int(size[1])
 
 
 def _offsets(arrays: Mapping[str, np.ndarray], where: str, warnings: list[str]) -> np.ndarray | None:
