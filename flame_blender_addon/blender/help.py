@@ -14,6 +14,12 @@ TOPICS = {
         "Get FLAME at flame.is.tue.mpg.de: 2017-2023 are non-commercial; FLAME 2023 Open is CC-BY-4.0.",
         "Select the head (armature or mesh) to edit it here; Delete Head removes everything it made.",
     )),
+    "assets": ("Masks, UVs and landmarks", (
+        "Assets adds FLAME_masks.pkl as vertex groups mask.<region> (face, lips, scalp...).",
+        "head_template.obj gives the UV map UVMap; landmark embeddings become <head>.lmk.<name> points.",
+        "Landmark points follow the animated head exactly; attribute 'landmark' holds each point's number.",
+        "Files beside a model are added when it is imported (the Masks, UVs, landmarks option).",
+    )),
     "animation": ("Animation and takes", (
         "Import Sequence reads metrical-tracker, VHAP, GaussianAvatars or flame_sequence.npz output.",
         "Each import is a take named after the file; earlier takes are kept, switch back in the list.",

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import FlameError
+from ..core.formats.assets import Assets, find_assets, read_assets
 from ..core.model import FlameModel, load_model
-from . import head, preferences
+from . import assets, head, preferences
+from .asset_operators import report_assets
 from .help import section
 from .operator_base import HeadOperator, reports_errors
 from .progress import progress
@@ -26,14 +29,18 @@ class _BuildOperator:
     n_shape: IntProperty(name="Identity components", default=300, min=0, max=300)
     n_expr: IntProperty(name="Expression components", default=100, min=0, max=100)
 
-    def build(self, context, model: FlameModel, name: str):
+    def build(self, context, model: FlameModel, name: str, found: Assets | None = None):
+        """Build the head, and put ``found`` (asset files beside the model) on it, all-or-nothing."""
         model = model.truncated(self.n_shape, self.n_expr)
         with rollback_on_error(context), progress(context, f"Building {name}") as report:
             armature = head.build_head(context, model, name, report)
+            summary = assets.apply_assets(context, armature, found) if found is not None else ""
         for warning in model.warnings:
             self.report({"WARNING"}, f"{model.name}: {warning}")
         self.report({"INFO"}, f"Built {armature.name} from {model.name} "
                               f"({model.n_shape} identity, {model.n_expr} expression components)")
+        if found is not None:
+            report_assets(self, found, summary, Path(model.path).parent)
         return {"FINISHED"}
 
 
@@ -47,6 +54,9 @@ class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
                              description="A FLAME model: generic_model.pkl, flame2023.pkl or a converted .npz")
     filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
+    import_assets: BoolProperty(name="Masks, UVs, landmarks", default=True,
+                                description="Also add FLAME_masks.pkl, head_template.obj and landmark embeddings "
+                                            "found beside the model (a damaged file is skipped with a warning)")
 
     def invoke(self, context, event):
         folder = preferences.model_folder(context)
@@ -58,12 +68,18 @@ class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
         col = section(self.layout, "Components", "head", icon="SHAPEKEY_DATA")
         col.prop(self.properties, "n_shape")
         col.prop(self.properties, "n_expr")
+        section(self.layout, "Beside the model", "assets", icon="GROUP_VERTEX", data=self.properties,
+                names=("import_assets",))
 
     @reports_errors
     def execute(self, context):
         if not self.filepath:
             raise FlameError("No model file given: choose your generic_model.pkl or flame2023.pkl")
-        return self.build(context, load_model(bpy.path.abspath(self.filepath)), "FLAME")
+        path = Path(bpy.path.abspath(self.filepath))
+        model = load_model(path)
+        found = read_assets(find_assets(path.parent), model.faces, model.n_verts, strict=False) \
+            if self.import_assets else None
+        return self.build(context, model, "FLAME", found)
 
 
 class FLAME_OT_add_demo_head(_BuildOperator, bpy.types.Operator):

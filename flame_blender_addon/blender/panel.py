@@ -67,7 +67,9 @@ class VIEW3D_PT_flame(_FlamePanel, bpy.types.Panel):
         edition = head.edition_of(armature)
         box.label(text=f"{edition.name}, {props.n_shape} identity, {props.n_expr} expression")
         box.label(text=f"Licence: {edition.licence}", icon="ERROR" if edition.commercial is False else "INFO")
-        box.operator("flame.delete_head", icon="TRASH")
+        row = box.row(align=True)
+        row.operator("flame.import_assets", text="Assets", icon="GROUP_VERTEX")
+        row.operator("flame.delete_head", icon="TRASH")
 
 
 class VIEW3D_PT_flame_animation(_HeadPanel, bpy.types.Panel):

@@ -9,6 +9,7 @@ import bpy
 
 from .. import cli
 from . import (
+    asset_operators,
     export,
     help,
     identity_operators,
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 _cli_commands = []  # handles of bpy.utils.register_cli_command
 
 CLASSES = (properties.FlameTake, properties.FlameHeadProperties, *preferences.CLASSES, *help.CLASSES,
-           *operators.CLASSES, *identity_operators.CLASSES,
+           *operators.CLASSES, *identity_operators.CLASSES, *asset_operators.CLASSES,
            *sequence_operators.CLASSES, *take_operators.CLASSES, *track_operator.CLASSES,
            *export.CLASSES, *render_operator.CLASSES, *menus.CLASSES, *panel.CLASSES, *retarget_operators.CLASSES,
            *texture_operator.CLASSES)

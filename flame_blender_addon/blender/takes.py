@@ -15,6 +15,7 @@ from mathutils import Matrix
 
 from ..core.errors import FlameError
 from . import compat, head
+from .assets import landmark_objects, node_groups
 
 ROLES = ("head", "expression", "camera")  # take.<role>_action, on: armature, shape keys, camera object
 
@@ -185,4 +186,5 @@ def owned_ids(armature: bpy.types.Object) -> list[bpy.types.ID]:
     ids += [a for t in props.takes for a in (t.head_action, t.expression_action, t.camera_action) if a]
     ids += [a for a in map(_action, animated) if a is not None]
     ids += [bg.image for data in cameras for bg in data.background_images if bg.image is not None]
+    ids += [id_ for obj in landmark_objects(armature) for id_ in (obj, obj.data, *node_groups(obj))]
     return list({id_.as_pointer(): id_ for id_ in ids}.values())

@@ -48,8 +48,9 @@ class _SceneState:
 
 class _HeadState:
     """What an import can change on an existing head: shape key values (and added keys), the offset keys it
-    rewrites, rest joints, actions, the armature object's and its bones' transforms, its takes, the names
-    of what it owns (a take renames actions), the sequence it names and its camera object."""
+    rewrites, the vertex groups and UV maps it adds, rest joints, actions, the armature object's and its
+    bones' transforms, its takes, the names of what it owns (a take renames actions), the sequence it
+    names and its camera object."""
 
     def __init__(self, armature: bpy.types.Object):
         from . import takes
@@ -66,6 +67,8 @@ class _HeadState:
         self.blocks.foreach_get("value", self.values)
         self.rewritten = {kb.name: (_key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
                           if kb.name in (STATIC_OFFSET_KEY, *EYELID_KEYS)}
+        self.groups = {g.name for g in props.mesh.vertex_groups}
+        self.uv_maps = {uv.name for uv in props.mesh.data.uv_layers}
         self.joints = np.array([b.head_local for b in armature.data.bones])
         self.owners = [armature, props.mesh.data.shape_keys]
         self.actions = [_action(o) for o in self.owners]
@@ -87,6 +90,11 @@ class _HeadState:
             kb = self.blocks[name]
             kb.data.foreach_set("co", co)
             kb.slider_min, kb.slider_max = low, high
+        mesh_obj = self.props.mesh
+        for group in [g for g in mesh_obj.vertex_groups if g.name not in self.groups]:
+            mesh_obj.vertex_groups.remove(group)
+        for uv_map in [uv for uv in mesh_obj.data.uv_layers if uv.name not in self.uv_maps]:
+            mesh_obj.data.uv_layers.remove(uv_map)
         set_rest_joints(context, self.armature, self.joints)
         _set_transform(self.armature, self.transform)
         for bone in self.armature.pose.bones:

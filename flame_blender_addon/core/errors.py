@@ -62,6 +62,11 @@ class InternalError(FlameError):
     """A failure that no check foresaw: a bug to report, with the traceback in the log."""
 
 
+class AssetError(FlameError):
+    """A file of the FLAME ecosystem beside the model (masks, template UVs, landmark embedding) is unreadable
+    or does not fit the head (another topology, wrong vertex count, missing keys)."""
+
+
 class RetargetError(FlameError):
     """A character cannot be fitted, bound or retargeted (bad mesh, no fit yet, bad keys or take)."""
 

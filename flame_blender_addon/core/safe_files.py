@@ -255,8 +255,8 @@ def _parse_header(text: str, where: str) -> tuple[str, bool, tuple[int, ...]]:
     return found["descr"], found["fortran_order"], found["shape"]
 
 
-def read_npy(stream: IO[bytes], size: int | None, where: str, budget: Budget) -> np.ndarray:
-    """An array from an .npy stream of ``size`` bytes (None: unknown), charged to ``budget`` before reading."""
+def _npy_header(stream: IO[bytes], where: str) -> tuple[str, bool, tuple[int, ...], int]:
+    """(descr, fortran_order, shape, bytes before the data) of an .npy stream."""
     head = _read_exact(stream, 10, where)
     if bytes(head[:6]) != _NPY_MAGIC or head[6] not in (1, 2, 3):
         raise FileFormatError(f"{where}: not an .npy array (no NUMPY header of version 1-3)")
@@ -270,12 +270,17 @@ def read_npy(stream: IO[bytes], size: int | None, where: str, budget: Budget) ->
         text = bytes(_read_exact(stream, header_len, where)).decode("utf8" if head[6] == 3 else "latin1")
     except UnicodeDecodeError:
         raise FileFormatError(f"{where}: damaged .npy header (not text)") from None
-    descr, fortran, shape = _parse_header(text, where)
+    return (*_parse_header(text, where), prefix + header_len)
+
+
+def read_npy(stream: IO[bytes], size: int | None, where: str, budget: Budget) -> np.ndarray:
+    """An array from an .npy stream of ``size`` bytes (None: unknown), charged to ``budget`` before reading."""
+    descr, fortran, shape, header_bytes = _npy_header(stream, where)
     dtype = plain_dtype(descr, where)
     dims = budget.take(shape, dtype, where)
     nbytes = math.prod(dims) * dtype.itemsize
-    if size is not None and size != prefix + header_len + nbytes:
-        raise FileFormatError(f"{where}: holds {size - prefix - header_len:,} bytes of data, but its header "
+    if size is not None and size != header_bytes + nbytes:
+        raise FileFormatError(f"{where}: holds {size - header_bytes:,} bytes of data, but its header "
                               f"declares {dims} of {dtype.name} ({nbytes:,} bytes)")
     data = _read_exact(stream, nbytes, where)
     code_points = np.dtype("u4").newbyteorder(dtype.byteorder)
@@ -292,6 +297,21 @@ def load_npy(path: str | Path, limits: Limits, budget: Budget, inside: str | Pat
             return read_npy(f, size, Path(path).name, budget)
         except OSError as err:
             raise _failed(Path(path).name, "read", err) from None
+
+
+def read_pickled_npy(path: str | Path, limits: Limits, inside: str | Path | None = None) -> bytes:
+    """The pickle inside a 0-d object ``.npy`` (``np.save`` of a dict, e.g. DECA's landmark_embedding.npy),
+    as bytes for :func:`.safe_pickle.loads`; any other .npy is refused. Nothing is unpickled here."""
+    name = Path(path).name
+    with open_regular(path, limits, inside) as f:
+        try:
+            descr, _, shape, header_bytes = _npy_header(f, name)
+            if descr not in ("|O", "O") or shape != ():
+                raise FileFormatError(f"{name}: an array of {descr} {shape}, expected a single pickled object "
+                                      "(a dict saved with np.save)")
+            return f.read(os.fstat(f.fileno()).st_size - header_bytes + 1)
+        except OSError as err:
+            raise FileAccessError(f"{name}: cannot be read ({err.strerror or err})") from None
 
 
 class NpzArchive(Mapping):

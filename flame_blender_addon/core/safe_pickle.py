@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import pickletools
 import re
 import struct
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import safe_files
 from .errors import FileFormatError, FlameError, LimitError, UnsafePickleError, clipped
 from .limits import SMALL, Budget, Limits, checked_shape, plain_dtype
 
@@ -64,6 +67,7 @@ class _Dtype(_Stub):
 
     def __init__(self, descr: str):
         self.descr, self.order, self.built = descr, "=", False
+        self.is_object = descr in _OBJECT_DESCRS
 
     def __setstate__(self, state: Any) -> None:
         if (self.built or not isinstance(state, tuple) or len(state) not in (8, 9)
@@ -73,11 +77,14 @@ class _Dtype(_Stub):
         self.order, self.built = _text(state[1]), True
 
     def dtype(self) -> np.dtype:
+        if self.is_object:
+            raise FileFormatError("an array of Python objects where numbers were expected")
         order = "" if self.descr[:1] in _ORDERS else self.order
         return plain_dtype(order + self.descr, f"dtype '{self.descr}'")
 
 
 _ORDERS = ("<", ">", "|", "=")
+_OBJECT_DESCRS = ("O", "O4", "O8")  # numpy object arrays: only the 0-d wrapper ``np.save`` puts around a dict
 
 
 def _raw_bytes(raw: Any, what: str) -> bytes | bytearray:
@@ -95,17 +102,27 @@ def _raw_bytes(raw: Any, what: str) -> bytes | bytearray:
 
 
 class _Array(_Stub):
-    """numpy's ``_reconstruct(ndarray, (0,), b'b')`` + BUILD((version, shape, dtype, fortran, data))."""
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')`` + BUILD((version, shape, dtype, fortran, data)).
+
+    A 0-d object array (how ``np.save`` stores a dict: landmark embeddings) keeps its one item in
+    ``wrapped``, which the resolver resolves like any other value; object arrays of other shapes are refused."""
 
     def __init__(self, budget: Budget):
-        self.budget, self.array = budget, None
+        self.budget, self.array, self.wrapped = budget, None, None
 
     def __setstate__(self, state: Any) -> None:
-        if self.array is not None or not isinstance(state, tuple) or len(state) not in (4, 5):
+        if (self.array is not None or self.wrapped is not None or not isinstance(state, tuple)
+                or len(state) not in (4, 5)):
             raise FileFormatError("array: unsupported or repeated state")
         shape, dtype, fortran, raw = state[-4:]
         if not isinstance(dtype, _Dtype):
             raise FileFormatError("array: the dtype is not a numpy dtype")
+        if dtype.is_object:
+            if shape != () or not isinstance(raw, list) or len(raw) != 1:
+                raise FileFormatError("array: an array of Python objects; only a single wrapped value (a 0-d "
+                                      "object array, as np.save writes a dict) is read")
+            self.wrapped = raw
+            return
         self.array = _from_bytes(raw, dtype.dtype(), shape, bool(fortran), self.budget, "array")
 
 
@@ -150,8 +167,10 @@ class _Unpickler(pickle.Unpickler):
     and encoded back (two copies of a 400 MB model); the resolver turns the remaining ones into
     latin1 text, as ``encoding='latin1'`` would have."""
 
-    def __init__(self, data: bytes, budget: Budget, storages: Callable[[str, int], bytes] | None):
-        super().__init__(io.BytesIO(data), encoding="bytes")
+    def __init__(self, data: bytes, budget: Budget, storages: Callable[[str, int], bytes] | None, start: int = 0):
+        stream = io.BytesIO(data)
+        stream.seek(start)
+        super().__init__(stream, encoding="bytes")
         self.budget, self.storages = budget, storages
         self.storage_cache: dict[str, bytes] = {}
         self.bound = {method: _Global(method, getattr(self, method)) for method in set(_BOUND.values())}
@@ -217,7 +236,56 @@ class _Unpickler(pickle.Unpickler):
                                                strides=[s * flat.itemsize for s in steps], writeable=False)
         return _Built(np.array(view))
 
+    def _legacy_storage(self, blob: Any) -> _Storage:
+        """``torch.storage._load_from_bytes``: one storage in torch.save's legacy stream (how a tensor
+        pickles outside torch.save, e.g. inside an ``np.save``'d dict): the pickles magic number,
+        protocol 1001, system info, the storage as a persistent id ``('storage', <type>, key, location,
+        numel, None)`` and ``[key]``, then the element count (int64) and the raw little-endian data."""
+        data = bytes(_raw_bytes(blob, "legacy torch storage"))
+        refs: dict[str, _StorageType] = {}
+        pos = 0
 
+        def pickled() -> Any:
+            nonlocal pos
+            end = _prescan(data, self.budget.limits, pos)
+            unpickler = _LegacyUnpickler(data, self.budget, None, pos)
+            unpickler.refs = refs
+            value, pos = unpickler.load(), end
+            return value
+
+        magic, version, info = pickled(), pickled(), pickled()
+        if magic != _LEGACY_MAGIC or version != _LEGACY_PROTOCOL or not isinstance(info, dict):
+            raise FileFormatError("a torch storage that is not in torch.save's legacy format")
+        if info.get("little_endian", True) is not True:
+            raise FileFormatError("a big-endian torch storage; only little-endian files are read")
+        root, keys = pickled(), pickled()
+        if not isinstance(root, str) or root not in refs or keys != [root]:
+            raise FileFormatError("a legacy torch stream holding something other than one storage")
+        count = int.from_bytes(data[pos:pos + 8], "little", signed=True)
+        dtype = refs[root].dtype
+        if not 0 <= count <= (len(data) - pos - 8) // dtype.itemsize:
+            raise FileFormatError(f"legacy torch storage: {count:,} elements declared, "
+                                  f"{max(len(data) - pos - 8, 0):,} bytes present")
+        self.budget.charge(count * dtype.itemsize, "legacy torch storage")
+        return _Storage(np.frombuffer(data, dtype=dtype, count=count, offset=pos + 8))
+
+
+class _LegacyUnpickler(_Unpickler):
+    """One pickle of torch's legacy stream: a storage's persistent id becomes its key (recorded in ``refs``)."""
+
+    refs: dict[str, _StorageType]
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple):
+            pid = tuple(_text(v) for v in pid)
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
+                and isinstance(pid[2], str) and re.fullmatch(r"\w{1,64}", pid[2]) and pid[5] is None):
+            raise UnsafePickleError(f"refused persistent reference {_short(pid)}")
+        self.refs[pid[2]] = pid[1]
+        return pid[2]
+
+
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
 _NDARRAY = _Global("numpy.ndarray", None)
 _OBJECT = _Global("builtins.object", None)
 _TORCH_STORAGES = {  # torch storage class -> little-endian numpy dtype, as torch writes them
@@ -242,6 +310,8 @@ def _dtype(descr: Any, align: Any = False, copy: Any = True) -> _Dtype:
     descr = _text(descr)
     if not isinstance(descr, str):
         raise FileFormatError(f"dtype {_short(descr)}: only plain numeric types are read")
+    if descr in _OBJECT_DESCRS:
+        return _Dtype(descr)
     plain_dtype(descr, f"dtype '{descr[:20]}'")  # refuse early, before its state arrives
     return _Dtype(descr)
 
@@ -281,6 +351,7 @@ _BOUND = {  # (module, name) -> the method of the load's unpickler that stands f
     **{(m, "_reconstruct"): "_reconstruct" for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
     **{(m, "_frombuffer"): "_frombuffer" for m in ("numpy.core.numeric", "numpy._core.numeric")},
     ("torch._utils", "_rebuild_tensor_v2"): "_tensor",
+    ("torch.storage", "_load_from_bytes"): "_legacy_storage",
 }
 _SHARED: dict[tuple[str, str], _Global] = {
     **{(m, "scalar"): _Global("numpy.core.multiarray.scalar", _scalar)
@@ -368,6 +439,8 @@ class _Resolver:
 
     def _resolve(self, obj: Any, level: int) -> tuple[Any, int]:
         if isinstance(obj, _Array):
+            if obj.wrapped is not None:
+                return self.resolve(obj.wrapped[0], level)
             if obj.array is None:
                 raise FileFormatError("array: its data never arrived")
             return obj.array, obj.array.size
@@ -483,10 +556,11 @@ _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
 _FIXED, _COUNTED, _OPCODES = _opcode_tables()
 
 
-def _prescan(data: bytes, limits: Limits) -> None:
-    """Walk the opcodes without running or decoding them: bound their count and memo indices and
-    check that every declared length fits in the data (so nothing is allocated for a lying length)."""
-    pos, end, fixed, counted, table, find = 0, len(data), _FIXED, _COUNTED, _OPCODES, data.find
+def _prescan(data: bytes, limits: Limits, pos: int = 0) -> int:
+    """Walk the opcodes of the pickle at ``pos`` without running or decoding them: bound their count and
+    memo indices and check that every declared length fits in the data (so nothing is allocated for a
+    lying length). Returns where the pickle ends (after STOP)."""
+    end, fixed, counted, table, find = len(data), _FIXED, _COUNTED, _OPCODES, data.find
     from_bytes = int.from_bytes
     for _ in range(limits.pickle_ops):
         if pos >= end:
@@ -529,7 +603,7 @@ def _prescan(data: bytes, limits: Limits) -> None:
             if index > limits.pickle_ops:
                 raise LimitError(f"memo index {index:,} is beyond the {limits.pickle_ops:,} opcodes allowed")
         elif name == "STOP":
-            return
+            return pos
     raise LimitError(f"more than {limits.pickle_ops:,} pickle opcodes")
 
 
@@ -561,3 +635,21 @@ def loads(data: bytes, budget: Budget | None = None,
         raise FileFormatError(f"not a readable pickle (truncated or damaged: {type(err).__name__}: "
                               f"{_short(str(err))})") from None
 
+
+
+def load_file(path: str | Path, limits: Limits = SMALL, inside: str | Path | None = None) -> tuple[Any, list[str]]:
+    """A pickle file (``FLAME_masks.pkl``, ``flame_static_embedding.pkl``) or the pickle inside a 0-d object
+    ``.npy`` (``landmark_embedding.npy``), read within ``limits`` -> (value, warnings: a CRLF repair).
+    Errors name the file."""
+    name = Path(path).name
+    if os.fspath(path).lower().endswith(".npy"):
+        data = safe_files.read_pickled_npy(path, limits, inside)
+    else:
+        data = safe_files.read_bytes(path, limits, inside)
+    try:
+        value = loads(data, Budget(limits))
+    except FlameError as err:
+        raise type(err)(f"{name}: {err}") from None
+    repaired = repair_crlf(data) is not data
+    return value, [f"{name}: repaired Windows line endings (CRLF) that a text checkout or copy had put into this "
+                   "text pickle"] if repaired else []

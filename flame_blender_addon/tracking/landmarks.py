@@ -1,9 +1,9 @@
-"""Landmark embeddings and 2D landmark tracks (numpy only).
+"""Landmark embeddings as the tracker uses them, and 2D landmark tracks (numpy only).
 
-An embedding ties landmark l to the surface point ``sum_c bary[l, c] * V[faces[face_idx[l], c]]``;
-metrical-tracker's ``mediapipe_landmark_embedding.npz`` adds ``landmark_indices``, the MediaPipe
-point (of 478) each row corresponds to. Landmark tracks are pixel positions, origin at the image's
-top-left corner, NaN where there is no face.
+An embedding (:class:`..core.formats.embeddings.Embedding`) ties landmark l to the surface point
+``sum_c bary[l, c] * V[faces[face_idx[l], c]]``; metrical-tracker's ``mediapipe_landmark_embedding.npz``
+adds ``landmark_indices``, the MediaPipe point (of 478) each row corresponds to. Landmark tracks are
+pixel positions, origin at the image's top-left corner, NaN where there is no face.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core import safe_files
 from ..core.errors import TrackerError, guarded
+from ..core.formats.embeddings import EMBEDDING_KEYS, Embedding, embedding_from_arrays
 from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
 from ..core.model import N_VERTS, FlameModel
 
@@ -24,7 +25,6 @@ MEDIAPIPE_POINTS = 478
 # image-left iris, i.e. the subject's right eye). Valid for FLAME's topology only.
 IRIS_POINTS = np.arange(468, 478)
 IRIS_VERTICES = np.array([4597, 4542, 4510, 4603, 4570, 4051, 3996, 3964, 3932, 4028])
-EMBEDDING_KEYS = ("lmk_face_idx", "lmk_b_coords")
 # MediaPipe face-mesh topology (point numbers of its 478-point mesh)
 LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
 """Inner-lip points facing each other: (upper, lower), from the subject's right corner to the left."""
@@ -33,20 +33,6 @@ EYE_CORNERS = (33, 263)  # outer corners, subject's right then left: the inter-o
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 """The face outline as a closed loop, from the top of the forehead round the subject's left."""
-
-
-@dataclass(frozen=True)
-class Embedding:
-    """face_idx: (L,) int64; bary: (L, 3) float64 rows summing to 1; points: (L,) int64 detector
-    point per row (None when landmark tracks are given in embedding order); name: for messages."""
-
-    face_idx: np.ndarray
-    bary: np.ndarray
-    points: np.ndarray | None
-    name: str
-
-    def __len__(self) -> int:
-        return len(self.face_idx)
 
 
 @dataclass(frozen=True)
@@ -74,29 +60,6 @@ def read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> di
         raise TrackerError(f"{path}: {what} file not found")
     with safe_files.NpzArchive.open(path, limits, Budget(limits)) as npz:
         return {"__files__": sorted(npz), **{k: npz[k] for k in keys if k in npz}}
-
-
-def embedding_from_arrays(raw: dict[str, np.ndarray], name: str) -> Embedding:
-    """Validate ``lmk_face_idx`` (L,), ``lmk_b_coords`` (L, 3) and optional ``landmark_indices`` (L,)."""
-    missing = [k for k in EMBEDDING_KEYS if k not in raw]
-    if missing:
-        raise TrackerError(f"{name}: missing key(s) {', '.join(missing)}; a landmark embedding needs "
-                           f"{', '.join(EMBEDDING_KEYS)} (like metrical-tracker's mediapipe_landmark_embedding.npz)")
-    face_idx = np.asarray(raw["lmk_face_idx"]).reshape(-1)
-    bary = _numbers(raw, "lmk_b_coords", name)
-    if face_idx.dtype.kind not in "iu" or bary.shape != (len(face_idx), 3) or len(face_idx) == 0:
-        raise TrackerError(f"{name}: lmk_face_idx {face_idx.shape} ({face_idx.dtype}) and lmk_b_coords "
-                           f"{bary.shape} do not describe L landmarks as (L,) integers and (L, 3) weights")
-    if not np.isfinite(bary).all() or np.abs(bary.sum(1) - 1).max() > 1e-3:
-        raise TrackerError(f"{name}: lmk_b_coords rows must be finite barycentric weights summing to 1")
-    points = None
-    if "landmark_indices" in raw:
-        points = np.asarray(raw["landmark_indices"]).reshape(-1)
-        if points.dtype.kind not in "iu" or len(points) != len(face_idx):
-            raise TrackerError(f"{name}: landmark_indices has shape {points.shape}, "
-                               f"expected ({len(face_idx)},) integers")
-        points = points.astype(np.int64)
-    return Embedding(face_idx.astype(np.int64), bary, points, name)
 
 
 @guarded

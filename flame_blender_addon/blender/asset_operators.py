@@ -1,0 +1,70 @@
+"""``flame.import_assets``: the FLAME ecosystem's files in a folder onto a head (masks, UVs, landmarks)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from ..core.errors import AssetError
+from ..core.formats.embeddings import EMBEDDING_FILES
+from ..core.formats.masks import MASKS_FILE
+from ..core.formats.template_obj import UV_FILES
+from . import assets, head
+from .help import section
+from .operator_base import HeadOperator, has_ui
+from .transaction import rollback_on_error
+
+LOOKED_FOR = ", ".join((MASKS_FILE, *UV_FILES, *EMBEDDING_FILES))
+
+
+def report_assets(operator: bpy.types.Operator, found: assets.Assets, summary: str, folder: Path) -> None:
+    """One INFO line for what was added (none when nothing was), then a WARNING per repaired or skipped file."""
+    if summary:
+        operator.report({"INFO"}, f"Added from {folder}: {summary}")
+    for warning in found.warnings:
+        operator.report({"WARNING"}, warning)
+
+
+class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
+    """Add FLAME's masks (vertex groups), template UVs (UV map) and landmark embeddings (points that follow
+    the head) from a folder: the model's own folder by default"""
+
+    bl_idname = "flame.import_assets"
+    bl_label = "Import FLAME Assets"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: StringProperty(name="Folder", subtype="DIR_PATH",
+                              description="Folder with FLAME_masks.pkl, head_template.obj, landmark embeddings "
+                                          "(also searched: its parent and their subfolders); default: the model's")
+
+    def invoke(self, context, event):
+        armature = head.target_head(context, self.target)
+        if not self.directory and armature is not None and armature.flame.model_path:
+            self.directory = str(Path(armature.flame.model_path).parent) + os.sep  # open the browser there
+        if not has_ui():
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def draw(self, context):
+        col = section(self.layout, "Head", "assets", icon="ARMATURE_DATA")
+        col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+
+    def run(self, context, armature):
+        folder = Path(bpy.path.abspath(self.directory)) if self.directory else Path(armature.flame.model_path).parent
+        if not folder.is_dir():
+            raise AssetError(f"{folder}: not a folder; choose the folder with your FLAME files")
+        found = assets.read_beside(armature.flame.mesh.data, folder, strict=True)
+        if not (found.masks or found.uvs or found.embeddings):
+            raise AssetError(f"{folder}: no FLAME files found there, in its parent or their subfolders "
+                             f"(looked for {LOOKED_FOR})")
+        with rollback_on_error(context, edited_head=armature):
+            summary = assets.apply_assets(context, armature, found)
+        report_assets(self, found, summary, folder)
+        return {"FINISHED"}
+
+
+CLASSES = (FLAME_OT_import_assets,)

@@ -1,0 +1,109 @@
+"""The files of the FLAME ecosystem that sit beside a model: finding them and reading them together.
+
+:func:`find_assets` looks, by their distributed names, in the model's folder, its parent and their
+direct subfolders, the way the projects lay them out (MICA ``data/FLAME2020/FLAME_masks/``, DECA
+``data/``, SMIRK ``assets/``, VHAP ``asset/flame/``). :func:`read_assets` reads what was found for a head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AssetError, FlameError
+from .embeddings import EMBEDDING_FILES, Embedding, read_embedding
+from .masks import MASKS_FILE, read_masks
+from .template_obj import UV_FILES, read_template_uvs
+
+MAX_SUBFOLDERS = 64  # per folder searched: a model in a crowded folder (Downloads) costs a few hundred stats
+
+
+@dataclass(frozen=True)
+class AssetFiles:
+    """The asset files found (None / empty: not there)."""
+
+    masks: Path | None = None
+    uvs: Path | None = None
+    embeddings: tuple[Path, ...] = ()
+
+    def paths(self) -> list[Path]:
+        return [p for f in dataclasses.fields(self) for p in _as_tuple(getattr(self, f.name))]
+
+
+def _as_tuple(value: Path | tuple[Path, ...] | None) -> tuple[Path, ...]:
+    return () if value is None else value if isinstance(value, tuple) else (value,)
+
+
+def _places(folder: Path) -> list[Path]:
+    """``folder``, its parent, then the direct subfolders of each (sorted, hidden ones skipped)."""
+    places = [folder, folder.parent] if folder.parent != folder else [folder]
+    for place in list(places):
+        try:
+            subfolders = sorted(p for p in place.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            continue
+        places += [p for p in subfolders[:MAX_SUBFOLDERS] if p not in places]
+    return places
+
+
+def find_assets(folder: str | Path) -> AssetFiles:
+    """The asset files for a model in ``folder``: for each distributed name, the first found in
+    :func:`_places` order (the model's own folder first)."""
+    places = _places(Path(folder))
+
+    def first(name: str) -> Path | None:
+        return next((p / name for p in places if (p / name).is_file()), None)
+
+    uvs = [first(name) for name in UV_FILES]
+    return AssetFiles(masks=first(MASKS_FILE), uvs=next((p for p in uvs if p is not None), None),
+                      embeddings=tuple(p for p in map(first, EMBEDDING_FILES) if p is not None))
+
+
+@dataclass
+class Assets:
+    """What was read: masks region -> (n,) vertex indices; uvs (vt (N, 2), ft (F, 3)); embeddings;
+    warnings (repairs, and files skipped when reading leniently)."""
+
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    uvs: tuple[np.ndarray, np.ndarray] | None = None
+    embeddings: list[Embedding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_assets(files: AssetFiles, faces: np.ndarray, n_verts: int, strict: bool = True) -> Assets:
+    """Read ``files`` for a head of ``n_verts`` vertices and triangles ``faces`` (F, 3). strict: the
+    first bad file raises its FlameError; otherwise it is skipped with a warning (its error)."""
+    assets = Assets()
+
+    def attempt(read, path: Path) -> None:
+        try:
+            read(path)
+        except FlameError as err:
+            if strict:
+                raise
+            assets.warnings.append(f"skipped: {err}")
+
+    def masks(path: Path) -> None:
+        assets.masks, warnings = read_masks(path, n_verts)
+        assets.warnings += warnings
+
+    def uvs(path: Path) -> None:
+        assets.uvs = read_template_uvs(path, faces)
+
+    def embedding(path: Path) -> None:
+        found, warnings = read_embedding(path)
+        try:
+            found.corners(faces)  # fits the head's triangles
+        except AssetError as err:
+            raise AssetError(f"{path.name}: {err}") from None
+        assets.embeddings.append(found)
+        assets.warnings += warnings
+
+    for read, paths in ((masks, _as_tuple(files.masks)), (uvs, _as_tuple(files.uvs)),
+                        (embedding, files.embeddings)):
+        for path in paths:
+            attempt(read, path)
+    return assets
