@@ -1,4 +1,5 @@
-"""Write FLAME models as the distributed files are written: Python-2-era protocol-2 pickles.
+"""Write FLAME files as the distributed ones are written: Python-2-era protocol-2 pickles (models,
+object ``.npy`` files) and protocol-0 text pickles (``FLAME_masks.pkl``, ``flame_static_embedding.pkl``).
 
 Byte strings use the py2 ``STRING`` opcodes, arrays ``numpy.core.multiarray._reconstruct``,
 ``J_regressor`` is a ``scipy.sparse.csc.csc_matrix`` and chosen keys are ``chumpy.ch.Ch`` objects
@@ -32,11 +33,21 @@ class _Csc:
         self.dense = dense
 
 
+class ObjectArray:
+    """Marks a value to be written as numpy's 0-d object array around it (what ``np.save`` pickles for a dict)."""
+
+    def __init__(self, item: Any):
+        self.item = item
+
+
 class _Py2Writer:
     """A minimal protocol-2 pickle emitter producing what Python 2 + numpy 1.x wrote."""
 
     def __init__(self) -> None:
         self.out = bytearray(b"\x80\x02")
+
+    def text(self, s: str) -> None:  # a py2 'str' (Python 3 writers override: BINUNICODE)
+        self.bytestring(s.encode("latin1"))
 
     def bytestring(self, b: bytes) -> None:  # py2 'str'
         self.out += (b"U" + bytes([len(b)]) if len(b) < 256 else b"T" + struct.pack("<I", len(b))) + b
@@ -57,22 +68,32 @@ class _Py2Writer:
         self.out += b"b"
 
     def ndarray(self, a: np.ndarray) -> None:
-        a = np.ascontiguousarray(a)
-        self.glob("numpy.core.multiarray", "_reconstruct")
-        self.tuple_([_Global("numpy", "ndarray"), (0,), b"b"])
-        self.out += b"R"
-        self.out += b"("
-        self.value(1)
-        self.value(tuple(a.shape))
-        self.glob("numpy", "dtype")
-        self.tuple_([a.dtype.str[1:].encode(), 0, 1])
-        self.out += b"R"
+        fortran = a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous
         order = a.dtype.str[0] if a.dtype.str[0] in "<>" else "|"
-        self.tuple_([3, order.encode(), None, None, None, -1, -1, 0])
-        self.out += b"b"
-        self.value(False)
-        self.bytestring(a.tobytes())
+        self._array(a.shape, a.dtype.str[1:], order, 0, fortran)
+        self.bytestring(a.tobytes(order="F" if fortran else "C"))
         self.out += b"tb"
+
+    def _array(self, shape: tuple, descr: str, order: str, flags: int, fortran: bool) -> None:
+        """``_reconstruct(ndarray, (0,), 'b')`` and the start of its state, up to the data."""
+        self.glob("numpy.core.multiarray", "_reconstruct")
+        self.out += b"("
+        self.value(_Global("numpy", "ndarray"))
+        self.value((0,))
+        self.text("b")
+        self.out += b"tR("
+        self.value(1)
+        self.value(tuple(shape))
+        self.glob("numpy", "dtype")
+        self.out += b"("
+        self.text(descr)
+        self.value(0)
+        self.value(1)
+        self.out += b"tR("
+        for item in (3, order, None, None, None, -1, -1, flags):
+            self.text(item) if isinstance(item, str) else self.value(item)
+        self.out += b"tb"
+        self.value(fortran)
 
     def value(self, v: Any) -> None:
         if v is None:
@@ -117,6 +138,10 @@ class _Py2Writer:
                 "maxprint": 50, "format": "csc", "_has_sorted_indices": True})
         elif isinstance(v, np.ndarray):
             self.ndarray(v)
+        elif isinstance(v, ObjectArray):
+            self._array((), "O8", "|", 63, False)
+            self.value([v.item])
+            self.out += b"tb"
         else:
             raise TypeError(f"cannot write {type(v).__name__}")
 
@@ -152,3 +177,66 @@ def write_flame_pickle(path: str | Path, arrays: Mapping[str, Any],
     path = Path(path)
     path.write_bytes(dumps_flame(arrays, chumpy_keys))
     return path
+
+
+class _TextWriter(_Py2Writer):
+    """Protocol 0, as Python 2's ``pickle.dump(obj, f)`` wrote by default: text opcodes, a memo PUT after
+    each string and container (``p<n>``), byte strings as escaped ``S'...'`` lines."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.memo = 0
+
+    def put(self) -> None:
+        self.out += b"p%d\n" % self.memo
+        self.memo += 1
+
+    def bytestring(self, b: bytes) -> None:
+        escaped = b"".join(bytes([c]) if 0x20 <= c < 0x7F and c not in b"\\'" else b"\\x%02x" % c for c in b)
+        self.out += b"S'" + escaped + b"'\n"
+        self.put()
+
+    def glob(self, module: str, name: str) -> None:
+        super().glob(module, name)
+        self.put()
+
+    def value(self, v: Any) -> None:
+        if isinstance(v, bool):
+            self.out += b"I01\n" if v else b"I00\n"
+        elif isinstance(v, (int, np.integer)):
+            self.out += b"I%d\n" % int(v)
+        elif isinstance(v, float):
+            self.out += b"F" + repr(v).encode() + b"\n"
+        elif isinstance(v, list):
+            self.out += b"(l"
+            self.put()
+            for item in v:
+                self.value(item)
+                self.out += b"a"
+        elif isinstance(v, dict):
+            self.out += b"(d"
+            self.put()
+            for key, item in v.items():
+                self.value(key)
+                self.value(item)
+                self.out += b"s"
+        else:
+            super().value(v)
+
+
+def dumps_text(obj: Any, crlf: bool = False) -> bytes:
+    """``obj`` (dicts, lists, str, numbers, numpy arrays) as a Python-2 protocol-0 text pickle; crlf: with
+    every LF turned into CRLF, as a text checkout or copy damages it (the file holds no other CR)."""
+    w = _TextWriter()
+    w.value(obj)
+    w.out += b"."
+    data = bytes(w.out)
+    return data.replace(b"\n", b"\r\n") if crlf else data
+
+
+def dumps_py2(obj: Any) -> bytes:
+    """``obj`` as a Python-2 protocol-2 pickle (the payload of an ``np.save``'d object array)."""
+    w = _Py2Writer()
+    w.value(obj)
+    w.out += b"."
+    return bytes(w.out)
