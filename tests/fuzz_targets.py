@@ -6,7 +6,7 @@ modifies the allowlisted functions or stub classes.
 
 Each target writes a valid seed (model pickle and npz, metrical ``.frame`` with numpy or tensor
 leaves, flame_sequence / VHAP npz, GaussianAvatars per-frame folder, eyelid ``.npy``, landmark and
-embedding npz) and mutates it: bytes of a pickle or of one zip member (re-zipped so its CRC is
+embedding npz, ``FLAME_masks.pkl`` text pickle, ``landmark_embedding.npy`` with legacy torch tensors) and mutates it: bytes of a pickle or of one zip member (re-zipped so its CRC is
 right), the zip container itself, or whole arrays (removed, NaN, retyped, reshaped, enlarged).
 
 ``python tests/fuzz_targets.py --seconds S --work DIR [--targets a,b]`` runs in a child process
@@ -138,6 +138,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def targets() -> list[Target]:
     import pickle
 
+    import asset_files as af
     import hostile_corpus as hc
     import legacy_pickle
     from regressor_files import regressor_codes, write_ply
@@ -176,6 +177,10 @@ def targets() -> list[Target]:
     vhap = lambda: vhap_arrays(np.random.default_rng(6), 3, n_verts=30)  # noqa: E731
     ga = lambda: gaussian_avatars_arrays(np.random.default_rng(7), 2, n_verts=30)  # noqa: E731
     eyelids = lambda: {f"{k}.npy": _npy_bytes(v) for k, v in hc.eyelid_arrays().items()}  # noqa: E731
+    rng = np.random.default_rng(8)
+    masks = legacy_pickle.dumps_text(af.mask_regions(rng, 60))
+    with tempfile.TemporaryDirectory() as tmp:
+        lmk_npy = af.write_landmark_embedding(Path(tmp) / "e.npy", af.landmark_embedding_dict(rng, 40)).read_bytes()
     return [
         Target("model-pkl", "model", lambda: {"generic_model.pkl": legacy_pickle.dumps_flame(hc.model_arrays())},
                "generic_model.pkl"),
@@ -201,6 +206,9 @@ def targets() -> list[Target]:
                lambda a: {f"{k}.npy": _npy_bytes(v) for k, v in a.items() if v is not None}),
         Target("landmarks-npz", "landmarks", lambda: {"lmk.npz": _npz_bytes(hc.landmark_arrays())}, "lmk.npz",
                hc.landmark_arrays, lambda a: {"lmk.npz": _npz_bytes(a)}),
+        Target("masks-pkl", "masks", lambda: {"FLAME_masks.pkl": masks}, "FLAME_masks.pkl"),
+        Target("landmark-embedding-npy", "asset-embedding", lambda: {"landmark_embedding.npy": lmk_npy},
+               "landmark_embedding.npy"),
         Target("embedding-npz", "embedding", lambda: {"emb.npz": _npz_bytes(hc.embedding_arrays())}, "emb.npz",
                hc.embedding_arrays, lambda a: {"emb.npz": _npz_bytes(a)}),
     ]

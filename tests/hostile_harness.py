@@ -30,6 +30,8 @@ LOADERS = {  # name -> (module, function); each takes one path
     "embedding": ("flame_blender_addon.tracking.landmarks", "load_embedding"),
     "identity": ("flame_blender_addon.core.identity", "read_identity_code"),
     "mesh": ("flame_blender_addon.core.formats.mesh_file", "read_mesh_vertices"),
+    "masks": ("flame_blender_addon.core.formats.masks", "read_masks"),
+    "asset-embedding": ("flame_blender_addon.core.formats.embeddings", "read_embedding"),
 }
 
 

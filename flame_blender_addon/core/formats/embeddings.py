@@ -101,7 +101,8 @@ def read_embedding(path: str | Path) -> tuple[Embedding, list[str]]:
     if path.suffix.lower() == ".npz":
         with safe_files.NpzArchive.open(path, SMALL, Budget(SMALL)) as npz:
             raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz}
-        return embedding_from_arrays(raw, path.name), []
+        embedding = embedding_from_arrays(raw, path.name)
+        return Embedding(embedding.face_idx, embedding.bary, embedding.points, "mediapipe"), []
     raw, warnings = safe_pickle.load_file(path, SMALL)
     if not isinstance(raw, dict):
         raise AssetError(f"{path.name}: holds a {type(raw).__name__}, expected a dict of landmark arrays")

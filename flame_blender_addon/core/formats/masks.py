@@ -14,12 +14,13 @@ import numpy as np
 from .. import safe_pickle
 from ..errors import AssetError, guarded
 from ..limits import SMALL
+from ..model import N_VERTS
 
 MASKS_FILE = "FLAME_masks.pkl"
 
 
 @guarded
-def read_masks(path: str | Path, n_verts: int) -> tuple[dict[str, np.ndarray], list[str]]:
+def read_masks(path: str | Path, n_verts: int = N_VERTS) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every region of a masks pickle as sorted unique vertex indices (n,) int64, checked against a
     mesh of ``n_verts`` vertices, and warnings (a repaired text pickle). Errors name the file and region."""
     path = Path(path)
