@@ -119,8 +119,8 @@ class _Array(_Stub):
             raise FileFormatError("array: the dtype is not a numpy dtype")
         if dtype.is_object:
             if shape != () or not isinstance(raw, list) or len(raw) != 1:
-                raise FileFormatError("array: an array of Python objects; only a single wrapped value (a 0-d "
-                                      "object array, as np.save writes a dict) is read")
+                raise FileFormatError("array: an array of Python objects is refused; only a single wrapped value "
+                                      "(a 0-d object array, as np.save writes a dict) is read")
             self.wrapped = raw
             return
         self.array = _from_bytes(raw, dtype.dtype(), shape, bool(fortran), self.budget, "array")

@@ -1,0 +1,152 @@
+"""flame.import_assets and the import beside a model: mask vertex groups, the UV map per loop, landmark
+points exact over an animation, all-or-nothing on bad files, the reports."""
+
+import shutil
+
+import asset_files as af
+import bpy
+import numpy as np
+import pytest
+from bl_helpers import evaluated_vertices, scene_state
+from synthetic_model import random_model_arrays
+from tracker_files import vhap_arrays
+
+from flame_blender_addon.blender import assets
+from flame_blender_addon.core.evaluation import sequence_vertices
+from flame_blender_addon.core.formats.embeddings import Embedding
+from flame_blender_addon.core.model import load_model
+from flame_blender_addon.core.sequence import fit_components, read_sequence
+
+N_VERTS, N_FACES = 300, 500
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """A small model in MICA's layout with every asset file beside it (masks CRLF-damaged)."""
+    arrays = random_model_arrays(n_verts=N_VERTS, n_faces=N_FACES, seed=3, joint_spread=5.0)
+    written = af.write_mica_layout(tmp_path_factory.mktemp("mica"), arrays, np.random.default_rng(1), crlf=True)
+    return {**written, "faces": np.asarray(arrays["f"])}
+
+
+def _groups(mesh_obj) -> dict[str, list[int]]:
+    members: dict[str, list[int]] = {g.name: [] for g in mesh_obj.vertex_groups}
+    for v in mesh_obj.data.vertices:
+        for g in v.groups:
+            if g.weight == 1.0:
+                members[mesh_obj.vertex_groups[g.group].name].append(v.index)
+    return members
+
+
+def _landmarks(armature, name):
+    return bpy.data.objects[f"{armature.name}.lmk.{name}"]
+
+
+def test_the_model_import_adds_masks_uvs_and_landmarks_found_beside_it(layout, capsys):
+    capsys.readouterr()
+    assert bpy.ops.flame.import_model(filepath=str(layout["model"]), n_shape=20, n_expr=20) == {"FINISHED"}
+    report = capsys.readouterr().out
+    armature = bpy.context.view_layer.objects.active
+    mesh_obj = armature.flame.mesh
+    groups = _groups(mesh_obj)
+    for region, indices in layout["regions"].items():
+        assert groups[f"mask.{region}"] == sorted(indices.tolist())
+    vt, ft = layout["uvs"]
+    uv = np.empty(2 * len(mesh_obj.data.loops), dtype=np.float32)
+    mesh_obj.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
+    np.testing.assert_allclose(uv.reshape(-1, 2), vt[ft].reshape(-1, 2), atol=1e-6)  # per loop: seams kept
+    for name, (face_idx, _, points) in layout["embeddings"].items():
+        obj = _landmarks(armature, name)
+        assert obj.parent is armature and len(obj.data.vertices) == len(face_idx)
+        numbers = np.empty(len(face_idx), dtype=np.int32)
+        obj.data.attributes["landmark"].data.foreach_get("value", numbers)
+        np.testing.assert_array_equal(numbers, points)
+    info = [line for line in report.splitlines() if line.startswith("Info: Added from")]
+    assert len(info) == 1 and "14 mask vertex groups" in info[0] and "UVMap (" in info[0]
+    assert "FLAME.lmk.68 (68 landmarks)" in info[0] and "FLAME.lmk.mediapipe (105 landmarks)" in info[0]
+    assert "Warning: FLAME_masks.pkl: repaired Windows line endings (CRLF)" in report
+
+
+def test_landmarks_follow_the_animated_head_exactly(layout, tmp_path):
+    bpy.ops.flame.import_model(filepath=str(layout["model"]), n_shape=20, n_expr=20)
+    armature = bpy.context.view_layer.objects.active
+    arrays = vhap_arrays(np.random.default_rng(2), 5, n_shape=20, n_expr=20, n_verts=N_VERTS)
+    np.savez(tmp_path / "tracked_flame_params.npz", **arrays)
+    assert bpy.ops.flame.import_sequence(filepath=str(tmp_path / "tracked_flame_params.npz")) == {"FINISHED"}
+    seq = fit_components(read_sequence(tmp_path / "tracked_flame_params.npz"), 20, 20)
+    reference = sequence_vertices(load_model(layout["model"]), seq)  # (T, V, 3), FLAME space
+    faces, worst = layout["faces"], 0.0
+    for name, (face_idx, bary, points) in layout["embeddings"].items():
+        embedding, obj = Embedding(face_idx, bary, points, name), _landmarks(armature, name)
+        for i, frame_id in enumerate(seq.frame_ids):
+            bpy.context.scene.frame_set(1 + int(frame_id))
+            seen = evaluated_vertices(obj)
+            np.testing.assert_allclose(seen, embedding.positions(faces, evaluated_vertices(armature.flame.mesh)),
+                                       atol=1e-6)
+            worst = max(worst, np.abs(seen - embedding.positions(faces, reference[i])).max())
+    assert worst < 1e-5, f"landmark error {worst:.3g} m"
+
+
+def test_import_assets_from_a_folder_onto_a_head_and_delete_head_removes_the_points(layout, tmp_path, capsys):
+    model = tmp_path / "elsewhere" / "generic_model.pkl"
+    model.parent.mkdir()
+    shutil.copy(layout["model"], model)
+    assert bpy.ops.flame.import_model(filepath=str(model), n_shape=5, n_expr=5) == {"FINISHED"}
+    armature = bpy.context.view_layer.objects.active
+    assert not armature.children[0].vertex_groups.get("mask.face") and len(armature.children) == 1
+    capsys.readouterr()
+    assert bpy.ops.flame.import_assets(directory=str(layout["model"].parent)) == {"FINISHED"}
+    assert "Info: Added from" in capsys.readouterr().out
+    assert armature.flame.mesh.vertex_groups.get("mask.face") and len(assets.landmark_objects(armature)) == 2
+    assert bpy.ops.flame.delete_head() == {"FINISHED"}
+    assert not [o for o in bpy.data.objects if ".lmk." in o.name] and not bpy.data.node_groups
+
+
+def test_bad_files_leave_the_scene_unchanged_or_are_skipped_beside_a_model(layout, tmp_path, capsys):
+    folder = tmp_path / "bad"
+    shutil.copytree(layout["model"].parent, folder)
+    regions = dict(layout["regions"], nose=np.array([1, N_VERTS + 7]))
+    af.write_masks(folder / "FLAME_masks" / "FLAME_masks.pkl", regions)
+    capsys.readouterr()
+    assert bpy.ops.flame.import_model(filepath=str(folder / "generic_model.pkl"), n_shape=5, n_expr=5) == {"FINISHED"}
+    report = capsys.readouterr().out
+    assert "Warning: skipped: FLAME_masks.pkl: region 'nose' uses vertex 307, but the head has 300" in report
+    armature = bpy.context.view_layer.objects.active
+    assert not armature.flame.mesh.vertex_groups.get("mask.face")  # the masks were skipped, the rest added
+    assert "UVMap" in armature.flame.mesh.data.uv_layers and len(assets.landmark_objects(armature)) == 2
+
+    assert bpy.ops.flame.import_model(filepath=str(folder / "generic_model.pkl"), n_shape=5, n_expr=5,
+                                      import_assets=False) == {"FINISHED"}
+    head = bpy.context.view_layer.objects.active
+    assert not head.flame.mesh.data.uv_layers and not assets.landmark_objects(head)
+    before, groups = scene_state(), [g.name for g in head.flame.mesh.vertex_groups]
+    node_groups = len(bpy.data.node_groups)
+    with pytest.raises(RuntimeError, match="FLAME_masks.pkl: region 'nose' uses vertex 307"):
+        bpy.ops.flame.import_assets(directory=str(folder))
+    shutil.copy(layout["model"].parent / "FLAME_masks" / "FLAME_masks.pkl", folder / "FLAME_masks")
+    np.savez(folder / "mediapipe_landmark_embedding.npz", lmk_face_idx=np.array([N_FACES + 1]),
+             lmk_b_coords=np.array([[1.0, 0, 0]]))
+    with pytest.raises(RuntimeError, match="mediapipe_landmark_embedding.npz: uses triangle 501, but the head has 500"):
+        bpy.ops.flame.import_assets(directory=str(folder))
+    assert scene_state() == before and [g.name for g in head.flame.mesh.vertex_groups] == groups
+    assert not head.flame.mesh.data.uv_layers and len(bpy.data.node_groups) == node_groups
+    with pytest.raises(RuntimeError, match="nothing: not a folder"):
+        bpy.ops.flame.import_assets(directory=str(tmp_path / "nothing"))
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="no FLAME files found there, in its parent or their subfolders"):
+        bpy.ops.flame.import_assets(directory=str(tmp_path / "empty" / "sub"))
+
+
+def test_a_failure_while_adding_rolls_back_groups_uvs_and_objects(layout, monkeypatch):
+    bpy.ops.flame.import_model(filepath=str(layout["model"]), n_shape=5, n_expr=5, import_assets=False)
+    armature = bpy.context.view_layer.objects.active
+    before = scene_state()
+
+    def broken(*args):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(assets, "add_landmarks", broken)  # after masks and UVs were added
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        bpy.ops.flame.import_assets(directory=str(layout["model"].parent))
+    mesh_obj = armature.flame.mesh
+    assert scene_state() == before and not mesh_obj.data.uv_layers
+    assert [g.name for g in mesh_obj.vertex_groups if g.name.startswith("mask.")] == []
