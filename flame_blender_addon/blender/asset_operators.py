@@ -29,8 +29,7 @@ def report_assets(operator: bpy.types.Operator, found: assets.Assets, summary: s
 
 
 class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
-    """Add FLAME's masks (vertex groups), template UVs (UV map) and landmark embeddings (points that follow
-    the head) from a folder: the model's own folder by default"""
+    """Add FLAME masks (vertex groups), template UVs and landmark points from a folder (default: the model's)"""
 
     bl_idname = "flame.import_assets"
     bl_label = "Import FLAME Assets"

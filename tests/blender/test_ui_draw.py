@@ -56,7 +56,8 @@ def test_panels_draw_without_a_head(capfd):
 
 def test_every_panel_draws_for_a_head_with_takes(head_with_take, capfd):
     drawn = {cls.__name__: draw(cls) for cls in panel.PANELS}
-    assert operators_in(drawn["VIEW3D_PT_flame"]) == ["flame.track_video", "flame.delete_head"]
+    assert operators_in(drawn["VIEW3D_PT_flame"]) == ["flame.track_video", "flame.import_assets",
+                                                      "flame.delete_head"]
     animation = operators_in(drawn["VIEW3D_PT_flame_animation"])
     assert animation == ["flame.import_sequence", "flame.export_sequence", "flame.switch_take",
                          "flame.clear_animation"]
@@ -133,7 +134,8 @@ def test_menus_have_one_flame_export_submenu_and_registered_operators(capfd):
     for idname in in_menus:
         module, name = idname.split(".")
         assert getattr(getattr(bpy.ops, module), name).get_rna_type(), idname
-    assert {"flame.render_preview", "flame.export_closed_mesh", "flame.import_sequence"} <= set(in_menus)
+    assert {"flame.render_preview", "flame.export_closed_mesh", "flame.import_sequence", "flame.import_assets"} \
+        <= set(in_menus)
     assert draw_errors(capfd) == []
 
 
@@ -150,7 +152,7 @@ def test_greyed_out_entries_say_why(small_model_file):
             disabled[cls.bl_idname] = message
     assert all(NO_HEAD in disabled[f"flame.{name}"] for name in (
         "update_joints", "random_shape", "reset_pose", "export_fbx", "export_closed_mesh", "delete_head",
-        "export_sequence", "clear_animation", "switch_take"))
+        "export_sequence", "clear_animation", "switch_take", "import_assets"))
     assert "no camera" in disabled["flame.render_preview"]
     bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=2, n_expr=2)
     with pytest.raises(RuntimeError, match="no takes yet: import a sequence"):
@@ -173,7 +175,7 @@ def test_tooltips_are_single_lines():
 @pytest.mark.parametrize(("idname", "first_section"), [
     ("flame.import_model", "Components"), ("flame.import_sequence", "Head"), ("flame.export_sequence", "Head"),
     ("flame.track_video", "Model"), ("flame.export_fbx", "Head"), ("flame.export_closed_mesh", "Head"),
-    ("flame.export_mesh_frames", "Head"), ("flame.render_preview", "Render")])
+    ("flame.export_mesh_frames", "Head"), ("flame.render_preview", "Render"), ("flame.import_assets", "Head")])
 def test_dialogs_are_drawn_by_hand(idname, first_section, head_with_take, capfd):
     cls = getattr(bpy.types, idname.replace("flame.", "FLAME_OT_"))
     layout = OperatorDouble(cls).draw_into(ui_layout())
