@@ -6,8 +6,9 @@ modifies the allowlisted functions or stub classes.
 
 Each target writes a valid seed (model pickle and npz, metrical ``.frame`` with numpy or tensor
 leaves, flame_sequence / VHAP npz, GaussianAvatars per-frame folder, eyelid ``.npy``, landmark and
-embedding npz, ``FLAME_masks.pkl`` text pickle, ``landmark_embedding.npy`` with legacy torch tensors) and mutates it: bytes of a pickle or of one zip member (re-zipped so its CRC is
-right), the zip container itself, or whole arrays (removed, NaN, retyped, reshaped, enlarged).
+embedding npz, ``FLAME_masks.pkl`` text pickle, ``landmark_embedding.npy`` with legacy torch tensors) and
+mutates it: bytes of a pickle or of one zip member (re-zipped so its CRC is right), the zip container
+itself, or whole arrays (removed, NaN, retyped, reshaped, enlarged).
 
 ``python tests/fuzz_targets.py --seconds S --work DIR [--targets a,b]`` runs in a child process
 (RLIMIT_AS, an alarm per example) and prints one JSON line per target; before each example it

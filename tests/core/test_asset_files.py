@@ -110,7 +110,7 @@ def test_positions_are_the_barycentric_formula(arrays):
     embedding = Embedding(face_idx, bary, None, "x")
     vertices = rng.normal(size=(4, N_VERTS, 3))
     faces = arrays["f"]
-    expected = [[sum(bary[l, c] * v[faces[face_idx[l], c]] for c in range(3)) for l in range(9)] for v in vertices]
+    expected = [[sum(bary[i, c] * v[faces[face_idx[i], c]] for c in range(3)) for i in range(9)] for v in vertices]
     np.testing.assert_allclose(embedding.positions(faces, vertices), expected, atol=1e-12)
     with pytest.raises(AssetError, match="uses triangle"):
         embedding.corners(faces[:5])

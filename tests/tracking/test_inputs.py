@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from synthetic_model import random_model_arrays
 
-from flame_blender_addon.core.errors import FileFormatError, TrackerError
+from flame_blender_addon.core.errors import AssetError, FileFormatError, TrackerError
 from flame_blender_addon.core.model import model_from_arrays
 from flame_blender_addon.tracking import landmarks as lmk
 from flame_blender_addon.tracking import media, preview
@@ -64,7 +64,7 @@ def test_embedding_validation(tmp_path):
     for broken, message in (({**good, "lmk_b_coords": np.ones((2, 3))}, "summing to 1"),
                             ({**good, "landmark_indices": np.arange(3)}, "landmark_indices"),
                             ({"lmk_b_coords": good["lmk_b_coords"]}, "missing key")):
-        with pytest.raises(TrackerError, match=message):
+        with pytest.raises(AssetError, match=message):
             lmk.embedding_from_arrays(broken, "e")
     (tmp_path / "bad.npz").write_bytes(b"nonsense")
     with pytest.raises(FileFormatError, match="bad.npz: not a readable zip archive"):
