@@ -1,5 +1,7 @@
-"""Restricted, memory-safe unpickling for FLAME model files and the pickles inside torch zips
-(metrical-tracker ``.frame`` files, whose container :mod:`.formats.torch_zip` reads).
+"""Restricted, memory-safe unpickling for FLAME model files, the pickles inside torch zips
+(metrical-tracker ``.frame`` files, whose container :mod:`.formats.torch_zip` reads) and inside 0-d
+object ``.npy`` files (landmark embeddings: a dict, with torch tensors over storages in torch.save's
+legacy stream, ``torch.storage._load_from_bytes``, decoded here within the same budget).
 
 Only what these files need is admitted, and every admitted name maps to something this module
 owns: numpy's array and dtype reconstruction, torch tensors and storages, ``chumpy`` arrays and
