@@ -5,7 +5,9 @@ one vertex per landmark in the embedding's order and the landmark's number (68-p
 index) in the integer point attribute ``landmark``. A Geometry Nodes modifier places each vertex at
 ``sum_c w_c * P[corner_c]`` of the head mesh's *evaluated* positions P (shape keys, correctives,
 armature), read through an Object Info node in the relative space. That is FLAME's barycentric
-formula, exact at every frame, in the viewport, renders and exports alike, with no handler.
+formula, exact at every frame, in the viewport, renders and exports alike, with no handler. A small
+sphere instanced on each point shows it in the viewport (the evaluated mesh stays the L points; the
+object is hidden in renders).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ LANDMARK_INFIX = ".lmk."
 LANDMARK_ATTRIBUTE = "landmark"
 LANDMARKS_PROP = "flame_landmarks"  # on a landmark object: its embedding's name
 _CORNER, _WEIGHT = "flame_corner_{}", "flame_weight_{}"  # point attributes the node group reads
+MARKER_RADIUS = 0.002  # metres
 
 
 def head_faces(mesh: bpy.types.Mesh) -> np.ndarray:
@@ -87,7 +90,14 @@ def _landmark_nodes(name: str, head_mesh: bpy.types.Object) -> bpy.types.NodeTre
     set_position = nodes.new("GeometryNodeSetPosition")
     links.new(group_in.outputs["Geometry"], set_position.inputs["Geometry"])
     links.new(total.outputs["Vector"], set_position.inputs["Position"])
-    links.new(set_position.outputs["Geometry"], group_out.inputs["Geometry"])
+    sphere, markers = nodes.new("GeometryNodeMeshIcoSphere"), nodes.new("GeometryNodeInstanceOnPoints")
+    sphere.inputs["Radius"].default_value, sphere.inputs["Subdivisions"].default_value = MARKER_RADIUS, 1
+    links.new(set_position.outputs["Geometry"], markers.inputs["Points"])
+    links.new(sphere.outputs["Mesh"], markers.inputs["Instance"])
+    joined = nodes.new("GeometryNodeJoinGeometry")
+    links.new(set_position.outputs["Geometry"], joined.inputs[0])
+    links.new(markers.outputs["Instances"], joined.inputs[0])
+    links.new(joined.outputs["Geometry"], group_out.inputs["Geometry"])
     return tree
 
 
@@ -112,7 +122,7 @@ def add_landmarks(context: bpy.types.Context, armature: bpy.types.Object, embedd
     obj[LANDMARKS_PROP] = embedding.name
     context.collection.objects.link(obj)
     obj.parent = armature
-    obj.show_in_front = True
+    obj.show_in_front, obj.hide_render = True, True
     modifier = obj.modifiers.new("Landmarks", "NODES")
     modifier.node_group = _landmark_nodes(name, mesh_obj)
     return obj

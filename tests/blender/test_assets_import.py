@@ -54,9 +54,12 @@ def test_the_model_import_adds_masks_uvs_and_landmarks_found_beside_it(layout, c
     uv = np.empty(2 * len(mesh_obj.data.loops), dtype=np.float32)
     mesh_obj.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
     np.testing.assert_allclose(uv.reshape(-1, 2), vt[ft].reshape(-1, 2), atol=1e-6)  # per loop: seams kept
+    depsgraph = bpy.context.evaluated_depsgraph_get()
     for name, (face_idx, _, points) in layout["embeddings"].items():
         obj = _landmarks(armature, name)
-        assert obj.parent is armature and len(obj.data.vertices) == len(face_idx)
+        assert obj.parent is armature and len(obj.data.vertices) == len(face_idx) and obj.hide_render
+        markers = [i for i in depsgraph.object_instances if i.is_instance and i.parent.name == obj.name]
+        assert len(markers) == len(face_idx)  # a sphere shows each point in the viewport
         numbers = np.empty(len(face_idx), dtype=np.int32)
         obj.data.attributes["landmark"].data.foreach_get("value", numbers)
         np.testing.assert_array_equal(numbers, points)
