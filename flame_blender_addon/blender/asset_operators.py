@@ -9,6 +9,7 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import AssetError
+from ..core.formats.assets import Assets, find_assets, read_assets
 from ..core.formats.embeddings import EMBEDDING_FILES
 from ..core.formats.masks import MASKS_FILE
 from ..core.formats.template_obj import UV_FILES
@@ -20,7 +21,7 @@ from .transaction import rollback_on_error
 LOOKED_FOR = ", ".join((MASKS_FILE, *UV_FILES, *EMBEDDING_FILES))
 
 
-def report_assets(operator: bpy.types.Operator, found: assets.Assets, summary: str, folder: Path) -> None:
+def report_assets(operator: bpy.types.Operator, found: Assets, summary: str, folder: Path) -> None:
     """One INFO line for what was added (none when nothing was), then a WARNING per repaired or skipped file."""
     if summary:
         operator.report({"INFO"}, f"Added from {folder}: {summary}")
@@ -56,10 +57,12 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
         folder = Path(bpy.path.abspath(self.directory)) if self.directory else Path(armature.flame.model_path).parent
         if not folder.is_dir():
             raise AssetError(f"{folder}: not a folder; choose the folder with your FLAME files")
-        found = assets.read_beside(armature.flame.mesh.data, folder, strict=True)
-        if not (found.masks or found.uvs or found.embeddings):
+        files = find_assets(folder)
+        if not files.paths():
             raise AssetError(f"{folder}: no FLAME files found there, in its parent or their subfolders "
                              f"(looked for {LOOKED_FOR})")
+        mesh = armature.flame.mesh.data
+        found = read_assets(files, assets.head_faces(mesh), len(mesh.vertices))
         with rollback_on_error(context, edited_head=armature):
             summary = assets.apply_assets(context, armature, found)
         report_assets(self, found, summary, folder)

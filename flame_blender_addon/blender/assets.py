@@ -12,12 +12,10 @@ object is hidden in renders).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import bpy
 import numpy as np
 
-from ..core.formats.assets import Assets, find_assets, read_assets
+from ..core.formats.assets import Assets
 from ..core.formats.embeddings import Embedding
 from . import appearance
 
@@ -34,12 +32,6 @@ def head_faces(mesh: bpy.types.Mesh) -> np.ndarray:
     corners = np.empty(len(mesh.loops), dtype=np.int32)
     mesh.loops.foreach_get("vertex_index", corners)
     return corners.reshape(-1, 3) if len(corners) == 3 * len(mesh.polygons) else corners[:0].reshape(0, 3)
-
-
-def read_beside(mesh: bpy.types.Mesh, folder: Path, strict: bool) -> Assets:
-    """Find and read the asset files for ``folder`` (see :func:`..core.formats.assets.find_assets`)
-    checked against the head mesh; strict: a bad file raises, else it is skipped with a warning."""
-    return read_assets(find_assets(folder), head_faces(mesh), len(mesh.vertices), strict)
 
 
 def add_masks(mesh_obj: bpy.types.Object, regions: dict[str, np.ndarray]) -> None:

@@ -250,9 +250,7 @@ class _Unpickler(pickle.Unpickler):
         def pickled() -> Any:
             nonlocal pos
             end = _prescan(data, self.budget.limits, pos)
-            unpickler = _LegacyUnpickler(data, self.budget, None, pos)
-            unpickler.refs = refs
-            value, pos = unpickler.load(), end
+            value, pos = _LegacyUnpickler(data, self.budget, pos, refs).load(), end
             return value
 
         magic, version, info = pickled(), pickled(), pickled()
@@ -273,9 +271,17 @@ class _Unpickler(pickle.Unpickler):
 
 
 class _LegacyUnpickler(_Unpickler):
-    """One pickle of torch's legacy stream: a storage's persistent id becomes its key (recorded in ``refs``)."""
+    """One pickle of torch's legacy stream: a storage's persistent id becomes its key (recorded in ``refs``);
+    tensors and further legacy streams are refused (a storage holds neither)."""
 
-    refs: dict[str, _StorageType]
+    def __init__(self, data: bytes, budget: Budget, start: int, refs: dict[str, _StorageType]):
+        super().__init__(data, budget, None, start)
+        self.refs = refs
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("torch") and name in ("_load_from_bytes", "_rebuild_tensor_v2"):
+            raise UnsafePickleError(f"refused '{module}.{name}' inside a torch storage")
+        return super().find_class(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, tuple):

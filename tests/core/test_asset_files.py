@@ -165,6 +165,8 @@ def struct_len(blob: bytes) -> bytes:
     (lambda s: s.replace(b"ctorch\nLongStorage\n", b"cos\nsystem\n", 1), UnsafePickleError,
      "refused to load 'os.system"),
     (lambda s: s.replace(b"NtQ.", b"K\x01tQ.", 1), UnsafePickleError, "refused persistent reference"),
+    (lambda s: s.replace(b"\x80\x02(X", b"\x80\x02ctorch.storage\n_load_from_bytes\n(C\x01xtR(X", 1), UnsafePickleError,
+     "refused 'torch.storage._load_from_bytes' inside a torch storage"),
     (lambda s: s.replace(b"little_endian\x94\x88", b"little_endian\x94\x89", 1).replace(
         b"little_endianq\x02\x88", b"little_endianq\x02\x89", 1), FileFormatError, "big-endian"),
 ])
