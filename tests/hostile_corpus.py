@@ -284,6 +284,9 @@ def hostile_cases() -> list[Case]:
         ext = _EXTENSIONS if route.startswith("EXT") else ()
         cases.append(Case(f"model/route/{route}", "model", _file("generic_model.pkl", data), expect, ext))
         cases.append(Case(f"frame/route/{route}", "sequence", _frame(data), expect, ext))
+        cases.append(Case(f"masks/route/{route}", "masks", _file("FLAME_masks.pkl", data), expect, ext))
+        cases.append(Case(f"embedding-npy/route/{route}", "asset-embedding", _file("landmark_embedding.npy", npy_bytes(
+            {"descr": "|O", "fortran_order": False, "shape": ()}, data)), expect, ext))
     f4 = np.arange(4, dtype="<f4").tobytes()
     for name, args, expect in (
             ("out-of-bounds-size", (0, (1000,), (1,)), (DAMAGED, "reach element 999, but its storage holds 4")),

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from ..core.errors import AssetError
 from ..core.formats.assets import Assets, find_assets, read_assets
@@ -39,6 +39,7 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
     directory: StringProperty(name="Folder", subtype="DIR_PATH",
                               description="Folder with FLAME_masks.pkl, head_template.obj, landmark embeddings "
                                           "(also searched: its parent and their subfolders); default: the model's")
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})  # the file browser lists folders only
 
     def invoke(self, context, event):
         armature = head.target_head(context, self.target)
