@@ -154,16 +154,16 @@ def write_mediapipe_embedding(path: Path, face_idx: np.ndarray, bary: np.ndarray
     return path
 
 
-def template_uvs(rng: np.random.Generator, faces: np.ndarray, n_verts: int) -> tuple[np.ndarray, np.ndarray]:
-    """vt (N, 2) and ft (F, 3): one UV per vertex, plus a second UV for the vertices of a seam (a few
-    faces' corners use it), like FLAME's 5023 vertices with 5118 UVs."""
-    vt = rng.random((n_verts, 2)) * 0.98 + 0.01
-    seam = np.unique(faces[: max(1, len(faces) // 20)])
-    vt = np.concatenate([vt, rng.random((len(seam), 2)) * 0.98 + 0.01])
-    ft = faces.copy()
-    moved = ft[: max(1, len(faces) // 20)]
-    ft[: len(moved)] = n_verts + np.searchsorted(seam, moved)
-    return np.round(vt, 6), ft
+def template_uvs(rng: np.random.Generator, faces: np.ndarray, n_verts: int,
+                 n_seam: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """vt (V + n_seam, 2) and ft (F, 3): one UV per vertex, and a second UV for ``n_seam`` seam vertices
+    (default V / 20) that their odd-numbered faces use, as FLAME's 5023 vertices have 5118 UVs (95 seams)."""
+    n_seam = n_verts // 20 if n_seam is None else n_seam
+    vt = np.round(rng.random((n_verts + n_seam, 2)) * 0.98 + 0.01, 6)
+    second = np.full(n_verts, -1)
+    second[rng.choice(n_verts, n_seam, replace=False)] = n_verts + np.arange(n_seam)
+    odd = (np.arange(len(faces)) % 2 == 1)[:, None]
+    return vt, np.where(odd & (second[faces] >= 0), second[faces], faces)
 
 
 def write_template_obj(path: Path, faces: np.ndarray, vt: np.ndarray, ft: np.ndarray, n_verts: int,

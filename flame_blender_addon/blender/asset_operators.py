@@ -38,7 +38,7 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
 
     directory: StringProperty(name="Folder", subtype="DIR_PATH",
                               description="Folder with FLAME_masks.pkl, head_template.obj, landmark embeddings "
-                                          "(also searched: its parent and their subfolders); default: the model's")
+                                          "(also searched: its subfolders and parent); default: the model's folder")
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})  # the file browser lists folders only
 
     def invoke(self, context, event):
@@ -60,7 +60,7 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
             raise AssetError(f"{folder}: not a folder; choose the folder with your FLAME files")
         files = find_assets(folder)
         if not files.paths():
-            raise AssetError(f"{folder}: no FLAME files found there, in its parent or their subfolders "
+            raise AssetError(f"{folder}: no FLAME files found there, in its subfolders or its parent "
                              f"(looked for {LOOKED_FOR})")
         mesh = armature.flame.mesh.data
         found = read_assets(files, assets.head_faces(mesh), len(mesh.vertices))

@@ -135,7 +135,7 @@ def test_bad_files_leave_the_scene_unchanged_or_are_skipped_beside_a_model(layou
     with pytest.raises(RuntimeError, match="nothing: not a folder"):
         bpy.ops.flame.import_assets(directory=str(tmp_path / "nothing"))
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    with pytest.raises(RuntimeError, match="no FLAME files found there, in its parent or their subfolders"):
+    with pytest.raises(RuntimeError, match="no FLAME files found there, in its subfolders or its parent"):
         bpy.ops.flame.import_assets(directory=str(tmp_path / "empty" / "sub"))
 
 
@@ -153,3 +153,18 @@ def test_a_failure_while_adding_rolls_back_groups_uvs_and_objects(layout, monkey
     mesh_obj = armature.flame.mesh
     assert scene_state() == before and not mesh_obj.data.uv_layers
     assert [g.name for g in mesh_obj.vertex_groups if g.name.startswith("mask.")] == []
+
+
+def test_flame_sized_template_gives_5118_uvs_per_loop(flame_sized_model_file, tmp_path, capsys):
+    bpy.ops.flame.import_model(filepath=str(flame_sized_model_file), n_shape=0, n_expr=0, import_assets=False)
+    armature = bpy.context.view_layer.objects.active
+    faces = assets.head_faces(armature.flame.mesh.data)
+    vt, ft = af.template_uvs(np.random.default_rng(3), faces, 5023, n_seam=95)
+    af.write_template_obj(tmp_path / "head_template.obj", faces, vt, ft, 5023)
+    capsys.readouterr()
+    assert bpy.ops.flame.import_assets(directory=str(tmp_path)) == {"FINISHED"}
+    assert "UVMap (5118 UVs)" in capsys.readouterr().out
+    uv = np.empty(2 * 3 * 9976, dtype=np.float32)
+    armature.flame.mesh.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
+    np.testing.assert_allclose(uv.reshape(-1, 2), vt[ft].reshape(-1, 2), atol=1e-6)
+    assert len(np.unique(ft)) > 5023  # seams: some vertices have two UVs on their loops

@@ -203,6 +203,8 @@ def test_folder_scan_finds_the_mica_and_smirk_layouts(tmp_path, arrays):
     (smirk / "FLAME2020").mkdir(parents=True)
     shutil.copytree(place / "FLAME_masks", smirk / "FLAME_masks")
     shutil.copy(place / "head_template.obj", smirk / "head_template_mesh.obj")
+    (smirk / "someone_elses").mkdir()  # a sibling of the model's folder is the user's, not searched
+    shutil.copy(place / "landmark_embedding.npy", smirk / "someone_elses")
     assert find_assets(smirk / "FLAME2020") == AssetFiles(masks=smirk / "FLAME_masks" / "FLAME_masks.pkl",
                                                           uvs=smirk / "head_template_mesh.obj")
     assert find_assets(tmp_path / "nowhere") == AssetFiles() and not AssetFiles().paths()

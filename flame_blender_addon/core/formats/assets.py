@@ -1,8 +1,10 @@
 """The files of the FLAME ecosystem that sit beside a model: finding them and reading them together.
 
-:func:`find_assets` looks, by their distributed names, in the model's folder, its parent and their
-direct subfolders, the way the projects lay them out (MICA ``data/FLAME2020/FLAME_masks/``, DECA
-``data/``, SMIRK ``assets/``, VHAP ``asset/flame/``). :func:`read_assets` reads what was found for a head.
+:func:`find_assets` looks, by their distributed names, in the model's folder and its direct subfolders,
+then in its parent folder and the parent's asset subfolders (:data:`PARENT_SUBFOLDERS`), the way the
+projects lay them out (MICA ``data/FLAME2020/`` and ``FLAME_masks/`` below it, DECA ``data/``, SMIRK
+``assets/`` around ``assets/FLAME2020/``, VHAP ``asset/flame/``). Other folders beside the parent are
+not searched: they are the user's, not the model's. :func:`read_assets` reads what was found for a head.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .embeddings import EMBEDDING_FILES, Embedding, read_embedding
 from .masks import MASKS_FILE, read_masks
 from .template_obj import UV_FILES, read_template_uvs
 
-MAX_SUBFOLDERS = 64  # per folder searched: a model in a crowded folder (Downloads) costs a few hundred stats
+MAX_SUBFOLDERS = 64  # of the model's folder: a model in a crowded folder (Downloads) costs a few hundred stats
+PARENT_SUBFOLDERS = ("FLAME_masks", "mediapipe_landmark_embedding", "mediapipe")  # SMIRK's assets/
 
 
 @dataclass(frozen=True)
@@ -38,15 +41,14 @@ def _as_tuple(value: Path | tuple[Path, ...] | None) -> tuple[Path, ...]:
 
 
 def _places(folder: Path) -> list[Path]:
-    """``folder``, its parent, then the direct subfolders of each (sorted, hidden ones skipped)."""
-    places = [folder, folder.parent] if folder.parent != folder else [folder]
-    for place in list(places):
-        try:
-            subfolders = sorted(p for p in place.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except OSError:
-            continue
-        places += [p for p in subfolders[:MAX_SUBFOLDERS] if p not in places]
-    return places
+    """``folder``, its direct subfolders (sorted, hidden ones skipped), its parent and the parent's
+    :data:`PARENT_SUBFOLDERS`."""
+    try:
+        subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        subfolders = []
+    parent = [folder.parent, *(folder.parent / name for name in PARENT_SUBFOLDERS)] if folder.parent != folder else []
+    return [folder, *subfolders[:MAX_SUBFOLDERS], *(p for p in parent if p != folder)]
 
 
 def find_assets(folder: str | Path) -> AssetFiles:
