@@ -20,12 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from ..core import safe_files
 from ..core import tracker_protocol as protocol
 from ..core.errors import TrackerError, guarded
-from ..core.formats.model_file import read_model_file
+from ..core.formats.masks import read_masks
+from ..core.formats.template_obj import read_template_uvs
 from ..core.formats.texture_space import read_texture_space
-from ..core.limits import SMALL, Budget
 from ..core.model import FlameModel
 from ..demo import surface as demo_surface
 from . import mesh_model as mm
@@ -66,28 +65,6 @@ class Outputs:
 
 
 @guarded
-def read_obj_uvs(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``vt`` (N, 2) and per-corner UV indices ``ft`` (F, 3) (0-based) of an OBJ such as FLAME's
-    ``head_template.obj`` (triangles ``f v/vt ...``)."""
-    vt, ft = [], []
-    for number, line in enumerate(safe_files.read_bytes(path, SMALL).decode(errors="replace").splitlines(), 1):
-        parts = line.split()
-        try:
-            if parts[:1] == ["vt"]:
-                vt.append([float(parts[1]), float(parts[2])])
-            elif parts[:1] == ["f"]:
-                if len(parts) != 4 or any(p.count("/") < 1 or not p.split("/")[1] for p in parts[1:]):
-                    raise TrackerError(f"{path}: faces must be triangles with UVs ('f v/vt v/vt v/vt')")
-                ft.append([int(p.split("/")[1]) - 1 for p in parts[1:]])
-        except (ValueError, IndexError):
-            raise TrackerError(f"{path.name}: line {number} is not a valid 'vt u v' or 'f v/vt v/vt v/vt' "
-                               "line") from None
-    if not vt or not ft:
-        raise TrackerError(f"{path}: no 'vt' texture coordinates or no faces with them")
-    return np.array(vt), np.array(ft, dtype=np.int64)
-
-
-@guarded
 def load_texture_space(path: Path, size: int, n_tex: int) -> tuple[ph.TextureSpace, np.ndarray | None,
                                                                     np.ndarray | None]:
     """A texture space file (:mod:`..core.formats.texture_space`: FLAME_texture.npz or
@@ -112,14 +89,11 @@ def face_region(path: Path | None, model: FlameModel, demo: bool) -> np.ndarray:
         if demo:
             return np.asarray(demo_surface.face_region())
         return np.ones(model.n_verts)
-    raw = read_model_file(path.name, safe_files.read_bytes(path, SMALL), Budget(SMALL))
-    if "face" not in raw:
+    regions, _ = read_masks(path, model.n_verts)
+    if "face" not in regions:
         raise TrackerError(f"{path.name}: no 'face' vertex mask in it")
-    idx = np.asarray(raw["face"], dtype=np.int64).reshape(-1)
-    if idx.size == 0 or idx.min() < 0 or idx.max() >= model.n_verts:
-        raise TrackerError(f"{path.name}: the 'face' mask indexes vertices outside the model's {model.n_verts}")
     region = np.zeros(model.n_verts)
-    region[idx] = 1.0
+    region[regions["face"]] = 1.0
     return region
 
 
@@ -129,7 +103,7 @@ def appearance(opts: Options, model: FlameModel, demo: bool) -> ph.Appearance:
     space, vt, ft = (load_texture_space(opts.texture_space, size, opts.n_tex) if opts.texture_space
                      else (None, None, None))
     if opts.uv is not None:
-        vt, ft = read_obj_uvs(opts.uv)
+        vt, ft = read_template_uvs(opts.uv, model.faces)
     elif vt is None and demo:
         vt, ft = demo_surface.uv_layout()
     if vt is None or ft is None:

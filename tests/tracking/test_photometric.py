@@ -110,14 +110,11 @@ def test_real_photo_keeps_the_landmark_fit(tmp_path):
 
 
 def test_obj_uvs_masks_and_texture_space_files_are_read_or_refused(tmp_path):
-    obj = tmp_path / "head.obj"
-    obj.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
-    vt, ft = stage.read_obj_uvs(obj)
-    assert vt.shape == (3, 2) and ft.tolist() == [[0, 1, 2]]
-    obj.write_text("v 0 0 0\nf 1 2 3\n")
-    with pytest.raises(TrackerError, match="triangles with UVs"):
-        stage.read_obj_uvs(obj)
+    obj = tmp_path / "head.obj"  # read by core.formats.template_obj, checked against the model's faces
     model = demo_head.demo_model()
+    obj.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n")
+    with pytest.raises(FlameError, match="head.obj: its 1 triangles over 3 vertices are not the head's"):
+        stage.appearance(stage.Options(uv=obj), model, demo=False)
     masks = tmp_path / "FLAME_masks.pkl"
     masks.write_bytes(__import__("pickle").dumps({"face": np.array([1, 2, 3])}, protocol=0).replace(b"\n", b"\r\n"))
     assert stage.face_region(masks, model, demo=False).sum() == 3  # protocol-0 text pickle, CRLF repaired
@@ -142,7 +139,7 @@ def test_hostile_or_damaged_photometric_inputs_give_one_line_errors(tmp_path):
     model = demo_head.demo_model()
     obj, masks, space = tmp_path / "head.obj", tmp_path / "FLAME_masks.pkl", tmp_path / "tex.npz"
     obj.write_text("vt 0 zero\nf 1/1 2/2 3/3\n")
-    cases = [(lambda: stage.read_obj_uvs(obj), "line 1 is not a valid")]
+    cases = [(lambda: stage.appearance(stage.Options(uv=obj), model, demo=False), "head.obj: vt: expected 2 numbers")]
     masks.write_bytes(b"cos\nsystem\n(S'echo owned'\ntR.")  # a pickle that would run a shell command
     cases.append((lambda: stage.face_region(masks, model, demo=False), "FLAME_masks.pkl: refused to load 'os.system'"))
     np.savez(space, mean=np.zeros((8, 8, 3)), tex_dir=np.zeros((8, 8, 3, 5)))
@@ -153,7 +150,8 @@ def test_hostile_or_damaged_photometric_inputs_give_one_line_errors(tmp_path):
     cases.append((lambda: stage.load_texture_space(bomb, 4, 2), "zip bomb"))
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.obj")
-        cases.append((lambda: stage.read_obj_uvs(tmp_path / "fifo.obj"), "not a regular file"))
+        cases.append((lambda: stage.appearance(stage.Options(uv=tmp_path / "fifo.obj"), model, demo=False),
+                      "not a regular file"))
     for call, message in cases:
         with pytest.raises(FlameError, match=message) as err:
             call()

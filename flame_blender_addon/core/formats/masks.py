@@ -2,7 +2,8 @@
 
 A protocol-0 text pickle of a dict region name -> int64 vertex indices (0-based), e.g. ``face``
 (1787), ``left_eyeball`` (546), ``scalp``; 14 regions in the MICA / SMIRK copy. Text pickles are
-often damaged by LF->CRLF conversion; :func:`..safe_pickle.load_file` repairs that and says so.
+often damaged by LF->CRLF conversion; :func:`..safe_pickle.load_file` repairs that and says so. An
+``.npz`` of the same region arrays (a converted copy) is read too.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import safe_pickle
+from .. import safe_files, safe_pickle
 from ..errors import AssetError, guarded
-from ..limits import SMALL
+from ..limits import SMALL, Budget
 from ..model import N_VERTS
 
 MASKS_FILE = "FLAME_masks.pkl"
@@ -24,7 +25,11 @@ def read_masks(path: str | Path, n_verts: int = N_VERTS) -> tuple[dict[str, np.n
     """Every region of a masks pickle as sorted unique vertex indices (n,) int64, checked against a
     mesh of ``n_verts`` vertices, and warnings (a repaired text pickle). Errors name the file and region."""
     path = Path(path)
-    raw, warnings = safe_pickle.load_file(path, SMALL)
+    if path.suffix.lower() == ".npz":
+        with safe_files.NpzArchive.open(path, SMALL, Budget(SMALL)) as npz:
+            raw, warnings = {key: npz[key] for key in npz}, []
+    else:
+        raw, warnings = safe_pickle.load_file(path, SMALL)
     if not isinstance(raw, dict) or not raw:
         raise AssetError(f"{path.name}: holds a {type(raw).__name__}, expected a dict of region name -> "
                          "vertex indices")
