@@ -29,6 +29,15 @@ def _action(owner: bpy.types.ID | None) -> bpy.types.Action | None:
     return owner.animation_data.action if owner is not None and owner.animation_data else None
 
 
+def _take_actions(take) -> list[bpy.types.Action]:
+    return [a for a in (take.head_action, take.expression_action, take.camera_action) if a is not None]
+
+
+def _held(armature: bpy.types.Object) -> set[int]:
+    """Pointers of the actions and camera data that the head's takes hold."""
+    return {id_.as_pointer() for t in armature.flame.takes for id_ in [*_take_actions(t), t.camera_data] if id_}
+
+
 def head_camera(armature: bpy.types.Object) -> bpy.types.Object | None:
     """The head's camera object, if it still exists in some scene."""
     camera = armature.flame.camera
@@ -48,22 +57,26 @@ def unique_name(armature: bpy.types.Object, name: str) -> str:
 def record(context: bpy.types.Context, armature: bpy.types.Object, name: str, camera_mode: str,
            base_matrix: Matrix) -> bpy.types.PropertyGroup:
     """Store what is on the head now as a new take ``name`` (made unique) and make it the active one.
+    Its actions and camera data are named after it, except those an earlier take holds: they keep
+    that take's names.
 
     ``camera_mode``: as imported ('NONE' when no camera was made); ``base_matrix``: the head object's
     transform when no take moves it."""
     props = armature.flame
+    held = _held(armature)
     take = props.takes.add()
     take.name = unique_name(armature, name)
     for role, owner in _owners(armature).items():
         action = _action(owner)
-        if action is not None:
+        if action is not None and action.as_pointer() not in held:
             action.name = f"{armature.name}.{take.name}.{role}"
         setattr(take, f"{role}_action", action)
     camera = head_camera(armature)
     take.camera_mode = camera_mode if camera is not None else "NONE"
     if take.camera_mode != "NONE":
         take.camera_data = camera.data
-        camera.data.name = f"{armature.name}.{take.name}"
+        if camera.data.as_pointer() not in held:
+            camera.data.name = f"{armature.name}.{take.name}"
     take.base_matrix = [v for row in base_matrix for v in row]
     scene = context.scene
     take.frame_start, take.frame_end = scene.frame_start, scene.frame_end
@@ -95,15 +108,19 @@ def has_animation(armature: bpy.types.Object) -> bool:
 
 def stash(context: bpy.types.Context, armature: bpy.types.Object) -> None:
     """Before a new take: keep animation made by hand as a take of its own, then take every action
-    off the head and its camera and put the head object back where no take moves it."""
+    off the head and its camera and put the head object back where no take moves it.
+
+    The hand-made take ('Before import') holds what is on the head now: the hand-made actions, named
+    after it, and the actions and camera of the active take still on the head, which keep its names."""
     props = armature.flame
-    recorded = {a.as_pointer() for t in props.takes for a in (t.head_action, t.expression_action, t.camera_action)
-                if a is not None}
+    held = _held(armature)
     owners = _owners(armature)
-    if any(a is not None and a.as_pointer() not in recorded for a in map(_action, owners.values())):
-        record(context, armature, "Before import", "NONE", armature.matrix_world.copy())
-    if 0 <= props.active_take < len(props.takes):
-        armature.matrix_world = _base_matrix(props.takes[props.active_take])
+    active = props.takes[props.active_take] if 0 <= props.active_take < len(props.takes) else None
+    if any(a is not None and a.as_pointer() not in held for a in map(_action, owners.values())):
+        camera_mode, base = (active.camera_mode, _base_matrix(active)) if active else ("NONE", armature.matrix_world)
+        record(context, armature, "Before import", camera_mode, base.copy())
+    if active is not None:
+        armature.matrix_world = _base_matrix(active)
     for owner in owners.values():
         if owner is not None and owner.animation_data:
             owner.animation_data.action = None
@@ -157,7 +174,7 @@ def remove(armature: bpy.types.Object, index: int) -> None:
     """Forget take ``index``; its actions and camera data are deleted when nothing else uses them."""
     props = armature.flame
     take = props.takes[index]
-    actions = [a for a in (take.head_action, take.expression_action, take.camera_action) if a is not None]
+    actions = _take_actions(take)
     data = take.camera_data
     for owner in _owners(armature).values():  # taken off the head, if it is on now
         if owner is not None and owner.animation_data and owner.animation_data.action in actions:
@@ -183,7 +200,7 @@ def owned_ids(armature: bpy.types.Object) -> list[bpy.types.ID]:
     ids = [o for o in objects if o is not None] + [o.data for o in objects[:2] if o is not None] + cameras
     ids += [key] if key is not None else []
     animated = [armature, props.camera, key, *cameras]
-    ids += [a for t in props.takes for a in (t.head_action, t.expression_action, t.camera_action) if a]
+    ids += [a for t in props.takes for a in _take_actions(t)]
     ids += [a for a in map(_action, animated) if a is not None]
     ids += [bg.image for data in cameras for bg in data.background_images if bg.image is not None]
     ids += [id_ for obj in landmark_objects(armature) for id_ in (obj, obj.data, *node_groups(obj))]

@@ -214,3 +214,77 @@ def test_switching_back_restores_an_identity_beyond_the_sliders(small_model_file
     bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "plain.npz", 3)), take_name="plain")
     assert bpy.ops.flame.switch_take(take="wide") == {"FINISHED"}
     np.testing.assert_allclose(head.coefficient_values(armature)[0], wide, atol=1e-4)
+
+
+def _on_the_head(armature) -> dict:
+    """What a take puts on the head, in full: the actions on the head, its shape keys and camera by
+    name, the scene timing, both objects' transforms and the evaluated mesh at each frame of the range."""
+    scene, camera = bpy.context.scene, armature.flame.camera
+    owners = (armature, armature.flame.mesh.data.shape_keys, camera)
+    state = {"actions": [o.animation_data.action.name if o.animation_data and o.animation_data.action else None
+                         for o in owners],
+             "timing": (scene.frame_start, scene.frame_end, scene.render.fps, scene.camera),
+             "camera": (camera.data.name, camera.parent), "frames": []}
+    for frame in range(scene.frame_start, scene.frame_end + 1):
+        scene.frame_set(frame)
+        state["frames"].append((evaluated_vertices(armature.flame.mesh), np.array(armature.matrix_world),
+                                np.array(camera.matrix_world)))
+    return state
+
+
+def _assert_same(state, expected):
+    """Equal, the evaluated mesh to float32 rounding (the identity and joints are set again)."""
+    assert {k: v for k, v in state.items() if k != "frames"} == {k: v for k, v in expected.items() if k != "frames"}
+    assert len(state["frames"]) == len(expected["frames"])
+    for got, want in zip(state["frames"], expected["frames"]):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
+
+
+def _switch_through(armature, states):
+    for name in [*states, *reversed(states)]:
+        assert bpy.ops.flame.switch_take(take=name) == {"FINISHED"}
+        _assert_same(_on_the_head(armature), states[name])
+
+
+def test_imports_in_a_row_name_their_own_actions_and_switch_back_exactly(small_model_file, tmp_path):
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    states = {}
+    for name, frames, start in (("smile", 6, 1), ("frown", 4, 11)):
+        bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / f"{name}.npz", frames)), frame_start=start)
+        states[name] = _on_the_head(armature)
+        assert states[name]["actions"] == [f"FLAME.{name}.{role}" for role in takes.ROLES]
+    assert take_names(armature) == ["smile", "frown"]
+    assert sorted(a.name for a in bpy.data.actions) == sorted(f"FLAME.{n}.{r}" for n in states for r in takes.ROLES)
+    _switch_through(armature, states)
+
+
+def test_a_hand_made_take_keeps_the_names_of_the_take_it_shares_actions_with(small_model_file, tmp_path):
+    """A hand-keyed head action (every bone keyed) over the 'smile' take's expression and camera: the
+    'Before import' take holds all three, and only the hand-made action is named after it."""
+    bpy.ops.flame.import_model(filepath=str(small_model_file), n_shape=10, n_expr=10)
+    armature = bpy.context.view_layer.objects.active
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "smile.npz", 6)))
+    states = {"smile": _on_the_head(armature)}
+    smile = armature.flame.takes["smile"]
+    armature.animation_data.action = hand_made = bpy.data.actions.new("mine")
+    for frame, angle in ((1, 0.0), (6, 0.3)):
+        for bone in armature.pose.bones:
+            bone.rotation_quaternion = (np.cos(angle / 2), np.sin(angle / 2), 0.0, 0.0) if bone.name == "jaw" else (
+                1.0, 0.0, 0.0, 0.0)
+            bone.keyframe_insert("rotation_quaternion", frame=frame)
+            bone.keyframe_insert("location", frame=frame)
+    before = _on_the_head(armature)
+    bpy.ops.flame.import_sequence(filepath=str(write_take(tmp_path / "frown.npz", 4)), frame_start=11)
+    states["frown"] = _on_the_head(armature)
+
+    assert take_names(armature) == ["smile", "Before import", "frown"]
+    hand = armature.flame.takes["Before import"]
+    assert (hand.head_action, hand.expression_action, hand.camera_action) == (
+        hand_made, smile.expression_action, smile.camera_action)
+    assert states["smile"]["actions"] == [f"FLAME.smile.{role}" for role in takes.ROLES]
+    states["Before import"] = {**before, "actions": ["FLAME.Before import.head", *states["smile"]["actions"][1:]]}
+    assert sorted(a.name for a in bpy.data.actions) == sorted(
+        ["FLAME.Before import.head"] + [f"FLAME.{n}.{r}" for n in ("smile", "frown") for r in takes.ROLES])
+    _switch_through(armature, states)
