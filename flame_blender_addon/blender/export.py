@@ -48,6 +48,7 @@ from ..core.formats.file_metadata import add_glb_extras, add_obj_comments, add_p
 from ..core.formats.mesh_file import write_obj, write_stl
 from . import head
 from .help import section
+from .measure import evaluated_mesh, mesh_vertices
 from .operator_base import HeadOperator
 from .progress import Report
 from .transaction import active_in_mode
@@ -273,17 +274,12 @@ UNITS = {"MM": 1000.0, "CM": 100.0, "M": 1.0}
 def evaluated_triangles(context: bpy.types.Context, mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """The evaluated mesh (pose, shape, expression, correctives) in its local coordinates, which for
     a FLAME head are FLAME's axes in metres: vertices (V, 3) float64, triangles (F, 3) int64."""
-    evaluated = mesh_obj.evaluated_get(context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    try:
-        co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
-        mesh.vertices.foreach_get("co", co)
+    with evaluated_mesh(mesh_obj, context.evaluated_depsgraph_get()) as mesh:
+        vertices = mesh_vertices(mesh)
         mesh.calc_loop_triangles()
         tris = np.empty(3 * len(mesh.loop_triangles), dtype=np.int32)
         mesh.loop_triangles.foreach_get("vertices", tris)
-    finally:
-        evaluated.to_mesh_clear()
-    return co.reshape(-1, 3).astype(np.float64), tris.reshape(-1, 3).astype(np.int64)
+    return vertices, tris.reshape(-1, 3).astype(np.int64)
 
 
 def export_closed_mesh(context: bpy.types.Context, armature: bpy.types.Object, filepath: Path,

@@ -6,7 +6,8 @@ u to the right, v down). Used to measure an import against the tracker's detecti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import bpy
 import numpy as np
@@ -28,17 +29,31 @@ def camera_pixels(scene: bpy.types.Scene, points: np.ndarray) -> np.ndarray:
     return np.stack([(ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height], axis=1)
 
 
-def evaluated_world_vertices(obj: bpy.types.Object) -> np.ndarray:
-    """The depsgraph-evaluated vertices of a mesh object in world space: (V, 3) float64."""
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+@contextmanager
+def evaluated_mesh(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Iterator[bpy.types.Mesh]:
+    """The depsgraph-evaluated mesh of a mesh object (pose, shape, expression, correctives), freed
+    when the ``with`` block ends."""
+    evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
-        co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
-        mesh.vertices.foreach_get("co", co)
+        yield mesh
     finally:
         evaluated.to_mesh_clear()
+
+
+def mesh_vertices(mesh: bpy.types.Mesh) -> np.ndarray:
+    """A mesh's vertices in its local coordinates: (V, 3) float64."""
+    co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
+    mesh.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3).astype(np.float64)
+
+
+def evaluated_world_vertices(obj: bpy.types.Object) -> np.ndarray:
+    """The depsgraph-evaluated vertices of a mesh object in world space: (V, 3) float64."""
+    with evaluated_mesh(obj, bpy.context.evaluated_depsgraph_get()) as mesh:
+        co = mesh_vertices(mesh)
     world = np.array(obj.matrix_world)
-    return co.reshape(-1, 3).astype(np.float64) @ world[:3, :3].T + world[:3, 3]
+    return co @ world[:3, :3].T + world[:3, 3]
 
 
 def landmark_pixels(scene: bpy.types.Scene, mesh_obj: bpy.types.Object, face_idx: np.ndarray, bary: np.ndarray,

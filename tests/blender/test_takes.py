@@ -235,9 +235,8 @@ def _on_the_head(armature) -> dict:
 def _assert_same(state, expected):
     """Equal, the evaluated mesh to float32 rounding (the identity and joints are set again)."""
     assert {k: v for k, v in state.items() if k != "frames"} == {k: v for k, v in expected.items() if k != "frames"}
-    assert len(state["frames"]) == len(expected["frames"])
-    for got, want in zip(state["frames"], expected["frames"]):
-        for a, b in zip(got, want):
+    for got, want in zip(state["frames"], expected["frames"], strict=True):
+        for a, b in zip(got, want, strict=True):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)
 
 
