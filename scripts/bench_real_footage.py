@@ -1,7 +1,7 @@
 """Track real clips and measure the result against the footage's own detections.
 
     python scripts/bench_real_footage.py CLIP [CLIP ...] [--model demo|MODEL --embedding EMB]
-        [--device cpu] [--work DIR] [--start N] [--end N] [--step N]
+        [--device cpu] [--work DIR] [--start N] [--end N] [--step N] [--blender .venvs/bpy-4.5.15/bin/python]
 
 Each clip goes through the tracker program (``python -m flame_blender_addon.tracking track``, a
 separate process as Blender runs it). Then, per clip, with no torch: the written
@@ -17,7 +17,10 @@ the sequence's own camera and compared with the detections in ``landmarks.npz``.
 - mouth: correlation of the fitted and detected inner-lip opening over the clip, and on
   closed-mouth frames (detected opening < 0.01 IOD) the median |fitted - detected| opening ÷ IOD;
   fitted ÷ detected mouth width (corners);
-- jitter ratio: mean |second difference| of the fitted landmarks ÷ that of the detections.
+- jitter ratio: mean |second difference| of the fitted landmarks ÷ that of the detections;
+- with ``--blender PYTHON`` (a Python with the bpy wheel): the same landmark error after the import
+  into Blender (``scripts/measure_import.py``: the evaluated mesh through the imported camera),
+  median and p95 ÷ IOD.
 
 Targets on a CPU: >= 20 frames/s end to end, median <= 0.02 IOD, p95 <= 0.06 IOD, max |beta| <= 4.
 Footage of people never goes into this repository: point the script at clips you keep elsewhere.
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flame_blender_addon.core import camera, sequence  # noqa: E402
+from flame_blender_addon.core.evaluation import sequence_vertices  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 from flame_blender_addon.core.model import FlameModel, load_model  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
@@ -46,6 +50,7 @@ from flame_blender_addon.tracking import quality  # noqa: E402
 
 COLUMNS = ("clip", "frames", "size", "end-to-end f/s", "fit f/s", "median px", "p95 px", "median IOD", "p95 IOD",
            "max |β|", "width", "mouth corr", "closed gap IOD (frames)", "mouth width", "jitter")
+BLENDER_COLUMNS = ("Blender median IOD", "Blender p95 IOD")
 
 
 def track(clip: Path, out: Path, args: argparse.Namespace) -> tuple[dict, float]:
@@ -69,7 +74,7 @@ def reference_landmarks(model: FlameModel, out: Path) -> tuple[np.ndarray, dict[
     seq = sequence.read_sequence(out / protocol.SEQUENCE_FILE)
     with np.load(out / protocol.LANDMARKS_FILE) as npz:
         lmk = {k: npz[k] for k in npz.files}
-    verts = sequence.sequence_vertices(model, seq)  # (T, V, 3)
+    verts = sequence_vertices(model, seq)  # (T, V, 3)
     points = np.einsum("lc,tlcx->tlx", lmk["bary"], verts[:, model.faces[lmk["face_idx"]]])
     cam = seq.camera
     uv = np.stack([camera.project_opencv(p, K, R, t) for p, K, R, t in zip(points, cam.K, cam.R, cam.t, strict=True)])
@@ -87,12 +92,22 @@ def measure(model: FlameModel, clip: Path, out: Path, result: dict, wall: float)
             "width": float(np.ptp(shaped[:, 0]) / np.ptp(model.v_template[:, 0])), **report}
 
 
+def measure_in_blender(python: str, out: Path) -> dict:
+    """scripts/measure_import.py's result for a tracker output, run by ``python`` (with bpy)."""
+    proc = subprocess.run([python, str(ROOT / "scripts" / "measure_import.py"), str(out)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode:
+        raise SystemExit(f"{out.name}: measure_import.py failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
 def row(m: dict) -> str:
     cells = [m["clip"], str(m["frames"]), m["size"], f"{m['end-to-end f/s']:.1f}", f"{m['fit f/s']:.0f}",
              f"{m['error_px_median']:.2f}", f"{m['error_px_p95']:.2f}", f"{m['error_iod_median']:.4f}",
              f"{m['error_iod_p95']:.4f}", f"{m['max |β|']:.2f}", f"{m['width']:.3f}", f"{m['mouth_correlation']:.3f}",
              f"{m['closed_gap_error_iod']:.4f} ({m['closed_frames']})", f"{m['mouth_width_ratio']:.3f}",
              f"{m['jitter_ratio']:.2f}"]
+    cells += [f"{m['blender']['iod'][k]:.4f}" for k in ("median", "p95")] if "blender" in m else []
     return "| " + " | ".join(cells) + " |"
 
 
@@ -106,15 +121,20 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--end", type=int)
     parser.add_argument("--step", type=int, default=1)
+    parser.add_argument("--blender", help="a Python with bpy: also measure the result after the Blender import")
     args = parser.parse_args()
     model = demo_head.demo_model() if args.model == "demo" else load_model(args.model)
     work = args.work or Path(tempfile.mkdtemp(prefix="flame-bench-footage-"))
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
+    columns = COLUMNS + (BLENDER_COLUMNS if args.blender else ())
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for clip in args.clips:
         out = work / clip.stem
         result, wall = track(clip, out, args)
-        print(row(measure(model, clip, out, result, wall)), flush=True)
+        m = measure(model, clip, out, result, wall)
+        if args.blender:
+            m["blender"] = measure_in_blender(args.blender, out)
+        print(row(m), flush=True)
     print(f"\noutputs in {work}")
     return 0
 

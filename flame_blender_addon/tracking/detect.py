@@ -1,9 +1,13 @@
 """Offline face landmarks with MediaPipe 0.10.21's legacy solutions (bundled models, no download).
 
-Per frame: the full-range face detector gives a box and a confidence, a square crop around the
-box (1.8 x its size, zero padded) goes to the 478-point face mesh with irises
-(``refine_landmarks=True``), and the points are mapped back to frame pixels (origin at the
-image's top-left corner). Frames where either step finds nothing are NaN with confidence 0.
+The 478-point face mesh with irises (``refine_landmarks=True``) follows the face from frame to
+frame in MediaPipe's tracking mode: each frame's region comes from the previous frame's landmarks,
+so no detector runs while the face is followed (2-3x faster than detecting every frame). Where it
+has no face (the first frame, a cut, a face too small for the mesh's own short-range detector),
+the full-range face detector gives a box and a confidence, and a square crop around the box (1.8 x
+its size, zero padded) goes to the face mesh on its own. Points are in frame pixels (origin at
+the image's top-left corner); frames where nothing is found are NaN with confidence 0, followed
+frames have confidence 1 (MediaPipe keeps its tracking score to itself).
 mediapipe is imported only here, and only when detection is needed.
 """
 
@@ -18,6 +22,7 @@ from .landmarks import MEDIAPIPE_POINTS, Track
 
 CROP_SCALE = 1.8
 MIN_DETECTION = 0.5
+TRACKED = 1.0  # confidence of a frame whose face the mesh followed from the previous frame
 
 
 def _solutions():
@@ -50,15 +55,27 @@ def crop(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     return out
 
 
+def _points(faces, width: int, height: int) -> np.ndarray:
+    """(478, 2) of the first face of a face-mesh result, scaled from [0, 1] to width x height."""
+    pts = np.array([(p.x, p.y) for p in faces[0].landmark], dtype=np.float64)
+    if pts.shape != (MEDIAPIPE_POINTS, 2):
+        raise TrackerError(f"mediapipe returned {len(pts)} face-mesh points, expected {MEDIAPIPE_POINTS} "
+                           f"(refine_landmarks needs mediapipe==0.10.21)")
+    return pts * (width, height)
+
+
 class Detector:
-    """Face box + 478 landmarks per RGB frame. Use as a context manager."""
+    """478 landmarks per RGB frame of one clip, in order (the mesh follows the face from the
+    previous frame). Use as a context manager."""
 
     def __init__(self) -> None:
         solutions = _solutions()
         self._faces = solutions.face_detection.FaceDetection(model_selection=1,
                                                              min_detection_confidence=MIN_DETECTION)
-        self._mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                  refine_landmarks=True, min_detection_confidence=MIN_DETECTION)
+        mesh = lambda static: solutions.face_mesh.FaceMesh(  # noqa: E731
+            static_image_mode=static, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=MIN_DETECTION, min_tracking_confidence=MIN_DETECTION)
+        self._mesh, self._follow = mesh(True), mesh(False)
 
     def __enter__(self) -> Detector:
         return self
@@ -66,9 +83,19 @@ class Detector:
     def __exit__(self, *exc) -> None:
         self._faces.close()
         self._mesh.close()
+        self._follow.close()
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        """rgb: (H, W, 3) uint8 -> points (478, 2) pixels (NaN if no face) and confidence."""
+        """rgb: (H, W, 3) uint8, the clip's next frame -> points (478, 2) pixels (NaN if no face)
+        and confidence."""
+        H, W = rgb.shape[:2]
+        followed = self._follow.process(rgb).multi_face_landmarks
+        if followed:
+            return _points(followed, W, H), TRACKED
+        return self.detect(rgb)
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        """The same for a frame on its own: the face detector's box, then the mesh on a crop."""
         H, W = rgb.shape[:2]
         none = np.full((MEDIAPIPE_POINTS, 2), np.nan)
         found = self._faces.process(rgb).detections
@@ -80,11 +107,7 @@ class Detector:
         mesh = self._mesh.process(crop(rgb, x0, y0, side)).multi_face_landmarks
         if not mesh:
             return none, 0.0
-        pts = np.array([(p.x, p.y) for p in mesh[0].landmark], dtype=np.float64)
-        if pts.shape != (MEDIAPIPE_POINTS, 2):
-            raise TrackerError(f"mediapipe returned {len(pts)} face-mesh points, expected {MEDIAPIPE_POINTS} "
-                               f"(refine_landmarks needs mediapipe==0.10.21)")
-        return pts * side + (x0, y0), float(best.score[0])
+        return _points(mesh, side, side) + (x0, y0), float(best.score[0])
 
 
 def detect(frames: Iterable[np.ndarray], fps: float | None, n_frames: int = 0,
