@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flame_blender_addon.core import camera, sequence  # noqa: E402
-from flame_blender_addon.core.evaluation import sequence_vertices  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
+from flame_blender_addon.core.evaluation import sequence_vertices  # noqa: E402
 from flame_blender_addon.core.model import FlameModel, load_model  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.tracking import quality  # noqa: E402

@@ -2,12 +2,13 @@
 
 The 478-point face mesh with irises (``refine_landmarks=True``) follows the face from frame to
 frame in MediaPipe's tracking mode: each frame's region comes from the previous frame's landmarks,
-so no detector runs while the face is followed (2-3x faster than detecting every frame). Where it
-has no face (the first frame, a cut, a face too small for the mesh's own short-range detector),
-the full-range face detector gives a box and a confidence, and a square crop around the box (1.8 x
-its size, zero padded) goes to the face mesh on its own. Points are in frame pixels (origin at
-the image's top-left corner); frames where nothing is found are NaN with confidence 0, followed
-frames have confidence 1 (MediaPipe keeps its tracking score to itself).
+and the mesh's own short-range face detector runs only where it has lost the face (2-3x faster
+than detecting every frame). Where the mesh finds nothing (say, a face too small for that
+detector), the full-range face detector gives a box and a confidence, and a square crop around
+the box (1.8 x its size, zero padded) goes to the face mesh on its own. Points are in frame
+pixels (origin at the image's top-left corner). Frames the mesh found on its own have confidence
+1 (MediaPipe keeps its score to itself), frames found through the detector its confidence, frames
+where nothing is found are NaN with confidence 0.
 mediapipe is imported only here, and only when detection is needed.
 """
 
@@ -22,7 +23,7 @@ from .landmarks import MEDIAPIPE_POINTS, Track
 
 CROP_SCALE = 1.8
 MIN_DETECTION = 0.5
-TRACKED = 1.0  # confidence of a frame whose face the mesh followed from the previous frame
+TRACKED = 1.0  # confidence of a frame whose face the mesh found in its tracking mode
 
 
 def _solutions():
