@@ -39,12 +39,11 @@ def crop(rgb: np.ndarray, box: tuple[float, float, float], size: int = SIZE) -> 
     centres = (np.arange(size) + 0.5) * (side / size) - 0.5
     xs, ys = x0 + centres, y0 + centres
     ix, iy = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
-    fx, fy = (xs - ix)[None, :, None], (ys - iy)[:, None, None]
-    img = rgb.astype(np.float32)
+    fx, fy = (xs - ix).astype(np.float32)[None, :, None], (ys - iy).astype(np.float32)[:, None, None]
 
-    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:  # only the samples are converted to float
         inside = ((r >= 0) & (r < H))[:, None] & ((c >= 0) & (c < W))[None, :]
-        return img[np.clip(r, 0, H - 1)][:, np.clip(c, 0, W - 1)] * inside[..., None]
+        return rgb[np.clip(r, 0, H - 1)][:, np.clip(c, 0, W - 1)] * inside[..., None].astype(np.float32)
 
     top = at(iy, ix) * (1 - fx) + at(iy, ix + 1) * fx
     bottom = at(iy + 1, ix) * (1 - fx) + at(iy + 1, ix + 1) * fx
@@ -70,16 +69,20 @@ def shade_mesh(img: np.ndarray, uv: np.ndarray, camera_points: np.ndarray, faces
     order = np.flatnonzero(keep)[np.argsort(-centre[keep, 2])]  # far to near
     if not len(order):
         return img
-    lo, span = lo[order].astype(np.int64), (hi[order] - lo[order]).astype(np.int64) + 1
+    # one candidate per pixel of each triangle's bounding box (int32 / float32: ~1M candidates)
+    lo, span = lo[order].astype(np.int32), (hi[order] - lo[order]).astype(np.int32) + 1
     counts = span[:, 0] * span[:, 1]
-    owner = np.repeat(np.arange(len(order)), counts)
-    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    owner = np.repeat(np.arange(len(order), dtype=np.int32), counts)
+    local = np.arange(counts.sum(), dtype=np.int32) - np.repeat(np.cumsum(counts, dtype=np.int32) - counts, counts)
     px = lo[owner, 0] + local % span[owner, 0]
     py = lo[owner, 1] + local // span[owner, 0]
-    a, b, c = (tri[order][owner, k] for k in range(3))
-    q = np.stack([px + 0.5, py + 0.5], 1)
-    area = _cross(b - a, c - a)
-    w1, w2 = _cross(q - a, c - a) / area, _cross(b - a, q - a) / area
+    # barycentric coordinates from the triangle's edge vectors, precomputed per triangle
+    t = tri[order].astype(np.float32)
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    area = _cross(e1, e2)
+    qx, qy = px + np.float32(0.5) - t[owner, 0, 0], py + np.float32(0.5) - t[owner, 0, 1]
+    w1 = (qx * e2[owner, 1] - qy * e2[owner, 0]) / area[owner]
+    w2 = (e1[owner, 0] * qy - e1[owner, 1] * qx) / area[owner]
     inside = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1) & (px >= 0) & (px < W) & (py >= 0) & (py < H)
     shade = (0.35 + 0.65 * facing[order])[owner[inside]]
     out = img.astype(np.float32)

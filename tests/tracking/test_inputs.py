@@ -101,3 +101,45 @@ def test_irises_added_only_for_flame_topology():
     assert added.points.tolist() == [1, *range(468, 478)]
     corners = model.faces[added.face_idx[1:]]
     np.testing.assert_array_equal((corners * added.bary[1:]).sum(axis=1), lmk.IRIS_VERTICES)
+
+
+def test_shaded_mesh_covers_pixel_centres_inside_front_faces_nearest_on_top():
+    """Two overlapping front-facing triangles against a per-pixel reference: a pixel is covered when
+    its centre is inside a triangle, and shows the nearer one's shade; a back face draws nothing."""
+    img = np.zeros((20, 24, 3), np.uint8)
+    uv = np.array([[2.0, 3.0], [17.5, 4.0], [6.0, 16.0], [9.0, 1.0], [22.0, 12.5], [4.0, 18.0]])
+    cam = np.array([[0.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 1.0, 2.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.5],
+                    [0.0, 1.0, 1.0]])  # the second triangle is nearer and tilted
+    faces = np.array([[0, 2, 1], [3, 5, 4]])
+    out = preview.shade_mesh(img, uv, cam, faces, color=(200, 200, 200), alpha=1.0)
+    p = cam[faces]
+    normal = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+    centre = p.mean(axis=1)
+    facing = -(normal * centre).sum(1) / (np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1))
+    expected = np.zeros_like(out)
+    for y in range(img.shape[0]):
+        for x in range(img.shape[1]):
+            for k in (0, 1):  # far, then near
+                a, b, c = uv[faces[k]]
+                q = np.array([x + 0.5, y + 0.5])
+                d = [(v[0] - u[0]) * (q[1] - u[1]) - (v[1] - u[1]) * (q[0] - u[0]) for u, v in ((a, b), (b, c), (c, a))]
+                if all(s >= 0 for s in d) or all(s <= 0 for s in d):
+                    expected[y, x] = np.round((0.35 + 0.65 * facing[k]) * 200.0)
+    assert facing.min() > 0 and abs(facing[0] - facing[1]) > 0.05
+    edge = np.abs(out.astype(int) - expected).max(axis=2) > 1
+    assert edge.sum() <= 4  # pixel centres exactly on an edge may go either way
+    assert (out.max(axis=2) > 0).sum() > 100
+    flipped = preview.shade_mesh(img, uv, cam, faces[:, ::-1], alpha=1.0)
+    assert not flipped.any()
+
+
+def test_face_crop_resamples_bilinearly():
+    H, W = 30, 40
+    yy, xx = np.mgrid[0:H, 0:W]
+    rgb = np.stack([xx * 5, yy * 7, xx + yy], -1).astype(np.uint8)  # linear ramps: bilinear is exact
+    box = (3.3, 4.7, 20.0)
+    out = preview.crop(rgb, box, size=16).astype(float)
+    centres = (np.arange(16) + 0.5) * (20.0 / 16) - 0.5
+    np.testing.assert_allclose(out[..., 0], np.broadcast_to(5 * (3.3 + centres)[None, :], (16, 16)), atol=0.51)
+    np.testing.assert_allclose(out[..., 1], np.broadcast_to(7 * (4.7 + centres)[:, None], (16, 16)), atol=0.51)
+    assert not preview.crop(rgb, (100.0, 100.0, 10.0), size=4).any()  # outside the frame: black
