@@ -18,6 +18,8 @@ the sequence's own camera and compared with the detections in ``landmarks.npz``.
   closed-mouth frames (detected opening < 0.01 IOD) the median |fitted - detected| opening ÷ IOD;
   fitted ÷ detected mouth width (corners);
 - jitter ratio: mean |second difference| of the fitted landmarks ÷ that of the detections;
+- expression offset: the RMS over components of the clip's mean expression (what the expression
+  holds on every frame: the part of the model's mismatch with the face that the identity does not take);
 - with ``--blender PYTHON`` (a Python with the bpy wheel): the same landmark error after the import
   into Blender (``scripts/measure_import.py``: the evaluated mesh through the imported camera),
   median and p95 ÷ IOD.
@@ -49,7 +51,7 @@ from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.tracking import quality  # noqa: E402
 
 COLUMNS = ("clip", "frames", "size", "end-to-end f/s", "fit f/s", "median px", "p95 px", "median IOD", "p95 IOD",
-           "max |β|", "width", "mouth corr", "closed gap IOD (frames)", "mouth width", "jitter")
+           "max |β|", "width", "mouth corr", "closed gap IOD (frames)", "mouth width", "jitter", "expr offset")
 BLENDER_COLUMNS = ("Blender median IOD", "Blender p95 IOD")
 
 
@@ -68,9 +70,10 @@ def track(clip: Path, out: Path, args: argparse.Namespace) -> tuple[dict, float]
     return last, seconds
 
 
-def reference_landmarks(model: FlameModel, out: Path) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+def reference_landmarks(model: FlameModel, out: Path) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                                                sequence.FlameSequence]:
     """Fitted landmarks (T, L, 2) by the numpy reference and the sequence's camera; the
-    landmarks.npz arrays; the identity coefficients (S,)."""
+    landmarks.npz arrays; the sequence."""
     seq = sequence.read_sequence(out / protocol.SEQUENCE_FILE)
     with np.load(out / protocol.LANDMARKS_FILE) as npz:
         lmk = {k: npz[k] for k in npz.files}
@@ -78,27 +81,30 @@ def reference_landmarks(model: FlameModel, out: Path) -> tuple[np.ndarray, dict[
     points = np.einsum("lc,tlcx->tlx", lmk["bary"], verts[:, model.faces[lmk["face_idx"]]])
     cam = seq.camera
     uv = np.stack([camera.project_opencv(p, K, R, t) for p, K, R, t in zip(points, cam.K, cam.R, cam.t, strict=True)])
-    return uv, lmk, seq.shape
+    return uv, lmk, seq
 
 
 def measure(model: FlameModel, clip: Path, out: Path, result: dict, wall: float) -> dict:
-    fitted, lmk, beta = reference_landmarks(model, out)
+    fitted, lmk, seq = reference_landmarks(model, out)
+    beta = seq.shape
     report = quality.report(lmk["lmk"], fitted, lmk["mp_index"])
     shaped = model.v_template + model.shapedirs[:, :, :len(beta)] @ beta
     T = len(fitted)
     H, W = lmk["image_size"].tolist()
     return {"clip": clip.name, "frames": T, "size": f"{W}×{H}", "end-to-end f/s": T / wall,
             "fit f/s": T / result["fit_seconds"], "max |β|": float(np.abs(beta).max()),
-            "width": float(np.ptp(shaped[:, 0]) / np.ptp(model.v_template[:, 0])), **report}
+            "width": float(np.ptp(shaped[:, 0]) / np.ptp(model.v_template[:, 0])),
+            "expr offset": float(np.sqrt(np.mean(seq.expr.mean(axis=0) ** 2))), **report}
 
 
 def measure_in_blender(python: str, out: Path) -> dict:
     """scripts/measure_import.py's result for a tracker output, run by ``python`` (with bpy)."""
-    proc = subprocess.run([python, str(ROOT / "scripts" / "measure_import.py"), str(out)], cwd=ROOT,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    written = out.with_name(out.name + ".blender.json")  # stdout may hold Blender's own messages too
+    proc = subprocess.run([python, str(ROOT / "scripts" / "measure_import.py"), str(out), "--json", str(written)],
+                          cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode:
         raise SystemExit(f"{out.name}: measure_import.py failed: {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    return json.loads(written.read_text())
 
 
 def row(m: dict) -> str:
@@ -106,7 +112,7 @@ def row(m: dict) -> str:
              f"{m['error_px_median']:.2f}", f"{m['error_px_p95']:.2f}", f"{m['error_iod_median']:.4f}",
              f"{m['error_iod_p95']:.4f}", f"{m['max |β|']:.2f}", f"{m['width']:.3f}", f"{m['mouth_correlation']:.3f}",
              f"{m['closed_gap_error_iod']:.4f} ({m['closed_frames']})", f"{m['mouth_width_ratio']:.3f}",
-             f"{m['jitter_ratio']:.2f}"]
+             f"{m['jitter_ratio']:.2f}", f"{m['expr offset']:.2f}"]
     cells += [f"{m['blender']['iod'][k]:.4f}" for k in ("median", "p95")] if "blender" in m else []
     return "| " + " | ".join(cells) + " |"
 

@@ -1,5 +1,6 @@
 """The ``track`` program: outputs, the JSON lines, bad input and cancellation."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -89,8 +90,19 @@ def test_demo_model_fits_mediapipe_landmarks_with_its_own_embedding(tmp_path):
     assert result.type == "result" and result.data["landmark_error_px"] <= 1.0  # against the noisy input
     truth = synthetic.project(synthetic.landmarks(model, embedding, synthetic.vertices(model, clip)), clip.focal,
                               clip.image_size)
-    fitted = reprojected(model, embedding, sequence.read_sequence(result.path))
+    seq = sequence.read_sequence(result.path)
+    fitted = reprojected(model, embedding, seq)
     assert np.linalg.norm(fitted - truth, axis=-1).mean() <= 1.0
+
+    # the real-footage benchmark measures this output the same way (it crashed on a moved import)
+    spec = importlib.util.spec_from_file_location("bench_real_footage", ROOT / "scripts" / "bench_real_footage.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    measured = bench.measure(model, Path("clip.mp4"), tmp_path / "out", result.data, 2.0)
+    error = np.linalg.norm(fitted - track.points, axis=-1)
+    assert measured["error_px_median"] == pytest.approx(np.nanmedian(error))
+    assert measured["max |β|"] == pytest.approx(np.abs(seq.shape).max())
+    assert measured["end-to-end f/s"] == 20.0 and measured["frames"] == 40
 
 
 def test_cancel_mid_fit_leaves_no_output(tmp_path):
