@@ -156,8 +156,9 @@ def sequence_arrays(fit: solver.FitResult, track: lmk.Track, fps: float, n_expr:
 
     The world is FLAME space with the head's mean position at the origin; the fixed OpenCV camera
     (``cam_R``, ``cam_t``) looks at it from +Z. Neck and eyelids are zero (head motion is in the root).
-    Extra keys: ``face_found`` (T,) bool, ``face_confidence`` (T,) detector confidence,
-    ``landmark_error_px`` (T,) mean distance of fitted and detected landmarks (NaN without a face),
+    Extra keys: ``face_found`` (T,) bool, ``face_confidence`` (T,) MediaPipe's (:mod:`.detect`: 1 where
+    the face mesh followed the face), ``landmark_error_px`` (T,) mean distance of fitted and detected
+    landmarks (NaN without a face),
     ``source_frames`` (T,) int64 the input's frame number of each frame, ``source_path`` () str the
     input (absolute; empty for landmarks without footage).
     """
