@@ -69,7 +69,7 @@ def set_uvs(mesh: bpy.types.Mesh, vt: np.ndarray, ft: np.ndarray) -> None:
     (loop 3 f + k is corner k of face f)."""
     ft = np.asarray(ft, dtype=np.int64)
     if ft.shape != (len(mesh.polygons), 3) or len(mesh.loops) != 3 * len(ft):
-        raise SequenceError(f"the albedo's UVs have {len(ft)} triangles, the head mesh {len(mesh.polygons)} faces")
+        raise FlameError(f"UVs for {len(ft)} triangles do not fit the head mesh's {len(mesh.polygons)} faces")
     uv_layer = mesh.uv_layers.get("UVMap") or mesh.uv_layers.new(name="UVMap")
     uv_layer.data.foreach_set("uv", np.asarray(vt, dtype=np.float32)[ft].ravel())
 

@@ -1,4 +1,4 @@
-"""``flame.import_assets``: the FLAME ecosystem's files in a folder onto a head (masks, UVs, landmarks)."""
+"""``flame.import_assets``: the FLAME ecosystem's files in a folder onto a head (masks, UVs, albedo, landmarks)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,33 @@ import os
 from pathlib import Path
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..core.errors import AssetError
 from ..core.formats.assets import Assets, find_assets, read_assets
 from ..core.formats.embeddings import EMBEDDING_FILES
 from ..core.formats.masks import MASKS_FILE
 from ..core.formats.template_obj import UV_FILES
-from . import assets, head
+from ..core.formats.texture_space import TEXTURE_FILES
+from . import assets, head, texture_space
 from .help import section
 from .operator_base import HeadOperator, has_ui
 from .transaction import rollback_on_error
 
-LOOKED_FOR = ", ".join((MASKS_FILE, *UV_FILES, *EMBEDDING_FILES))
+LOOKED_FOR = ", ".join((MASKS_FILE, *UV_FILES, *EMBEDDING_FILES, *TEXTURE_FILES))
+TEXTURE_COMPONENTS = 50  # as DECA and metrical-tracker fit: 150 MB at 512² instead of 600 MB, read 4x faster
+
+
+def texture_components_property() -> IntProperty:
+    return IntProperty(name="Texture components", default=TEXTURE_COMPONENTS, min=0, max=1000,
+                       description="Components of a texture space to load (0: all; each costs 3 MB at 512²; "
+                                   "at least as many as the head's albedo material has coefficients)")
+
+
+def texture_components(n: int, mesh_obj: bpy.types.Object | None = None) -> int | None:
+    """Components to read (None: all) for the option ``n``, no fewer than the head's material keeps."""
+    kept = len(texture_space.kept_coefficients(mesh_obj)) if mesh_obj is not None else 0
+    return max(n, kept) if n else None
 
 
 def report_assets(operator: bpy.types.Operator, found: Assets, summary: str, folder: Path) -> None:
@@ -30,15 +44,18 @@ def report_assets(operator: bpy.types.Operator, found: Assets, summary: str, fol
 
 
 class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
-    """Add FLAME masks (vertex groups), template UVs and landmark points from a folder (default: the model's)"""
+    """Add FLAME masks (vertex groups), template UVs, a texture space's albedo and landmark points from a folder
+    (default: the model's)"""
 
     bl_idname = "flame.import_assets"
     bl_label = "Import FLAME Assets"
     bl_options = {"REGISTER", "UNDO"}
 
     directory: StringProperty(name="Folder", subtype="DIR_PATH",
-                              description="Folder with FLAME_masks.pkl, head_template.obj, landmark embeddings "
-                                          "(also searched: its subfolders and parent); default: the model's folder")
+                              description="Folder with FLAME_masks.pkl, head_template.obj, landmark embeddings, "
+                                          "a texture space (also searched: its subfolders and parent); "
+                                          "default: the model's folder")
+    texture_components: texture_components_property()
     filter_folder: BoolProperty(default=True, options={"HIDDEN"})  # the file browser lists folders only
 
     def invoke(self, context, event):
@@ -53,6 +70,7 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
     def draw(self, context):
         col = section(self.layout, "Head", "assets", icon="ARMATURE_DATA")
         col.prop_search(self.properties, "target", context.scene, "objects", icon="OUTLINER_OB_ARMATURE")
+        col.prop(self.properties, "texture_components")
 
     def run(self, context, armature):
         folder = Path(bpy.path.abspath(self.directory)) if self.directory else Path(armature.flame.model_path).parent
@@ -63,7 +81,8 @@ class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
             raise AssetError(f"{folder}: no FLAME files found there, in its subfolders or its parent "
                              f"(looked for {LOOKED_FOR})")
         mesh = armature.flame.mesh.data
-        found = read_assets(files, assets.head_faces(mesh), len(mesh.vertices))
+        found = read_assets(files, assets.head_faces(mesh), len(mesh.vertices),
+                            n_texture=texture_components(self.texture_components, armature.flame.mesh))
         with rollback_on_error(context, edited_head=armature):
             summary = assets.apply_assets(context, armature, found)
         report_assets(self, found, summary, folder)

@@ -1,4 +1,8 @@
-"""The FLAME ecosystem's files on a head: mask vertex groups, the template's UV map, landmark points.
+"""The FLAME ecosystem's files on a head: mask vertex groups, the template's UV map, a texture
+space's albedo material (:mod:`.texture_space`), landmark points.
+
+UVs: a texture space's own ``vt``/``ft`` (FLAME_texture.npz may hold them) make the ``UVMap``, since
+its images are laid out on them; else the template's (head_template.obj), which a BFM space needs.
 
 Landmarks: one mesh object per embedding, ``<head>.lmk.<embedding>``, a child of the armature with
 one vertex per landmark in the embedding's order and the landmark's number (68-point or MediaPipe
@@ -12,12 +16,14 @@ object is hidden in renders).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 
 from ..core.formats.assets import Assets
 from ..core.formats.embeddings import Embedding
-from . import appearance
+from . import appearance, texture_space
 
 MASK_PREFIX = "mask."
 LANDMARK_INFIX = ".lmk."
@@ -131,15 +137,27 @@ def node_groups(obj: bpy.types.Object) -> list[bpy.types.NodeTree]:
 
 
 def apply_assets(context: bpy.types.Context, armature: bpy.types.Object, assets: Assets) -> str:
-    """Put what ``assets`` holds on the head; returns a summary ("14 mask groups, UVMap (5118 UVs), ...")
-    or "" when there was nothing. Call inside :func:`.transaction.rollback_on_error`."""
-    mesh_obj, added = armature.flame.mesh, []
+    """Put what ``assets`` holds on the head (UVs before the texture space, see the module notes); returns
+    a summary ("14 mask vertex groups, UVMap (5118 UVs), ...") or "" when there was nothing; a texture
+    space that finds no UVs is left out with a warning in ``assets.warnings``. Call inside
+    :func:`.transaction.rollback_on_error`."""
+    mesh_obj, added, space = armature.flame.mesh, [], assets.texture
     if assets.masks:
         add_masks(mesh_obj, assets.masks)
         added.append(f"{len(assets.masks)} mask vertex groups ({MASK_PREFIX}*)")
-    if assets.uvs is not None:
+    if space is not None and space.vt is not None:
+        added.append(f"UVMap ({len(space.vt)} UVs of {Path(space.path).name}"
+                     + ("; the template's not used)" if assets.uvs is not None else ")"))
+    elif assets.uvs is not None:
         appearance.set_uvs(mesh_obj.data, *assets.uvs)
         added.append(f"UVMap ({len(assets.uvs[0])} UVs)")
+    if space is not None and space.vt is None and mesh_obj.data.uv_layers.get("UVMap") is None:
+        assets.warnings.append(f"{Path(space.path).name}: not added: it stores no UVs and the head has no UVMap "
+                               "(put head_template.obj beside it, or import UVs first)")
+    elif space is not None:
+        texture_space.remember(space)
+        material = texture_space.apply_to_head(context, mesh_obj, space)  # its vt/ft, if any, make the UVMap
+        added.append(f"albedo {texture_space.describe(space, material)}")
     for embedding in assets.embeddings:
         obj = add_landmarks(context, armature, embedding)
         added.append(f"{obj.name} ({len(embedding)} landmarks)")

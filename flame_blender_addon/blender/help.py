@@ -14,11 +14,12 @@ TOPICS = {
         "Get FLAME at flame.is.tue.mpg.de: 2017-2023 are non-commercial; FLAME 2023 Open is CC-BY-4.0.",
         "Select the head (armature or mesh) to edit it here; Delete Head removes everything it made.",
     )),
-    "assets": ("Masks, UVs and landmarks", (
+    "assets": ("Masks, UVs, albedo and landmarks", (
         "Assets adds FLAME_masks.pkl as vertex groups mask.<region> (face, lips, scalp...).",
         "head_template.obj gives the UV map UVMap; landmark embeddings become <head>.lmk.<name> points.",
+        "A texture space (BFM's first) becomes an albedo material, its first Texture components keyable.",
         "Landmark points follow the animated head exactly; attribute 'landmark' holds each point's number.",
-        "Files beside a model are added when it is imported (the Masks, UVs, landmarks option).",
+        "Files beside a model are added when it is imported (the Masks, UVs, albedo, landmarks option).",
     )),
     "animation": ("Animation and takes", (
         "Import Sequence reads metrical-tracker, VHAP, GaussianAvatars or flame_sequence.npz output.",

@@ -33,7 +33,7 @@ class TOPBAR_MT_file_export_flame(bpy.types.Menu):
 
 def menu_import(self, context):
     self.layout.operator("flame.import_model", text="FLAME Model (.pkl/.npz)")
-    self.layout.operator("flame.import_assets", text="FLAME Assets (masks, UVs, landmarks)")
+    self.layout.operator("flame.import_assets", text="FLAME Assets (masks, UVs, albedo, landmarks)")
     self.layout.operator("flame.import_sequence", text="FLAME Sequence (tracker output)")
     self.layout.operator("flame.import_identity", text="FLAME Identity (MICA, DECA, EMOCA, SMIRK, mesh)")
     self.layout.operator("flame.import_texture_space", text="FLAME Texture Space (albedo)")

@@ -16,7 +16,7 @@ from ..core.errors import FlameError
 from ..core.formats.assets import Assets, find_assets, read_assets
 from ..core.model import FlameModel, load_model
 from . import assets, head, preferences
-from .asset_operators import report_assets
+from .asset_operators import report_assets, texture_components, texture_components_property
 from .help import section
 from .operator_base import HeadOperator, reports_errors
 from .progress import progress
@@ -54,9 +54,11 @@ class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
     filepath: StringProperty(name="File Path", subtype="FILE_PATH",
                              description="A FLAME model: generic_model.pkl, flame2023.pkl or a converted .npz")
     filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
-    import_assets: BoolProperty(name="Masks, UVs, landmarks", default=True,
-                                description="Also add FLAME_masks.pkl, head_template.obj and landmark embeddings "
-                                            "found beside the model (a damaged file is skipped with a warning)")
+    import_assets: BoolProperty(name="Masks, UVs, albedo, landmarks", default=True,
+                                description="Also add FLAME_masks.pkl, head_template.obj, a texture space and "
+                                            "landmark embeddings found beside the model (a damaged file is "
+                                            "skipped with a warning)")
+    texture_components: texture_components_property()
 
     def invoke(self, context, event):
         folder = preferences.model_folder(context)
@@ -69,7 +71,7 @@ class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
         col.prop(self.properties, "n_shape")
         col.prop(self.properties, "n_expr")
         section(self.layout, "Beside the model", "assets", icon="GROUP_VERTEX", data=self.properties,
-                names=("import_assets",))
+                names=("import_assets", "texture_components"))
 
     @reports_errors
     def execute(self, context):
@@ -77,8 +79,8 @@ class FLAME_OT_import_model(_BuildOperator, ImportHelper, bpy.types.Operator):
             raise FlameError("No model file given: choose your generic_model.pkl or flame2023.pkl")
         path = Path(bpy.path.abspath(self.filepath))
         model = load_model(path)
-        found = read_assets(find_assets(path.parent), model.faces, model.n_verts, strict=False) \
-            if self.import_assets else None
+        found = read_assets(find_assets(path.parent), model.faces, model.n_verts, strict=False,
+                            n_texture=texture_components(self.texture_components)) if self.import_assets else None
         return self.build(context, model, "FLAME", found)
 
 

@@ -11,6 +11,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..core.errors import FlameError
+from ..core.formats.assets import find_assets
 from ..core.formats.footage import find_footage
 from ..core.formats.metrical import write_metrical_checkpoints
 from ..core.formats.npz import write_sequence_npz
@@ -94,7 +95,8 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
         if self.texture_space_filepath:
             return Path(bpy.path.abspath(self.texture_space_filepath))
         model = Path(bpy.path.abspath(armature.flame.model_path)).parent if armature.flame.model_path else None
-        return texture_space.find_texture_space([model, preferences.model_folder(context)])
+        found = (find_assets(f).texture for f in (model, preferences.model_folder(context)) if f is not None)
+        return next((p for p in found if p is not None), None)
 
     @reports_errors
     def execute(self, context):

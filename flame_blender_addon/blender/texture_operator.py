@@ -9,7 +9,7 @@ from bpy.props import IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import FlameError
-from . import appearance, texture_space
+from . import texture_space
 from .help import section
 from .operator_base import HeadOperator
 from .transaction import rollback_on_error
@@ -41,9 +41,7 @@ class FLAME_OT_import_texture_space(HeadOperator, ImportHelper, bpy.types.Operat
         material = import_texture_space(context, armature, path, self.n_components or None)
         for warning in space.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"Texture space {Path(space.path).name} ({space.layout}, "
-                              f"{material[texture_space.COMPONENTS_KEY]} of {space.n_total} components) on "
-                              f"{armature.name}: keyable as {material.name}['tex000'...]")
+        self.report({"INFO"}, f"Texture space on {armature.name}: {texture_space.describe(space, material)}")
         return {"FINISHED"}
 
 
@@ -51,14 +49,9 @@ def import_texture_space(context: bpy.types.Context, armature: bpy.types.Object,
                          n_components: int | None = None) -> bpy.types.Material:
     """The texture space at ``path`` on a head; coefficients and SH lighting of its current
     texture-space material (e.g. a metrical-tracker take's) are kept. The public function."""
-    mesh_obj = armature.flame.mesh
-    current = mesh_obj.data.materials[0] if mesh_obj.data.materials else None
-    coeffs = texture_space.coefficients(current) if current is not None else None
-    sh, frame = appearance.lighting_of(current) if current is not None else (None, "OBJECT")
     space = texture_space.load(path, n_components)
     with rollback_on_error(context, edited_head=armature):
-        return texture_space.apply_texture_space(context, mesh_obj, space, coeffs if coeffs is not None
-                                                 and len(coeffs) else None, sh, frame)
+        return texture_space.apply_to_head(context, armature.flame.mesh, space)
 
 
 CLASSES = (FLAME_OT_import_texture_space,)

@@ -23,7 +23,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import FlameError
-from ..core.formats.texture_space import TextureSpace, read_texture_space
+from ..core.formats.texture_space import TEXTURE_FILES, TextureSpace, read_texture_space
 from . import appearance
 
 log = logging.getLogger("flame_blender_addon")
@@ -49,6 +49,13 @@ def load(path: str | Path, n_components: int | None = None) -> TextureSpace:
         _spaces.pop(key, None)  # release the old copy before reading the new one
         space = _spaces[key] = read_texture_space(key, n_components)
     return space
+
+
+def remember(space: TextureSpace) -> None:
+    """Cache a space read elsewhere (:func:`..core.formats.assets.read_assets`) as :func:`load` would."""
+    key = str(Path(space.path).resolve())
+    if key not in _spaces or _spaces[key].n_components <= space.n_components:
+        _spaces[key] = space
 
 
 def coefficients(material: bpy.types.ID) -> np.ndarray:
@@ -92,12 +99,24 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
     return appearance.assign(mesh_obj, material)
 
 
-TEXTURE_FILES = ("FLAME_albedo_from_BFM.npz", "FLAME_texture.npz")  # metrical-tracker's space first
+def kept_coefficients(mesh_obj: bpy.types.Object) -> np.ndarray:
+    """The coefficients (n,) of the head's current texture-space material (none: (0,))."""
+    return coefficients(mesh_obj.data.materials[0]) if mesh_obj.data.materials else np.zeros(0, np.float32)
 
 
-def find_texture_space(folders: list[Path | None]) -> Path | None:
-    """The first of :data:`TEXTURE_FILES` in the first folder holding one."""
-    return next((f / name for f in folders if f is not None for name in TEXTURE_FILES if (f / name).is_file()), None)
+def apply_to_head(context: bpy.types.Context, mesh_obj: bpy.types.Object, space: TextureSpace) -> bpy.types.Material:
+    """:func:`apply_texture_space` keeping the coefficients and SH lighting of the head's current
+    texture-space material (e.g. a metrical-tracker take's)."""
+    current = mesh_obj.data.materials[0] if mesh_obj.data.materials else None
+    coeffs = kept_coefficients(mesh_obj)
+    sh, frame = appearance.lighting_of(current) if current is not None else (None, "OBJECT")
+    return apply_texture_space(context, mesh_obj, space, coeffs if len(coeffs) else None, sh, frame)
+
+
+def describe(space: TextureSpace, material: bpy.types.Material) -> str:
+    """What a space became, for a report: file, layout, components loaded, the keyable properties."""
+    return (f"{Path(space.path).name} ({space.layout}, {material[COMPONENTS_KEY]} of {space.n_total} components) "
+            f"as {material.name}, keyable ['tex000'...]")
 
 
 def apply_tracked_look(context: bpy.types.Context, mesh_obj: bpy.types.Object, look: dict[str, np.ndarray],

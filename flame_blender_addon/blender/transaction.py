@@ -48,7 +48,8 @@ class _SceneState:
 
 class _HeadState:
     """What an import can change on an existing head: shape key values (and added keys), the offset keys it
-    rewrites, the vertex groups and UV maps it adds, rest joints, actions, the armature object's and its
+    rewrites, the vertex groups it adds, its UV maps (added ones, and the values of those it had), its
+    materials, rest joints, actions, the armature object's and its
     bones' transforms, its takes, the names of what it owns (a take renames actions), the sequence it
     names and its camera object."""
 
@@ -68,7 +69,8 @@ class _HeadState:
         self.rewritten = {kb.name: (_key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
                           if kb.name in (STATIC_OFFSET_KEY, *EYELID_KEYS)}
         self.groups = {g.name for g in props.mesh.vertex_groups}
-        self.uv_maps = {uv.name for uv in props.mesh.data.uv_layers}
+        self.uv_maps = {uv.name: _uvs(uv) for uv in props.mesh.data.uv_layers}
+        self.materials = list(props.mesh.data.materials)
         self.joints = np.array([b.head_local for b in armature.data.bones])
         self.owners = [armature, props.mesh.data.shape_keys]
         self.actions = [_action(o) for o in self.owners]
@@ -95,6 +97,12 @@ class _HeadState:
             mesh_obj.vertex_groups.remove(group)
         for uv_map in [uv for uv in mesh_obj.data.uv_layers if uv.name not in self.uv_maps]:
             mesh_obj.data.uv_layers.remove(uv_map)
+        for name, uvs in self.uv_maps.items():
+            mesh_obj.data.uv_layers[name].data.foreach_set("uv", uvs)
+        if list(mesh_obj.data.materials) != self.materials:
+            mesh_obj.data.materials.clear()
+            for material in self.materials:
+                mesh_obj.data.materials.append(material)
         set_rest_joints(context, self.armature, self.joints)
         _set_transform(self.armature, self.transform)
         for bone in self.armature.pose.bones:
@@ -115,6 +123,12 @@ class _HeadState:
         for id_, name in self.names:
             if id_.name != name:
                 id_.name = name
+
+
+def _uvs(uv_map: bpy.types.MeshUVLoopLayer) -> np.ndarray:
+    uvs = np.empty(2 * len(uv_map.data), dtype=np.float32)
+    uv_map.data.foreach_get("uv", uvs)
+    return uvs
 
 
 def _key_co(kb: bpy.types.ShapeKey) -> np.ndarray:

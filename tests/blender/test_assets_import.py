@@ -1,5 +1,6 @@
-"""flame.import_assets and the import beside a model: mask vertex groups, the UV map per loop, landmark
-points exact over an animation, all-or-nothing on bad files, the reports."""
+"""flame.import_assets and the import beside a model: mask vertex groups, the UV map per loop, a texture
+space's albedo, landmark points exact over an animation, all-or-nothing on bad files, the reports; and
+metrical-tracker's take finding its texture space the same way."""
 
 import shutil
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from bl_helpers import evaluated_vertices, scene_state
 from synthetic_model import random_model_arrays
-from tracker_files import vhap_arrays
+from texture_files import write_bfm_albedo, write_flame_texture
+from tracker_files import metrical_frame, vhap_arrays, write_metrical_output
 
-from flame_blender_addon.blender import assets
+from flame_blender_addon.blender import appearance, assets
 from flame_blender_addon.core.evaluation import sequence_vertices
 from flame_blender_addon.core.formats.embeddings import Embedding
+from flame_blender_addon.core.formats.texture_space import read_texture_space
 from flame_blender_addon.core.model import load_model
 from flame_blender_addon.core.sequence import fit_components, read_sequence
 
@@ -168,3 +171,117 @@ def test_flame_sized_template_gives_5118_uvs_per_loop(flame_sized_model_file, tm
     armature.flame.mesh.data.uv_layers["UVMap"].data.foreach_get("uv", uv)
     np.testing.assert_allclose(uv.reshape(-1, 2), vt[ft].reshape(-1, 2), atol=1e-6)
     assert len(np.unique(ft)) > 5023  # seams: some vertices have two UVs on their loops
+
+
+def _uvs(mesh) -> np.ndarray:
+    uv = np.empty(2 * len(mesh.loops), dtype=np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", uv)
+    return uv.reshape(-1, 3, 2)
+
+
+def _albedo(mesh) -> np.ndarray:
+    """The albedo material's image, top row first, RGB."""
+    image = next(n.image for n in mesh.materials[0].node_tree.nodes if n.type == "TEX_IMAGE")
+    pixels = np.empty(len(image.pixels), dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    return pixels.reshape(image.size[1], image.size[0], 4)[::-1, :, :3]
+
+
+def _model_with_texture(layout, folder):
+    """A copy of the layout in ``folder`` with FLAME_albedo_from_BFM.npz (7 components) in the model's parent
+    (MICA's data/); returns the model path and the written (mean, basis), BGR."""
+    shutil.copytree(layout["model"].parent.parent, folder)
+    model = folder / "FLAME2020" / "generic_model.pkl"
+    return model, write_bfm_albedo(folder / "FLAME_albedo_from_BFM.npz", np.random.default_rng(7), k=7)
+
+
+def test_import_assets_adds_the_templates_uvs_and_the_bfm_albedo(layout, tmp_path, capsys):
+    model, (mean, _) = _model_with_texture(layout, tmp_path / "data")
+    bpy.ops.flame.import_model(filepath=str(model), n_shape=5, n_expr=5, import_assets=False)
+    armature = bpy.context.view_layer.objects.active
+    mesh = armature.flame.mesh.data
+    capsys.readouterr()
+    assert bpy.ops.flame.import_assets(directory=str(model.parent)) == {"FINISHED"}
+    info = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Info: Added from")]
+    vt, ft = layout["uvs"]
+    np.testing.assert_allclose(_uvs(mesh), vt[ft], atol=1e-6)  # a BFM space has no UVs: the template's
+    material = mesh.materials[0]
+    assert [material[f"tex{k:03d}"] for k in range(7)] == [0.0] * 7 and "tex007" not in material
+    np.testing.assert_allclose(_albedo(mesh), mean[:, :, ::-1], atol=1e-6)  # the file's mean, BGR -> RGB
+    assert len(info) == 1 and "14 mask vertex groups" in info[0] and "UVMap (" in info[0]
+    assert "albedo FLAME_albedo_from_BFM.npz (BFM, 7 of 7 components) as flame_texture" in info[0]
+    material["tex002"] = 1.5  # keyable coefficients drive the image
+    material.update_tag()
+    bpy.context.view_layer.update()
+    space = read_texture_space(model.parent.parent / "FLAME_albedo_from_BFM.npz")
+    assert np.abs(_albedo(mesh) - space.albedo([0, 0, 1.5])).max() < 1e-6
+
+
+def test_the_model_import_adds_a_texture_space_beside_it_with_the_components_asked_for(layout, tmp_path, capsys):
+    shutil.copytree(layout["model"].parent, tmp_path / "FLAME2020")
+    model = tmp_path / "FLAME2020" / "generic_model.pkl"
+    vt = np.random.default_rng(8).uniform(0, 1, (N_FACES * 3, 2))  # the space's own UVs, not the template's
+    ft = np.arange(3 * N_FACES).reshape(-1, 3)
+    write_flame_texture(model.parent / "FLAME_texture.npz", np.random.default_rng(9), k=6, uvs=(vt, ft))
+    capsys.readouterr()
+    assert bpy.ops.flame.import_model(filepath=str(model), n_shape=5, n_expr=5, texture_components=4) == {"FINISHED"}
+    report = capsys.readouterr().out
+    mesh = bpy.context.view_layer.objects.active.flame.mesh.data
+    np.testing.assert_allclose(_uvs(mesh), vt[ft], atol=1e-6)
+    material = mesh.materials[0]
+    assert material["flame_texture_components"] == 4 and "tex003" in material and "tex004" not in material
+    np.testing.assert_allclose(_albedo(mesh), read_texture_space(model.parent / "FLAME_texture.npz").mean, atol=1e-6)
+    assert f"UVMap ({3 * N_FACES} UVs of FLAME_texture.npz; the template's not used)" in report
+    assert "albedo FLAME_texture.npz (FLAME, 4 of 6 components)" in report
+
+    bare = tmp_path / "bare"  # a BFM space and nothing else: no UVs to put it on
+    bare.mkdir()
+    shutil.copy(model, bare)
+    write_bfm_albedo(bare / "FLAME_albedo_from_BFM.npz", np.random.default_rng(10))
+    assert bpy.ops.flame.import_model(filepath=str(bare / "generic_model.pkl"), n_shape=5, n_expr=5) == {"FINISHED"}
+    assert "Warning: FLAME_albedo_from_BFM.npz: not added: it stores no UVs" in capsys.readouterr().out
+    assert not bpy.context.view_layer.objects.active.flame.mesh.data.materials
+
+
+def test_a_failed_import_assets_leaves_the_head_as_it_was(layout, tmp_path, monkeypatch):
+    model, _ = _model_with_texture(layout, tmp_path / "data")
+    bpy.ops.flame.import_model(filepath=str(model), n_shape=5, n_expr=5, import_assets=False)
+    armature = bpy.context.view_layer.objects.active
+    mesh_obj = armature.flame.mesh
+    assert bpy.ops.flame.import_assets(directory=str(model.parent)) == {"FINISHED"}
+    uvs, material = _uvs(mesh_obj.data), mesh_obj.data.materials[0]
+    groups, before = [g.name for g in mesh_obj.vertex_groups], scene_state()
+
+    faces = layout["faces"]
+    other = af.template_uvs(np.random.default_rng(11), faces, N_VERTS)  # other UVs, that would replace these
+    af.write_template_obj(model.parent / "head_template.obj", faces, *other, N_VERTS)
+
+    def broken(*args):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(appearance, "albedo_image", broken)  # after the masks and the UVs were set
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        bpy.ops.flame.import_assets(directory=str(model.parent))
+    monkeypatch.undo()
+    (model.parent.parent / "FLAME_albedo_from_BFM.npz").write_bytes(b"PK\x03\x04 a truncated zip")
+    with pytest.raises(RuntimeError, match="FLAME_albedo_from_BFM.npz"):
+        bpy.ops.flame.import_assets(directory=str(model.parent))
+    assert scene_state() == before and [g.name for g in mesh_obj.vertex_groups] == groups
+    assert np.array_equal(_uvs(mesh_obj.data), uvs) and list(mesh_obj.data.materials) == [material]
+
+
+def test_a_metrical_take_finds_the_texture_space_beside_the_model(layout, tmp_path):
+    model, _ = _model_with_texture(layout, tmp_path / "data")
+    assert bpy.ops.flame.import_model(filepath=str(model), n_shape=20, n_expr=20) == {"FINISHED"}
+    armature = bpy.context.view_layer.objects.active
+    rng = np.random.default_rng(12)
+    frame = metrical_frame(rng, 0, n_shape=20, n_expr=20)
+    tex = rng.normal(0, 0.5, (1, 9)).astype(np.float32)  # more coefficients than the 7 components
+    frame["flame"].update(tex=tex[:, :5], sh=rng.normal(0, 0.3, (1, 9, 3)).astype(np.float32))
+    root = write_metrical_output(tmp_path / "out", {0: frame})
+    assert bpy.ops.flame.import_sequence(filepath=str(root)) == {"FINISHED"}
+    material = armature.flame.mesh.data.materials[0]
+    space_path = model.parent.parent / "FLAME_albedo_from_BFM.npz"
+    assert material["flame_texture_space"] == str(space_path)  # found in the model's parent, as find_assets does
+    expected = read_texture_space(space_path).albedo(np.r_[tex[0, :5], 0.0, 0.0])
+    assert np.abs(_albedo(armature.flame.mesh.data) - expected).max() < 1e-6

@@ -96,7 +96,8 @@ def test_texture_space_without_uvs_needs_the_heads_uvmap_and_bad_files_change_no
     write_flame_texture(tmp_path / "wrong_uvs.npz", np.random.default_rng(2), uvs=(vt, ft[:100]))
     before = scene_state()
     for name, message in (("FLAME_albedo_from_BFM.npz", "has no UVMap and the texture space stores no 'vt'/'ft'"),
-                          ("bad.npz", "not a texture space"), ("wrong_uvs.npz", "the albedo's UVs have 100 triangles"),
+                          ("bad.npz", "not a texture space"),
+                          ("wrong_uvs.npz", "UVs for 100 triangles do not fit the head mesh's"),
                           ("missing.npz", "file not found")):
         with pytest.raises(RuntimeError, match=message):
             bpy.ops.flame.import_texture_space(filepath=str(tmp_path / name))

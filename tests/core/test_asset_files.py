@@ -1,5 +1,5 @@
-"""Masks, template UVs and landmark embeddings: each reader on its distributed layout (written by
-tests/asset_files.py), CRLF damage, hostile legacy torch streams, and the folder scan."""
+"""Masks, template UVs, landmark embeddings and texture spaces: each reader on its distributed layout
+(written by tests/asset_files.py), CRLF damage, hostile legacy torch streams, and the folder scan."""
 
 import pickle
 import shutil
@@ -8,6 +8,7 @@ import asset_files as af
 import numpy as np
 import pytest
 from synthetic_model import random_model_arrays
+from texture_files import write_bfm_albedo, write_flame_texture
 
 from flame_blender_addon.core import safe_pickle
 from flame_blender_addon.core.errors import AssetError, FileFormatError, FlameError, UnsafePickleError
@@ -223,3 +224,25 @@ def test_read_assets_strict_raises_lenient_skips_with_a_warning(tmp_path, arrays
     assert lenient.masks and lenient.uvs is None and lenient.embeddings == []
     assert len(lenient.warnings) == 3 and all(w.startswith("skipped: ") for w in lenient.warnings)
     assert "landmark_embedding.npy: uses triangle" in lenient.warnings[1]
+
+
+def test_the_bfm_texture_space_is_found_first_and_read_with_its_first_components(tmp_path, arrays):
+    written = af.write_mica_layout(tmp_path, arrays, np.random.default_rng(12))
+    place = written["model"].parent
+    rng = np.random.default_rng(13)
+    write_flame_texture(place / "FLAME_texture.npz", rng, uvs=(written["uvs"][0], written["uvs"][1][:10]))
+    assert find_assets(place).texture == place / "FLAME_texture.npz"
+    mean, basis = write_bfm_albedo(place.parent / "FLAME_albedo_from_BFM.npz", rng, k=5)
+    files = find_assets(place)
+    assert files.texture == place.parent / "FLAME_albedo_from_BFM.npz"  # BFM's name first, even in the parent
+    assets = read_assets(files, arrays["f"], N_VERTS, n_texture=3)
+    space = assets.texture
+    assert (space.layout, space.n_components, space.n_total, space.vt) == ("BFM", 3, 5, None)
+    np.testing.assert_allclose(space.basis, np.moveaxis(basis[:, :, ::-1, :3], -1, 0), atol=1e-7)  # BGR -> RGB
+    np.testing.assert_allclose(space.mean, mean[:, :, ::-1], atol=1e-7)
+    flame_only = AssetFiles(texture=place / "FLAME_texture.npz")  # its UVs: 10 triangles, not the head's 200
+    with pytest.raises(AssetError, match=r"FLAME_texture.npz: its UVs \('ft'\) have 10 triangles, the head 200"):
+        read_assets(flame_only, arrays["f"], N_VERTS)
+    lenient = read_assets(flame_only, arrays["f"], N_VERTS, strict=False)
+    assert lenient.texture is None and lenient.warnings == ["skipped: FLAME_texture.npz: its UVs ('ft') have 10 "
+                                                            "triangles, the head 200"]

@@ -26,6 +26,10 @@ from ..errors import FileFormatError, guarded
 from ..limits import LARGE, Budget
 
 LAYOUTS = {"FLAME": ("mean", "tex_dir", 255.0), "BFM": ("MU", "PC", 1.0)}
+# The distributed names, the one found first when both are there: BFM's, the space metrical-tracker
+# (and SHOW, DECA's tex_type 'BFM') fits its texture coefficients in, so a take's ``tex`` gets the
+# albedo it was fitted with; it is also the one anyone can make (BFM_to_FLAME), without FLAME's licence.
+TEXTURE_FILES = ("FLAME_albedo_from_BFM.npz", "FLAME_texture.npz")
 _ROWS_PER_BLOCK = 32  # rows converted at a time: bounds the temporary copy to 1/16 of a 512² space
 
 
