@@ -44,8 +44,7 @@ def report_assets(operator: bpy.types.Operator, found: Assets, summary: str, fol
 
 
 class FLAME_OT_import_assets(HeadOperator, bpy.types.Operator):
-    """Add FLAME masks (vertex groups), template UVs, a texture space's albedo and landmark points from a folder
-    (default: the model's)"""
+    """Add FLAME masks (vertex groups), template UVs, a texture space's albedo and landmarks from a folder"""
 
     bl_idname = "flame.import_assets"
     bl_label = "Import FLAME Assets"
