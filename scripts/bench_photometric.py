@@ -52,14 +52,13 @@ def timed_passes(size: int, frames: int, epochs: int, device: str) -> dict[str, 
     obs = ph.observations(iter(clip.images), boxes, fit.focal, clip.track.image_size, clip.track.points,
                           clip.track.conf, problem.sigma, size, dev)
     mesh = mm.mesh_model(model, N, N, device=dev)
-    priors = {"frame": problem.prior_w.numpy(), "velocity": problem.vel_w.numpy(), "shape": problem.shape_w}
     out = {}
     for name, s in (("ours", settings), ("naive", dataclasses.replace(settings, batch=1, raster_every=0))):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         ph.refine(mesh, textured_clip.demo_appearance(), obs, fit.beta, fit.frames,
-                  (clip.embedding.face_idx, clip.embedding.bary), priors, s)
+                  (clip.embedding.face_idx, clip.embedding.bary), ph.fit_priors(problem), s)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         out[name] = (time.perf_counter() - start) / epochs

@@ -131,6 +131,8 @@ def build_parser() -> Parser:
                        help="side of the face crops it compares (default 256)")
     photo.add_argument("--photometric-epochs", type=positive_int, default=40,
                        help="passes over the clip (default 40)")
+    photo.add_argument("--per-frame-light", action="store_true",
+                       help="fit one SH lighting per frame (smooth in time) instead of one per clip")
     return parser
 
 
@@ -159,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = solver.FitSettings(noise_px=args.noise_px)
     photo = photometric_stage.Options(
         enabled=args.photometric, texture_space=args.texture_space, uv=args.uv, masks=args.masks,
-        settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs))
+        settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs,
+                                      per_frame_light=args.per_frame_light))
     opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
                            focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
                            n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,

@@ -1,14 +1,16 @@
 """The photometric stage: analysis by synthesis after the landmark fit (torch, CPU or CUDA).
 
 Every frame is rendered (:mod:`.raster`) as albedo times spherical-harmonic shading (:mod:`.sh`)
-and compared with a square crop of the video around the face; the identity (shared), the
-per-frame rotation, translation, jaw, eyes and expression, one albedo texture and one SH lighting
-per clip are refined together with Adam, keeping the landmark term of the landmark fit:
+and compared with a square crop of the video around the face; the identity (shared, within the
+landmark fit's bound), the per-frame rotation, translation, jaw, eyes and expression, one albedo
+texture and one SH lighting per clip (or per frame with ``per_frame_light``, under a temporal
+smoothness prior) are refined together with Adam, keeping the landmark term of the landmark fit:
 
     E = w_photo mean_t sum_p m_p rho(I_p - a(uv_p) s(n_p)) / n_ref      robust colour term (Charbonnier)
       + w_landmark mean_t mean_l c_tl huber(|uv_tl - x_tl| / sigma)     the landmark fit's data term
       + priors of the landmark fit (expression, jaw, eyes, identity) and its temporal smoothness
       + a prior on the texture-space coefficients |tex|^2 (with a texture space)
+      + w_light_temporal mean_t |L_t+1 - L_t|^2 / 2                    (per-frame lighting L_t only)
 
 m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated at the pixel, so
 hair, neck and background do not pull the fit. At the head's silhouette the rendering is blended
@@ -40,7 +42,7 @@ import torch.nn.functional as Fn
 from ..core.sh_lighting import Y0
 from . import landmark_model as lm
 from . import mesh_model as mm
-from . import raster, sh
+from . import raster, sh, solver
 
 Progress = Callable[[float, str], None]
 
@@ -64,7 +66,7 @@ class Settings:
     lr_shape: float = 0.2
     lr_sh: float = 3e-2
     lr_tex: float = 5e-2
-    w_photo: float = 1.0
+    w_photo: float = 4.0
     w_landmark: float = 0.02
     w_prior: float = 0.0005
     w_temporal: float = 0.002
@@ -72,6 +74,8 @@ class Settings:
     charbonnier: float = 0.02
     huber: float = 3.0
     silhouette: bool = True
+    per_frame_light: bool = False  # one SH lighting per frame (else one per clip)
+    w_light_temporal: float = 10.0  # per-frame lighting: smoothness prior on its frame-to-frame change
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,9 @@ class Result:
     beta: (S,); frames: (T, P); translation: (T, 3) FLAME translation; uv: (T, L, 2) landmarks in
     video pixels; error_px: (T,) mean landmark distance (NaN without a face); albedo: (Rt, Rt, 3)
     RGB, row 0 at v = 1; seen: (Rt, Rt) bool texels the face region showed; sh: (9, 3) lighting in
-    the OpenCV camera frame; tex: (n,) texture-space coefficients or None; loss: (epochs,) mean energy per frame;
-    residual: (T,) mean absolute colour error over each frame's face region (NaN where none).
+    the OpenCV camera frame, (T, 9, 3) with ``Settings.per_frame_light``; tex: (n,) texture-space
+    coefficients or None; loss: (epochs,) mean energy per frame; residual: (T,) mean absolute
+    colour error over each frame's face region (NaN where none).
     """
 
     beta: np.ndarray
@@ -229,10 +234,10 @@ class Renderer:
     def shade(self, verts: torch.Tensor, frags: raster.Fragments, bary: torch.Tensor, albedo: torch.Tensor,
               light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Colour (N, 3), face-region weight (N,), texture coordinates (N, 2) and shading (N, 3)
-        of the fragments. albedo: (3, Rt, Rt); light: (9, 3)."""
+        of the fragments. albedo: (3, Rt, Rt); light: (9, 3), or (B, 9, 3) one per image."""
         normals = raster.interpolate(raster.vertex_normals(verts, self.faces), self.faces, frags, bary)
         uv = raster.interpolate_corners(self.corner_uv, frags, bary)
-        shading = sh.shading(Fn.normalize(normals, dim=-1), light)
+        shading = sh.shading(Fn.normalize(normals, dim=-1), light if light.dim() == 2 else light[frags.batch])
         region = raster.interpolate(self.region, self.faces, frags, bary)[:, 0]
         return sample(albedo, uv) * shading, region, uv, shading
 
@@ -306,9 +311,14 @@ class _Problem:
             self.tex = None
             self.albedo_free = torch.full((3, Rt, Rt), 0.5, **f32)
             self.normal_eq = torch.zeros((6, Rt, Rt), **f32)  # sum w s I and sum w s^2 per texel and channel
-        light = np.zeros((9, 3))
-        light[0] = 1 / Y0
+        light = np.zeros((len(frames), 9, 3) if settings.per_frame_light else (9, 3))
+        light[..., 0, :] = 1 / Y0
         self.light = torch.tensor(light, **f32, requires_grad=True)
+        self.shape_bound = float(priors["shape_bound"])
+
+    def light_of(self, idx: torch.Tensor) -> torch.Tensor:
+        """The lighting of frames idx: (9, 3) per clip or (B, 9, 3) per frame."""
+        return self.light[idx] if self.s.per_frame_light else self.light
 
     def albedo(self) -> torch.Tensor:
         if self.space is None:
@@ -336,7 +346,7 @@ class _Problem:
         size = images.shape[1]
         verts = self.vertices(idx)
         screen, depth, frags, bary = self.r.surface(verts, K, size, frags)
-        colour, region, uv, shading = self.r.shade(verts, frags, bary, self.albedo(), self.light)
+        colour, region, uv, shading = self.r.shade(verts, frags, bary, self.albedo(), self.light_of(idx))
         if self.space is None:
             w = region * valid.reshape(-1)[frags.pixel]
             self.accumulate(uv, shading, images.reshape(-1, 3)[frags.pixel], w)
@@ -360,6 +370,8 @@ class _Problem:
         total = s.w_photo * photo + s.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
         if self.space is not None:
             total = total + s.w_prior * 0.5 * (self.tex ** 2).sum() / len(p)
+        if s.per_frame_light and len(p) > 1:
+            total = total + s.w_light_temporal * 0.5 * ((self.light[1:] - self.light[:-1]) ** 2).sum() / len(p)
         return total, frags
 
     def accumulate(self, uv: torch.Tensor, shading: torch.Tensor, colour: torch.Tensor, w: torch.Tensor) -> None:
@@ -412,7 +424,8 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
     img, valid, K, _ = level
     rows, rhs, looks = [], [], []
     with torch.no_grad():
-        for chunk in torch.arange(problem.obs.n_frames, device=img.device).split(problem.s.batch):
+        chunks = torch.arange(problem.obs.n_frames, device=img.device).split(problem.s.batch)
+        for chunk in chunks:
             verts = problem.vertices(chunk)
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
             normals = raster.interpolate(raster.vertex_normals(verts, problem.r.faces), problem.r.faces, frags, bary)
@@ -422,14 +435,23 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
             colour = img[chunk].reshape(-1, 3)[frags.pixel]
             rows.append(0.5 * B[:, :4] * w)
             rhs.append(colour * w)
-            looks.append((B, colour, w[:, 0] ** 2, raster.interpolate_corners(problem.r.corner_uv, frags, bary)))
+            looks.append((B, colour, w[:, 0] ** 2, raster.interpolate_corners(problem.r.corner_uv, frags, bary),
+                          frags.batch))
         A, y = torch.cat(rows), torch.cat(rhs)
-        problem.light.data[:4] = torch.linalg.solve(A.T @ A + 1e-6 * torch.eye(4, device=A.device), A.T @ y)
+        problem.light.data[..., :4, :] = torch.linalg.solve(A.T @ A + 1e-6 * torch.eye(4, device=A.device), A.T @ y)
         if problem.space is not None:
             return
-        for B, colour, w, uv in looks:
-            problem.accumulate(uv, B @ problem.light, colour, w)
+        for chunk, (B, colour, w, uv, batch) in zip(chunks, looks, strict=True):
+            light = problem.light_of(chunk)
+            problem.accumulate(uv, B @ light if light.dim() == 2 else torch.einsum("nk,nkc->nc", B, light[batch]),
+                               colour, w)
         problem.solve_albedo(iterations=200)
+
+
+def fit_priors(problem: solver.Problem) -> dict[str, np.ndarray | float]:
+    """The priors and identity bound of a landmark fit's problem, as :func:`refine` takes them."""
+    return {"frame": problem.prior_w.cpu().numpy(), "velocity": problem.vel_w.cpu().numpy(),
+            "shape": problem.shape_w, "shape_bound": problem.settings.shape_bound}
 
 
 def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: np.ndarray, frames: np.ndarray,
@@ -438,7 +460,8 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     """Refine a landmark fit (beta (S,), frames (T, P) in ``FRAME_LAYOUT``) against the crops.
 
     embedding: (face_idx (L,), bary (L, 3)) of the landmark targets; priors: the landmark fit's
-    inverse variances: ``frame`` (P,), ``velocity`` (P,), ``shape`` ().
+    (:func:`fit_priors`): inverse variances ``frame`` (P,), ``velocity`` (P,), ``shape`` () and the
+    identity's bound ``shape_bound`` () (every |beta_k| is kept within it, as the fit does).
     """
     report = on_progress or (lambda fraction, message: None)
     started = time.perf_counter()
@@ -465,6 +488,8 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
             loss.backward()
             opt.step()
             decay.step()
+            with torch.no_grad():  # the landmark fit's hard bound on the identity
+                problem.beta.clamp_(-problem.shape_bound, problem.shape_bound)
             total += float(loss.detach()) * len(idx)
         if problem.space is None:
             problem.solve_albedo()
@@ -483,7 +508,7 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
         for chunk in idx.split(problem.s.batch):
             verts = problem.vertices(chunk)
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
-            colour, region, tex_uv, _ = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light)
+            colour, region, tex_uv, _ = problem.r.shade(verts, frags, bary, problem.albedo(), problem.light_of(chunk))
             w = region * valid[chunk].reshape(-1)[frags.pixel]
             seen += splat((1,) + seen.shape, tex_uv, w[:, None])[0]
             uv.append(problem.landmarks(verts, K[chunk]))

@@ -5,8 +5,10 @@ Outputs beside the landmark fit's: ``albedo.png`` (the albedo texture on the mod
 v = 1) and, in ``flame_sequence.npz``, ``albedo`` (Rt, Rt, 3) float32 RGB, ``sh`` (9, 3) lighting
 (:mod:`.sh`; OpenCV camera frame of the fit), ``vt`` (Nvt, 2) / ``ft`` (F, 3) the UVs the albedo
 lives on, ``tex`` (n,) texture-space coefficients when a texture space was given, and
-``photometric_error`` (T,) the mean colour residual of the face region per frame. metrical-tracker
-checkpoints get ``flame.sh`` (1, 9, 3) and, with a texture space, ``flame.tex`` (1, n).
+``photometric_error`` (T,) the mean colour residual of the face region per frame. With per-frame
+lighting (``--per-frame-light``) ``sh`` is the clip's mean lighting and ``sh_frames`` (T, 9, 3)
+holds each frame's. metrical-tracker checkpoints get ``flame.sh`` (1, 9, 3), the frame's own with
+per-frame lighting, and, with a texture space, ``flame.tex`` (1, n).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class Outputs:
     """What the stage adds to the tracker's outputs."""
 
     arrays: dict[str, np.ndarray]
-    checkpoint_keys: dict[str, np.ndarray]
+    checkpoint_keys: dict[str, np.ndarray]  # leaves of every checkpoint's ``flame`` dict
+    frame_keys: dict[str, np.ndarray]  # (T, ...): leaf [t] of frame t's ``flame`` dict
     albedo_png: bytes
     seconds: float
 
@@ -132,17 +135,21 @@ def run(opts: Options, model: FlameModel, demo: bool, frames, embedding: Embeddi
     obs = ph.observations(frames, boxes, fit.focal, track.image_size, track.points, track.conf, problem.sigma,
                           s.resolution, device)
     mesh = mm.mesh_model(model, n_shape, n_expr, device=device)
-    priors = {"frame": problem.prior_w.cpu().numpy(), "velocity": problem.vel_w.cpu().numpy(),
-              "shape": problem.shape_w}
-    result = ph.refine(mesh, look, obs, fit.beta, fit.frames, (embedding.face_idx, embedding.bary), priors, s,
+    result = ph.refine(mesh, look, obs, fit.beta, fit.frames, (embedding.face_idx, embedding.bary),
+                       ph.fit_priors(problem), s,
                        lambda fraction, message: report(0.05 + 0.95 * fraction, message))
     refined = dataclasses.replace(fit, beta=result.beta, frames=result.frames, translation=result.translation,
                                   uv=result.uv, error_px=np.where(has_face, result.error_px, np.nan))
-    arrays = {"albedo": result.albedo, "sh": result.sh, "vt": look.vt, "ft": look.ft,
-              "photometric_error": result.residual}
-    keys = {"sh": result.sh[None]}
+    per_frame = result.sh.ndim == 3
+    arrays = {"albedo": result.albedo, "sh": result.sh.mean(0) if per_frame else result.sh, "vt": look.vt,
+              "ft": look.ft, "photometric_error": result.residual}
+    keys, frame_keys = {}, {}
+    if per_frame:
+        arrays["sh_frames"] = frame_keys["sh"] = result.sh
+    else:
+        keys["sh"] = result.sh[None]
     if result.tex is not None:
         arrays["tex"], keys["tex"] = result.tex, result.tex[None]
-    return refined, Outputs(arrays=arrays, checkpoint_keys=keys,
+    return refined, Outputs(arrays=arrays, checkpoint_keys=keys, frame_keys=frame_keys,
                             albedo_png=png_bytes((result.albedo * 255).round().astype(np.uint8)),
                             seconds=result.seconds)

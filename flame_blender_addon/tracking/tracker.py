@@ -233,8 +233,9 @@ def write_previews(folder: Path, source: media.Source, source_frames: np.ndarray
 
 
 def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter,
-                      extra: dict[str, np.ndarray] | None = None) -> Path | None:
-    """metrical-tracker ``checkpoint/*.frame`` files through core.formats, read back from the npz."""
+                      extra: photometric_stage.Outputs | None = None) -> Path | None:
+    """metrical-tracker ``checkpoint/*.frame`` files through core.formats, read back from the npz, with
+    the photometric stage's leaves (``extra``) when it ran."""
     try:
         from ..core.formats.metrical import write_metrical_checkpoints
         from ..core.formats.npz import read_flame_npz
@@ -242,7 +243,9 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
         report.log("metrical-tracker checkpoints skipped: core.formats has no checkpoint writer", "warning")
         return None
     try:
-        for warning in write_metrical_checkpoints(stage, read_flame_npz(npz), model, extra_flame=extra):
+        for warning in write_metrical_checkpoints(
+                stage, read_flame_npz(npz), model, extra_flame=extra and extra.checkpoint_keys,
+                frame_flame=extra and extra.frame_keys):
             report.log(warning, "warning")
     except FlameError as err:
         report.log(f"metrical-tracker checkpoints skipped: {err}", "warning")
@@ -342,7 +345,7 @@ def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
         if extra:
             (stage.path / protocol.ALBEDO_FILE).write_bytes(extra.albedo_png)
         outputs.write_npz(stage.path / protocol.LANDMARKS_FILE, landmark_arrays(points, embedding, fps, source_frames))
-        checkpoint = write_checkpoints(stage.path, staged_npz, model, report, extra.checkpoint_keys if extra else None)
+        checkpoint = write_checkpoints(stage.path, staged_npz, model, report, extra)
         report("write", 0.4, "previews")
         previews = 0
         if source is not None and opts.previews > 0:  # from the frames written, if any: no second decoding

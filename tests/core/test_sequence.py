@@ -529,6 +529,21 @@ def test_write_metrical_checkpoints_round_trip(tmp_path):
         assert b"numpy._core" not in zf.read("00005/data.pkl")  # readable by numpy < 1.26 too
 
 
+def test_write_metrical_checkpoints_adds_per_clip_and_per_frame_leaves(tmp_path):
+    """The photometric stage's texture (one for the clip) and lighting (one per frame)."""
+    from flame_blender_addon.core.formats.metrical import read_frame_file
+
+    seq = make_sequence(np.random.default_rng(27), [0, 1, 5], root=False, neck=False)
+    tex, sh = np.arange(4.0)[None], np.random.default_rng(28).normal(size=(3, 9, 3))
+    write_metrical_checkpoints(tmp_path, seq, dtype=np.float64, extra_flame={"tex": tex}, frame_flame={"sh": sh})
+    for i, name in enumerate(["00000", "00001", "00005"]):
+        frame = read_frame_file(tmp_path / "checkpoint" / f"{name}.frame")
+        np.testing.assert_array_equal(frame["flame.sh"], sh[i][None])
+        np.testing.assert_array_equal(frame["flame.tex"], tex)
+    with pytest.raises(SequenceError, match="'sh' has 2 rows for 3 frames"):
+        write_metrical_checkpoints(tmp_path / "bad", seq, frame_flame={"sh": sh[:2]})
+
+
 def test_write_metrical_folds_root_motion_into_the_camera(tmp_path, model):
     rng = np.random.default_rng(26)
     seq = make_sequence(rng, [0, 1, 2], n_shape=10, n_expr=20, neck=False, eyelids=False)

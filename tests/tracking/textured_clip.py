@@ -32,7 +32,8 @@ LIGHT_DIRECTION = np.array([0.5, -0.45, -0.74])  # OpenCV camera frame: from the
 @dataclass(frozen=True)
 class TexturedClip:
     """Ground truth and observations. clip: parameters (``synthetic.Clip``); albedo: (Rt, Rt, 3)
-    RGB on the demo UVs; sh: (9, 3) lighting, OpenCV camera frame; vertices: (T, V, 3) in the
+    RGB on the demo UVs; sh: (9, 3) lighting, OpenCV camera frame, (T, 9, 3) for a turning light;
+    vertices: (T, V, 3) in the
     fitting camera's frame; images: (T, H, W, 3) uint8; track: landmarks; embedding: theirs."""
 
     clip: synthetic.Clip
@@ -111,11 +112,12 @@ def background(image_size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_size: tuple[int, int] = (256, 256),
               focal: float = 450.0, distance: float = 0.55, noise_px: float = 1.0, stride: int = 1,
-              seed: int = 0) -> TexturedClip:
+              light_turn_deg: float = 0.0, seed: int = 0) -> TexturedClip:
     """A clip of the demo head: smooth head turns, jaw, gaze and expressions
     (:func:`.synthetic.smooth_clip` at 25 fps, every ``stride``-th frame kept), the
     :func:`demo_albedo` texture, a light from the upper right plus ambient, 0.5 % pixel noise
-    and ``noise_px`` landmark noise."""
+    and ``noise_px`` landmark noise. ``light_turn_deg``: the light turns this far about the camera's
+    vertical axis over the clip (then ``sh`` is per frame)."""
     model = demo_head.demo_model()
     clip = synthetic.smooth_clip(n_frames * stride, n_shape, n_expr, seed=seed, focal=focal, image_size=image_size,
                                  distance=distance)
@@ -124,7 +126,13 @@ def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_siz
                           translation=clip.translation[keep], focal=focal, image_size=image_size)
     verts = synthetic.vertices(model, clip)
     albedo = demo_albedo(256, seed)
-    light = sh_lighting.from_light(LIGHT_DIRECTION, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
+    turn = np.radians(np.linspace(0, light_turn_deg, len(verts)))
+    c, s = np.cos(turn), np.sin(turn)
+    directions = np.stack([c * LIGHT_DIRECTION[0] + s * LIGHT_DIRECTION[2], np.full_like(c, LIGHT_DIRECTION[1]),
+                           -s * LIGHT_DIRECTION[0] + c * LIGHT_DIRECTION[2]], 1)
+    light = np.stack([sh_lighting.from_light(d, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
+                      for d in directions])
+    light = light if light_turn_deg else light[0]
     images = render(model, verts, focal, image_size, albedo, light, background(image_size, seed))
     rng = np.random.default_rng(seed + 1)
     images = np.clip(images + rng.normal(scale=0.005, size=images.shape), 0, 1)

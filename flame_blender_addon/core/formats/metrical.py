@@ -247,8 +247,8 @@ def _fold_rigid_motion(seq: FlameSequence, model: FlameModel | None) -> tuple[np
 
 
 def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: FlameModel | None = None,
-                               dtype: Any = np.float32, extra_flame: Mapping[str, np.ndarray] | None = None
-                               ) -> list[str]:
+                               dtype: Any = np.float32, extra_flame: Mapping[str, np.ndarray] | None = None,
+                               frame_flame: Mapping[str, np.ndarray] | None = None) -> list[str]:
     """Write ``folder/checkpoint/{frame:05d}.frame`` files as metrical-tracker's ``save_checkpoint`` does.
 
     metrical-tracker has no root, neck or translation: root rotation and translation (a rigid
@@ -256,6 +256,8 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
     for its pivot, joint 0). A neck rotation or static offsets cannot be represented and raise
     SequenceError. ``extra_flame`` adds per-clip leaves to every frame's ``flame`` dict, e.g. the
     photometric stage's ``sh`` (1, 9, 3) and ``tex`` (1, n); without it no texture or lighting is written.
+    ``frame_flame`` adds per-frame leaves: an array (T, ...) gives frame i the leaf ``[i]`` with a
+    leading 1, e.g. a per-frame ``sh`` (T, 9, 3) gives every frame its own (1, 9, 3).
     Leaves are ``dtype`` arrays (the tracker's float32 by default). Checkpoints of other frame
     numbers already in the folder are left as they are. Returns warnings.
     """
@@ -274,6 +276,9 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
     if seq.static_offset is not None:
         raise SequenceError("the sequence has static vertex offsets, which metrical-tracker checkpoints "
                             "cannot store")
+    for key, value in (frame_flame or {}).items():
+        if len(value) != seq.n_frames:
+            raise SequenceError(f"per-frame checkpoint leaf '{key}' has {len(value)} rows for {seq.n_frames} frames")
     R_cv, t_cv, warnings = _fold_rigid_motion(seq, model)
     R_p3d, T_p3d, fl, pp = opencv_to_pytorch3d(seq.camera.K, R_cv, t_cv, seq.camera.image_size)
     eyelids = np.zeros((seq.n_frames, 2)) if seq.eyelids is None else seq.eyelids
@@ -289,7 +294,8 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
             "flame": {"exp": leaf(seq.expr[i]), "shape": leaf(seq.shape),
                       "eyes": leaf(matrix_to_rotation_6d(seq.rotations[i, 3:]).reshape(12)),
                       "eyelids": leaf(eyelids[i]), "jaw": leaf(matrix_to_rotation_6d(seq.rotations[i, 2])),
-                      **{k: np.ascontiguousarray(v, dtype=dtype) for k, v in (extra_flame or {}).items()}},
+                      **{k: np.ascontiguousarray(v, dtype=dtype) for k, v in (extra_flame or {}).items()},
+                      **{k: leaf(v[i]) for k, v in (frame_flame or {}).items()}},
             "camera": {"R": leaf(matrix_to_rotation_6d(R_p3d[i])), "t": leaf(T_p3d[i]), "fl": leaf(fl[i]),
                        "pp": leaf(pp[i])},
             "opencv": {"R": leaf(R_cv[i]), "t": leaf(t_cv[i]), "K": leaf(seq.camera.K[i])},
