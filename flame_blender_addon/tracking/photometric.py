@@ -75,7 +75,7 @@ class Settings:
     huber: float = 3.0
     silhouette: bool = True
     per_frame_light: bool = False  # one SH lighting per frame (else one per clip)
-    w_light_temporal: float = 10.0  # per-frame lighting: smoothness prior on its frame-to-frame change
+    w_light_temporal: float = 1.0  # per-frame lighting: smoothness prior on its frame-to-frame change
 
 
 @dataclass(frozen=True)
