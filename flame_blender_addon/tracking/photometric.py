@@ -13,7 +13,8 @@ smoothness prior) are refined together with Adam, keeping the landmark term of t
       + w_light_temporal mean_t |L_t+1 - L_t|^2 / 2                    (per-frame lighting L_t only)
 
 m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated at the pixel, so
-hair, neck and background do not pull the fit. At the head's silhouette the rendering is blended
+hair, neck and background do not pull the fit. It is held fixed within a step (no gradient): else
+the colour term, a sum over the face's pixels, could be lowered by shrinking the face's footprint. At the head's silhouette the rendering is blended
 over the frame by its analytic coverage (:func:`.raster.antialias`). The albedo lives on the
 model's UVs: coefficients of a texture space (``FLAME_texture.npz``-like: mean and basis on the same
 UVs), optimised with the rest, or a free texel image. The free image is not left to Adam: after
@@ -352,11 +353,11 @@ class _Problem:
             self.accumulate(uv, shading, images.reshape(-1, 3)[frags.pixel], w)
         if s.silhouette:
             rendered = self.r.composite(colour, frags, screen, depth, bary, images)
-            weight = raster.to_image(region[:, None], frags, 0.0)[..., 0]
+            weight = raster.to_image(region.detach()[:, None], frags, 0.0)[..., 0]  # fixed pixels: no area bias
             weight = torch.nn.functional.max_pool2d(weight[:, None], 3, 1, 1)[:, 0] * valid  # reach edge pixels
             diff = rendered - images
         else:
-            weight = region * valid.reshape(-1)[frags.pixel]
+            weight = region.detach() * valid.reshape(-1)[frags.pixel]
             diff = colour - images.reshape(-1, 3)[frags.pixel]
         rho = torch.sqrt((diff * diff).sum(-1) + s.charbonnier ** 2) - s.charbonnier
         n_ref = 0.25 * size * size  # a face filling a quarter of the crop

@@ -65,8 +65,8 @@ def test_photometric_stage_beats_the_landmark_fit_and_recovers_albedo_and_light(
     result = _refine(fitted, textured_clip.demo_appearance())
     before_px, before_mm = _dense(fitted, fit.beta, fit.frames)
     after_px, after_mm = _dense(fitted, result.beta, result.frames)
-    assert after_px < 0.9 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
-    assert after_mm < 0.9 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
+    assert after_px < 0.85 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
+    assert after_mm < 0.85 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
     assert np.nanmean(result.error_px) < 1.1 * np.nanmean(fit.error_px)  # the landmarks still agree
     assert result.seen.mean() > 0.1
     assert textured_clip.albedo_psnr(result.albedo, clip.albedo, result.seen) > 25.0
