@@ -14,16 +14,16 @@ smoothness prior) are refined together with Adam, keeping the landmark term of t
 
 m_p is the face region (FLAME's ``face`` mask, or the demo head's) interpolated at the pixel, so
 hair, neck and background do not pull the fit. It is held fixed within a step (no gradient): else
-the colour term, a sum over the face's pixels, could be lowered by shrinking the face's footprint. At the head's silhouette the rendering is blended
-over the frame by its analytic coverage (:func:`.raster.antialias`). The albedo lives on the
-model's UVs: coefficients of a texture space (``FLAME_texture.npz``-like: mean and basis on the same
-UVs), optimised with the rest, or a free texel image. The free image is not left to Adam: after
-every pass it is set to its exact minimiser given the geometry and lighting of that pass, the
-per-texel least-squares albedo of the face-region pixels that look it up, under a membrane
-(smoothness) prior of strength ``w_smooth`` that also fills texels no pixel saw. The first passes
-run at half resolution (the landmark fit can be a few pixels off), and the visible triangles are
-found again every ``raster_every`` passes while barycentrics and everything after them are
-recomputed at every step.
+the colour term, a sum over the face's pixels, could be lowered by shrinking the face's footprint.
+At the head's silhouette the rendering is blended over the frame by its analytic coverage
+(:func:`.raster.antialias`). The albedo lives on the model's UVs: coefficients of a texture space
+(``FLAME_texture.npz``-like: mean and basis on the same UVs), optimised with the rest, or a free
+texel image. The free image is not left to Adam: after every pass it is set to its exact minimiser
+given the geometry and lighting of that pass, the per-texel least-squares albedo of the face-region
+pixels that look it up, under a membrane (smoothness) prior of strength ``w_smooth`` that also
+fills texels no pixel saw. The first passes run at half resolution (the landmark fit can be a few
+pixels off), and the visible triangles are found again every ``raster_every`` passes while
+barycentrics and everything after them are recomputed at every step.
 
 Shapes: T frames, P per-frame parameters (``landmark_model.FRAME_LAYOUT``), S identity, L
 landmarks, R working resolution (square crops), Rt texture size, V vertices, F triangles.
