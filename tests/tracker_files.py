@@ -76,6 +76,19 @@ def metrical_frame(rng: np.random.Generator, frame_id: int, n_shape: int = 300, 
     }
 
 
+def metrical_sh_shading(sh: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """metrical-tracker's renderer (renderer.py ``add_SHlight``): the shading (..., 3) of world-frame
+    unit normals n (..., 3) under its ``sh`` (9, 3), ``sum_j sh[j] c_j p_j(n)`` with its ``constant_factor``
+    c and the polynomials p = 1, x, y, z, xy, xz, yz, x^2 - y^2, 3 z^2 - 1."""
+    x, y, z = np.moveaxis(n, -1, 0)
+    polys = np.stack([np.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], -1)
+    pi = np.pi
+    c = np.array([1 / np.sqrt(4 * pi)] + [2 * pi / 3 * np.sqrt(3 / (4 * pi))] * 3
+                 + [pi / 4 * 3 * np.sqrt(5 / (12 * pi))] * 3
+                 + [pi / 4 * 3 / 2 * np.sqrt(5 / (12 * pi)), pi / 4 * 1 / 2 * np.sqrt(5 / (4 * pi))])
+    return (polys * c) @ np.asarray(sh).reshape(9, 3)
+
+
 def write_metrical_output(root: Path, frames: dict[int, dict]) -> Path:
     """``root/checkpoint/{frame:05d}.frame`` for each frame dict; returns root."""
     folder = root / "checkpoint"

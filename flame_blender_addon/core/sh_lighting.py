@@ -13,7 +13,8 @@ Y_21 (xz), Y_22 (x^2 - y^2).
 metrical-tracker (and DECA, whose renderer it uses) stores ``sh`` (9, 3) for another basis: the
 polynomials 1, x, y, z, xy, xz, yz, x^2 - y^2, 3 z^2 - 1 scaled by :data:`METRICAL_FACTOR`, with
 normals in FLAME's world frame (its head never moves: the camera does); :func:`from_metrical`
-turns them into the coefficients above, for normals in that same frame.
+turns them into the coefficients above, for normals in that same frame, and :func:`to_metrical`
+back. :func:`rotate` moves coefficients from one frame to another (e.g. camera -> FLAME world).
 """
 
 from __future__ import annotations
@@ -59,6 +60,30 @@ def from_metrical(sh: np.ndarray) -> np.ndarray:
     ours = np.empty_like(m)
     ours[list(_METRICAL_TO_OURS)] = m * METRICAL_FACTOR[:, None]
     return ours / (np.asarray(BAND_GAIN) * BASIS_SCALE)[:, None]
+
+
+def to_metrical(sh: np.ndarray) -> np.ndarray:
+    """Ours (..., 9, C) -> metrical-tracker's ``sh`` (..., 9, C): the inverse of :func:`from_metrical`."""
+    ours = np.asarray(sh, dtype=np.float64) * (np.asarray(BAND_GAIN) * BASIS_SCALE)[:, None]
+    return ours[..., list(_METRICAL_TO_OURS), :] / METRICAL_FACTOR[:, None]
+
+
+# generic unit directions on which the 9 basis functions are independent (rotate's least squares)
+_PROBES = np.random.default_rng(0).normal(size=(32, 3))
+_PROBES /= np.linalg.norm(_PROBES, axis=1, keepdims=True)
+
+
+def rotate(sh: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """SH (..., 9, C) given for normals ``R n`` -> the same lighting for normals n:
+    ``shading(rotate(sh, R), n) == shading(sh, R @ n)``. R (..., 3, 3) rotations, broadcast against sh.
+
+    A rotation maps each band into itself, so ``basis(R n) = basis(n) @ D(R)^T`` with D block-diagonal
+    (bands 0, 1, 2); D comes exactly from fitting the basis at :data:`_PROBES`, and the band gains commute with it.
+    """
+    R = np.asarray(R, dtype=np.float64)
+    rotated = basis(np.einsum("...ij,kj->...ki", R, _PROBES))  # (..., K, 9): basis(R n_k)
+    D_T = np.linalg.pinv(basis(_PROBES)) @ rotated  # (..., 9, 9): D^T
+    return D_T @ np.asarray(sh, dtype=np.float64)
 
 
 def from_light(direction: np.ndarray, colour: np.ndarray, ambient: np.ndarray) -> np.ndarray:

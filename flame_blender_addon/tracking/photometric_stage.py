@@ -7,8 +7,9 @@ v = 1) and, in ``flame_sequence.npz``, ``albedo`` (Rt, Rt, 3) float32 RGB, ``sh`
 lives on, ``tex`` (n,) texture-space coefficients when a texture space was given, and
 ``photometric_error`` (T,) the mean colour residual of the face region per frame. With per-frame
 lighting (``--per-frame-light``) ``sh`` is the clip's mean lighting and ``sh_frames`` (T, 9, 3)
-holds each frame's. metrical-tracker checkpoints get ``flame.sh`` (1, 9, 3), the frame's own with
-per-frame lighting, and, with a texture space, ``flame.tex`` (1, n).
+holds each frame's. metrical-tracker checkpoints get ``flame.sh`` (1, 9, 3) in metrical-tracker's
+convention (:func:`..core.formats.metrical.write_metrical_checkpoints`) and, with a texture space,
+``flame.tex`` (1, n).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Outputs:
 
     arrays: dict[str, np.ndarray]
     checkpoint_keys: dict[str, np.ndarray]  # leaves of every checkpoint's ``flame`` dict
-    frame_keys: dict[str, np.ndarray]  # (T, ...): leaf [t] of frame t's ``flame`` dict
+    sh: np.ndarray  # lighting (9, 3), or (T, 9, 3) per frame, camera frame: the checkpoints' ``flame.sh``
     albedo_png: bytes
     seconds: float
 
@@ -143,13 +144,11 @@ def run(opts: Options, model: FlameModel, demo: bool, frames, embedding: Embeddi
     per_frame = result.sh.ndim == 3
     arrays = {"albedo": result.albedo, "sh": result.sh.mean(0) if per_frame else result.sh, "vt": look.vt,
               "ft": look.ft, "photometric_error": result.residual}
-    keys, frame_keys = {}, {}
+    keys = {}
     if per_frame:
-        arrays["sh_frames"] = frame_keys["sh"] = result.sh
-    else:
-        keys["sh"] = result.sh[None]
+        arrays["sh_frames"] = result.sh
     if result.tex is not None:
         arrays["tex"], keys["tex"] = result.tex, result.tex[None]
-    return refined, Outputs(arrays=arrays, checkpoint_keys=keys, frame_keys=frame_keys,
+    return refined, Outputs(arrays=arrays, checkpoint_keys=keys, sh=result.sh,
                             albedo_png=png_bytes((result.albedo * 255).round().astype(np.uint8)),
                             seconds=result.seconds)

@@ -245,7 +245,7 @@ def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporte
     try:
         for warning in write_metrical_checkpoints(
                 stage, read_flame_npz(npz), model, extra_flame=extra and extra.checkpoint_keys,
-                frame_flame=extra and extra.frame_keys):
+                sh=extra and extra.sh):
             report.log(warning, "warning")
     except FlameError as err:
         report.log(f"metrical-tracker checkpoints skipped: {err}", "warning")

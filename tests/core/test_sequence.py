@@ -10,6 +10,7 @@ from tracker_files import (
     I6D,
     gaussian_avatars_arrays,
     metrical_frame,
+    metrical_sh_shading,
     vhap_arrays,
     write_flame_param_folder,
     write_hostile_frame,
@@ -99,6 +100,7 @@ def test_metrical_tex_and_sh_are_kept_as_the_takes_appearance(tmp_path):
     first = frames[0]["flame"]
     assert np.allclose(seq.appearance["tex"], first["tex"][0]) and seq.appearance["tex"].shape == (140,)
     assert np.allclose(seq.appearance["sh"], from_metrical(first["sh"][0]))
+    assert np.allclose(seq.appearance["sh_frames"], [from_metrical(frames[i]["flame"]["sh"][0]) for i in sorted(frames)])
     for frame in frames.values():
         del frame["flame"]["tex"], frame["flame"]["sh"]
     assert sq.read_sequence(write_metrical_output(tmp_path / "plain", frames)).appearance is None
@@ -529,19 +531,32 @@ def test_write_metrical_checkpoints_round_trip(tmp_path):
         assert b"numpy._core" not in zf.read("00005/data.pkl")  # readable by numpy < 1.26 too
 
 
-def test_write_metrical_checkpoints_adds_per_clip_and_per_frame_leaves(tmp_path):
-    """The photometric stage's texture (one for the clip) and lighting (one per frame)."""
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_written_checkpoint_lighting_round_trips_to_the_same_shading(tmp_path, model, per_frame):
+    """The photometric stage's camera-frame SH (one per clip or per frame) is written in metrical-tracker's
+    convention (its renderer's formula at world-frame normals shades as ours at the camera-frame normals),
+    and reads back as per-frame SH in FLAME space that shades the same within 1e-6; the texture is kept."""
     from flame_blender_addon.core.formats.metrical import read_frame_file
+    from flame_blender_addon.core.sh_lighting import shading
 
-    seq = make_sequence(np.random.default_rng(27), [0, 1, 5], root=False, neck=False)
-    tex, sh = np.arange(4.0)[None], np.random.default_rng(28).normal(size=(3, 9, 3))
-    write_metrical_checkpoints(tmp_path, seq, dtype=np.float64, extra_flame={"tex": tex}, frame_flame={"sh": sh})
+    rng = np.random.default_rng(27)
+    seq = make_sequence(rng, [0, 1, 5], n_shape=10, n_expr=20, neck=False, eyelids=False)  # root motion folded
+    tex = np.arange(4.0)[None]
+    sh = rng.normal(size=(3, 9, 3) if per_frame else (9, 3))
+    write_metrical_checkpoints(tmp_path, seq, model, dtype=np.float64, extra_flame={"tex": tex}, sh=sh)
+    back = sq.read_sequence(tmp_path)
+    n_world = rng.normal(size=(40, 3))
+    n_world /= np.linalg.norm(n_world, axis=1, keepdims=True)
     for i, name in enumerate(["00000", "00001", "00005"]):
         frame = read_frame_file(tmp_path / "checkpoint" / f"{name}.frame")
-        np.testing.assert_array_equal(frame["flame.sh"], sh[i][None])
         np.testing.assert_array_equal(frame["flame.tex"], tex)
+        R_cv = seq.camera.R[i] @ seq.rotations[i, 0]  # FLAME world (no root) -> OpenCV camera
+        ours = shading(sh[i] if per_frame else sh, n_world @ R_cv.T)
+        np.testing.assert_allclose(metrical_sh_shading(frame["flame.sh"][0], n_world), ours, atol=1e-9)
+        np.testing.assert_allclose(shading(back.appearance["sh_frames"][i], n_world), ours, atol=1e-6)
+    np.testing.assert_array_equal(back.appearance["sh"], back.appearance["sh_frames"][0])
     with pytest.raises(SequenceError, match="'sh' has 2 rows for 3 frames"):
-        write_metrical_checkpoints(tmp_path / "bad", seq, frame_flame={"sh": sh[:2]})
+        write_metrical_checkpoints(tmp_path / "bad", seq, model, sh=rng.normal(size=(2, 9, 3)))
 
 
 def test_write_metrical_folds_root_motion_into_the_camera(tmp_path, model):

@@ -2,7 +2,10 @@
 
 import numpy as np
 
+from tracker_files import metrical_sh_shading
+
 from flame_blender_addon.core import sh_lighting
+from flame_blender_addon.core.rotations import axis_angle_to_matrix
 
 
 def test_basis_is_orthonormal_on_the_sphere():
@@ -15,16 +18,27 @@ def test_basis_is_orthonormal_on_the_sphere():
     assert np.allclose(4 * np.pi / n * Y.T @ Y, np.eye(9), atol=1e-3)
 
 
-def test_metrical_sh_converts_to_the_same_shading():
-    """metrical-tracker's renderer: sum_j sh[j] * factor[j] * [1, x, y, z, xy, xz, yz, x^2-y^2, 3z^2-1]_j."""
+def unit_normals(rng, n=50):
+    n = rng.normal(size=(n, 3))
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def test_metrical_sh_converts_to_the_same_shading_and_back():
     rng = np.random.default_rng(0)
-    n = rng.normal(size=(50, 3))
-    n /= np.linalg.norm(n, axis=1, keepdims=True)
-    x, y, z = n.T
-    polys = np.stack([np.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], 1)
-    factor = np.array([1 / np.sqrt(4 * np.pi)] + [2 * np.pi / 3 * np.sqrt(3 / (4 * np.pi))] * 3
-                      + [np.pi / 4 * 3 * np.sqrt(5 / (12 * np.pi))] * 3
-                      + [np.pi / 4 * 1.5 * np.sqrt(5 / (12 * np.pi)), np.pi / 4 * 0.5 * np.sqrt(5 / (4 * np.pi))])
-    sh = rng.normal(size=(9, 3))
-    theirs = (polys * factor) @ sh
-    assert np.allclose(sh_lighting.shading(sh_lighting.from_metrical(sh), n), theirs, atol=1e-12)
+    n, sh = unit_normals(rng), rng.normal(size=(9, 3))
+    assert np.allclose(sh_lighting.shading(sh_lighting.from_metrical(sh), n), metrical_sh_shading(sh, n), atol=1e-12)
+    ours = rng.normal(size=(9, 3))
+    assert np.allclose(metrical_sh_shading(sh_lighting.to_metrical(ours), n), sh_lighting.shading(ours, n), atol=1e-12)
+
+
+def test_rotated_sh_shades_normals_as_the_original_shades_them_rotated():
+    """Bands 1 and 2 turn with the frame; a (T, 3, 3) stack of rotations broadcasts against one SH."""
+    rng = np.random.default_rng(1)
+    R = axis_angle_to_matrix(rng.normal(size=(4, 3)))
+    n, sh = unit_normals(rng), rng.normal(size=(9, 3))
+    turned = sh_lighting.rotate(sh, R)
+    assert turned.shape == (4, 9, 3)
+    for t in range(4):
+        assert np.allclose(sh_lighting.shading(turned[t], n), sh_lighting.shading(sh, n @ R[t].T), atol=1e-12)
+    assert not np.allclose(turned[0, 4:], sh[4:], atol=1e-3)  # band 2 really changed
+    assert np.allclose(sh_lighting.rotate(turned, np.swapaxes(R, 1, 2)), sh, atol=1e-12)

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 import textured_clip  # noqa: E402
 
-from flame_blender_addon.core import sequence  # noqa: E402
+from flame_blender_addon.core import sequence, sh_lighting  # noqa: E402
 from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.core.formats import metrical  # noqa: E402
@@ -206,9 +206,10 @@ def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_p
         sh_frames = npz["sh_frames"] if per_frame_light else np.broadcast_to(npz["sh"], (4, 9, 3))
         assert ("sh_frames" in npz.files) == per_frame_light
         np.testing.assert_allclose(npz["sh"], sh_frames.mean(0), rtol=1e-6, atol=1e-7)
-    for t, path in enumerate(sorted((out / protocol.CHECKPOINT_DIR).glob("*.frame"))):
-        np.testing.assert_allclose(metrical.read_frame_file(path)["flame.sh"], sh_frames[t][None], rtol=1e-6,
-                                   atol=1e-6)
+    for t, path in enumerate(sorted((out / protocol.CHECKPOINT_DIR).glob("*.frame"))):  # metrical's convention
+        frame = metrical.read_frame_file(path)
+        expected = sh_lighting.to_metrical(sh_lighting.rotate(sh_frames[t], frame["opencv.R"][0]))
+        np.testing.assert_allclose(frame["flame.sh"], expected[None], rtol=1e-5, atol=1e-5)
     assert sequence.read_sequence(out / protocol.SEQUENCE_FILE).n_frames == 4
 
 

@@ -28,7 +28,7 @@ from ..limits import FOLDER, SMALL, Budget
 from ..model import N_JOINTS, FlameModel
 from ..rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
 from ..sequence import DEFAULT_FPS, FlameSequence, require_finite, validate_sequence
-from ..sh_lighting import from_metrical
+from ..sh_lighting import from_metrical, rotate, to_metrical
 from .per_frame import int_stem, stack
 from .torch_zip import load_torch_zip, write_torch_zip
 
@@ -117,25 +117,35 @@ def read_metrical(path: str | Path, fps: float | None = None,
         shape=shapes[0], expr=raw["flame.exp"], rotations=rotations, translation=np.zeros((T, 3)),
         frame_ids=np.array([n for n, _ in numbered], dtype=np.int64),
         fps=DEFAULT_FPS if fps is None else float(fps), fps_from_file=False, eyelids=raw["flame.eyelids"],
-        camera=camera, appearance=_appearance(frames[0], names[0]), source="metrical-tracker", path=str(folder),
+        camera=camera, appearance=_appearance(frames, names), source="metrical-tracker", path=str(folder),
         warnings=warnings)
     seq = attach_eyelid_dirs(seq, eyelid_blendshapes, (folder, folder.parent))
     return validate_sequence(seq, where)
 
 
-def _appearance(frame: Mapping[str, Any], name: str) -> dict[str, np.ndarray] | None:
-    """The first checkpoint's ``flame.tex`` (1, n) and ``flame.sh`` (1, 9, 3), as (n,) and our SH (9, 3)."""
+def _appearance(frames: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The first checkpoint's ``flame.tex`` (1, n) and ``flame.sh`` (1, 9, 3), as (n,) and our SH (9, 3),
+    and ``sh_frames`` (T, 9, 3) when every checkpoint has an ``sh`` and they differ."""
     look = {}
     for key, shape in (("flame.tex", (-1,)), ("flame.sh", (9, 3))):
-        if key in frame:
-            try:
-                value = np.asarray(frame[key], dtype=np.float64).reshape(shape)
-            except (ValueError, TypeError):
-                expected = "(1, n)" if shape == (-1,) else "(1, 9, 3)"
-                raise SequenceError(f"{name}: '{key}' is {np.shape(frame[key])}, expected {expected}") from None
-            require_finite(name, key, value[None])
-            look[key[6:]] = from_metrical(value) if key == "flame.sh" else value
+        if key in frames[0]:
+            look[key[6:]] = _leaf(frames[0], names[0], key, shape)
+    if "sh" in look and len(frames) > 1 and all("flame.sh" in f for f in frames):
+        sh = np.stack([_leaf(f, name, "flame.sh", (9, 3)) for f, name in zip(frames, names, strict=True)])
+        if np.abs(sh - sh[0]).max() > 0:
+            look["sh_frames"] = sh
     return look or None
+
+
+def _leaf(frame: Mapping[str, Any], name: str, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``flame.tex`` as (n,), or ``flame.sh`` as our SH (9, 3)."""
+    try:
+        value = np.asarray(frame[key], dtype=np.float64).reshape(shape)
+    except (ValueError, TypeError):
+        expected = "(1, n)" if shape == (-1,) else "(1, 9, 3)"
+        raise SequenceError(f"{name}: '{key}' is {np.shape(frame[key])}, expected {expected}") from None
+    require_finite(name, key, value[None])
+    return from_metrical(value) if key == "flame.sh" else value
 
 
 def _metrical_camera(frames: Sequence[Mapping[str, Any]], names: Sequence[str], where: str,
@@ -248,16 +258,18 @@ def _fold_rigid_motion(seq: FlameSequence, model: FlameModel | None) -> tuple[np
 
 def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: FlameModel | None = None,
                                dtype: Any = np.float32, extra_flame: Mapping[str, np.ndarray] | None = None,
-                               frame_flame: Mapping[str, np.ndarray] | None = None) -> list[str]:
+                               sh: np.ndarray | None = None) -> list[str]:
     """Write ``folder/checkpoint/{frame:05d}.frame`` files as metrical-tracker's ``save_checkpoint`` does.
 
     metrical-tracker has no root, neck or translation: root rotation and translation (a rigid
     motion of the whole head) are moved exactly into the camera (a root rotation needs ``model``
     for its pivot, joint 0). A neck rotation or static offsets cannot be represented and raise
     SequenceError. ``extra_flame`` adds per-clip leaves to every frame's ``flame`` dict, e.g. the
-    photometric stage's ``sh`` (1, 9, 3) and ``tex`` (1, n); without it no texture or lighting is written.
-    ``frame_flame`` adds per-frame leaves: an array (T, ...) gives frame i the leaf ``[i]`` with a
-    leading 1, e.g. a per-frame ``sh`` (T, 9, 3) gives every frame its own (1, 9, 3).
+    photometric stage's texture ``tex`` (1, n). ``sh`` is the photometric stage's lighting
+    (:mod:`..sh_lighting`'s convention, normals in the OpenCV camera frame of ``seq.camera``), (9, 3)
+    for the clip or (T, 9, 3) per frame; each frame's ``flame.sh`` (1, 9, 3) gets it in metrical-tracker's
+    convention, normals in FLAME's world frame through that frame's camera rotation (after the root
+    motion is folded into it), so it differs per frame whenever the head turns. Without ``sh`` no lighting is written.
     Leaves are ``dtype`` arrays (the tracker's float32 by default). Checkpoints of other frame
     numbers already in the folder are left as they are. Returns warnings.
     """
@@ -276,10 +288,10 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
     if seq.static_offset is not None:
         raise SequenceError("the sequence has static vertex offsets, which metrical-tracker checkpoints "
                             "cannot store")
-    for key, value in (frame_flame or {}).items():
-        if len(value) != seq.n_frames:
-            raise SequenceError(f"per-frame checkpoint leaf '{key}' has {len(value)} rows for {seq.n_frames} frames")
+    if sh is not None and np.ndim(sh) == 3 and len(sh) != seq.n_frames:
+        raise SequenceError(f"per-frame lighting 'sh' has {len(sh)} rows for {seq.n_frames} frames")
     R_cv, t_cv, warnings = _fold_rigid_motion(seq, model)
+    lighting = {} if sh is None else {"sh": to_metrical(rotate(sh, R_cv))}  # (T, 9, 3), FLAME world frame
     R_p3d, T_p3d, fl, pp = opencv_to_pytorch3d(seq.camera.K, R_cv, t_cv, seq.camera.image_size)
     eyelids = np.zeros((seq.n_frames, 2)) if seq.eyelids is None else seq.eyelids
     out = Path(folder) / "checkpoint"
@@ -295,7 +307,7 @@ def write_metrical_checkpoints(folder: str | Path, seq: FlameSequence, model: Fl
                       "eyes": leaf(matrix_to_rotation_6d(seq.rotations[i, 3:]).reshape(12)),
                       "eyelids": leaf(eyelids[i]), "jaw": leaf(matrix_to_rotation_6d(seq.rotations[i, 2])),
                       **{k: np.ascontiguousarray(v, dtype=dtype) for k, v in (extra_flame or {}).items()},
-                      **{k: leaf(v[i]) for k, v in (frame_flame or {}).items()}},
+                      **{k: leaf(v[i]) for k, v in lighting.items()}},
             "camera": {"R": leaf(matrix_to_rotation_6d(R_p3d[i])), "t": leaf(T_p3d[i]), "fl": leaf(fl[i]),
                        "pp": leaf(pp[i])},
             "opencv": {"R": leaf(R_cv[i]), "t": leaf(t_cv[i]), "K": leaf(seq.camera.K[i])},
