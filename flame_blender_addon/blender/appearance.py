@@ -10,7 +10,9 @@ stage's ``flame_sequence.npz``: the OpenCV camera frame, normals through the sce
 ``OBJECT`` (metrical-tracker: FLAME space, which is the head mesh's object space).
 
 A ``flame_sequence.npz`` written with ``--photometric`` holds ``albedo`` (R, R, 3) on the UVs
-``vt`` / ``ft``, and ``sh`` (9, 3); :func:`read_appearance` and :func:`apply_appearance` import it.
+``vt`` / ``ft``, ``sh`` (9, 3) and, with ``--per-frame-light``, ``sh_frames`` (T, 9, 3);
+:func:`read_appearance` and :func:`apply_appearance` import it. Per-frame lighting is keyed on the
+node group's SH inputs (:func:`key_sh`, an action on the material's node tree).
 Without lighting (:mod:`.texture_space` alone) the SH is :data:`UNLIT`: the render shows the
 albedo itself. For scene lighting instead, connect the image to a Principled BSDF's Base Color
 through a colour-space conversion (the image holds sRGB-encoded values marked Non-Color).
@@ -25,9 +27,10 @@ import numpy as np
 
 from ..core.errors import FlameError, SequenceError
 from ..core.sh_lighting import BAND_GAIN, BASIS_SCALE, Y0
-from . import compat
+from . import compat, keyframes
 
 KEYS = ("albedo", "sh", "vt", "ft")
+FRAMES_KEY = "sh_frames"  # per-frame lighting (T, 9, 3), in the npz and in FlameSequence.appearance
 GROUP = "FLAME SH Shading"
 SH_FRAMES = ("CAMERA", "OBJECT")
 UNLIT = np.outer(np.eye(9)[0] / Y0, np.ones(3))  # uniform white light: shading 1 at every normal
@@ -43,12 +46,13 @@ def read_appearance(path: Path) -> dict[str, np.ndarray] | None:
     with np.load(path, allow_pickle=False) as npz:
         if not all(k in npz.files for k in KEYS):
             return None
-        arrays = {k: npz[k] for k in KEYS}
+        arrays = {k: npz[k] for k in KEYS + (FRAMES_KEY,) if k in npz.files}
     for key, expected, ok in (("albedo", "(H, W, 3)", lambda s: len(s) == 3 and s[2] == 3),
                               ("sh", "(9, 3)", lambda s: s == (9, 3)),
+                              (FRAMES_KEY, "(T, 9, 3)", lambda s: len(s) == 3 and s[1:] == (9, 3)),
                               ("vt", "(N, 2)", lambda s: len(s) == 2 and s[1] == 2),
                               ("ft", "(F, 3)", lambda s: len(s) == 2 and s[1] == 3)):
-        if not ok(arrays[key].shape):
+        if key in arrays and not ok(arrays[key].shape):
             raise SequenceError(f"{path.name}: '{key}' is {arrays[key].shape}, expected {expected}")
     ft, n_uv = arrays["ft"], len(arrays["vt"])
     if ft.size and not (np.issubdtype(ft.dtype, np.integer) and ft.min() >= 0 and ft.max() < n_uv):
@@ -57,11 +61,15 @@ def read_appearance(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def apply_appearance(context: bpy.types.Context, mesh_obj: bpy.types.Object, arrays: dict[str, np.ndarray],
-                     name: str = "flame_albedo") -> bpy.types.Material:
-    """The photometric stage's UVs, albedo and SH lighting (camera frame) on a head mesh."""
+                     frames: np.ndarray, name: str = "flame_albedo") -> bpy.types.Material:
+    """The photometric stage's UVs, albedo and SH lighting (camera frame) on a head mesh; per-frame
+    lighting keyed at the scene ``frames`` (T,) of the sequence's frames."""
     set_uvs(mesh_obj.data, arrays["vt"], arrays["ft"])
     image = albedo_image(name, np.asarray(arrays["albedo"], dtype=np.float32))
-    return assign(mesh_obj, albedo_material(name, image, np.asarray(arrays["sh"], dtype=np.float64), "CAMERA"))
+    material = albedo_material(name, image, np.asarray(arrays["sh"], dtype=np.float64), "CAMERA")
+    if FRAMES_KEY in arrays:
+        key_sh(material, frames, arrays[FRAMES_KEY])
+    return assign(mesh_obj, material)
 
 
 def set_uvs(mesh: bpy.types.Mesh, vt: np.ndarray, ft: np.ndarray) -> None:
@@ -123,13 +131,30 @@ def set_sh(group: bpy.types.ShaderNodeGroup, sh: np.ndarray) -> None:
         group.inputs[f"SH {k}"].default_value = tuple(rgb)
 
 
+def key_sh(material: bpy.types.Material, frames: np.ndarray, sh_frames: np.ndarray) -> bpy.types.Action:
+    """Key the SH inputs of a material made by :func:`albedo_material` to ``sh_frames`` (T, 9, 3) at the
+    scene ``frames`` (T,), linear between them, in one new action on its node tree."""
+    sh_frames = np.asarray(sh_frames, dtype=np.float64)
+    if len(sh_frames) != len(frames):
+        raise SequenceError(f"per-frame lighting for {len(sh_frames)} frames, but the sequence has {len(frames)}")
+    group = sh_node(material)
+    channels = [(group.inputs[f"SH {k}"].path_from_id("default_value"), c, sh_frames[:, k, c])
+                for k in range(9) for c in range(3)]
+    return keyframes.write_channels(material.node_tree, f"{material.name}_lighting", frames, channels)
+
+
+def sh_node(material: bpy.types.Material | None) -> bpy.types.ShaderNodeGroup | None:
+    """The ``FLAME SH Shading`` node of a material made by :func:`albedo_material`, or None."""
+    nodes = material.node_tree.nodes if material is not None and material.node_tree else ()
+    return next((n for n in nodes if n.type == "GROUP" and n.node_tree and n.node_tree.name == GROUP), None)
+
+
 def lighting_of(material: bpy.types.Material) -> tuple[np.ndarray | None, str]:
     """The SH (9, 3) and frame of a material made by :func:`albedo_material`; (None, "OBJECT") for another."""
-    nodes = material.node_tree.nodes if material.node_tree else ()
-    group = next((n for n in nodes if n.type == "GROUP" and n.node_tree and n.node_tree.name == GROUP), None)
+    group = sh_node(material)
     if group is None:
         return None, "OBJECT"
-    transform = next((n for n in nodes if n.type == "VECT_TRANSFORM"), None)
+    transform = next((n for n in material.node_tree.nodes if n.type == "VECT_TRANSFORM"), None)
     sh = np.array([tuple(group.inputs[f"SH {k}"].default_value) for k in range(9)])
     return sh, transform.convert_to if transform is not None else "OBJECT"
 

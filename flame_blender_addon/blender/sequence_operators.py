@@ -120,6 +120,8 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
             if self.use_background:
                 footage, footage_warnings = find_footage(path)
                 seq.warnings += footage_warnings
+            # the scene frames of the sequence's own frames, which per-frame lighting is keyed at
+            light_frames = self.frame_start + seq.frame_ids * (self.target_fps / seq.fps if self.target_fps else 1.0)
             if self.target_fps:
                 seq = resample(seq, self.target_fps)
                 if footage is not None:  # the footage's frames cannot change their rate
@@ -131,10 +133,10 @@ class FLAME_OT_import_sequence(_BuildOperator, ImportHelper, bpy.types.Operator)
                 report=lambda f, m: report(0.3 + 0.7 * f, m))
             look = appearance.read_appearance(path)  # albedo and lighting of the photometric stage
             if look is not None:
-                appearance.apply_appearance(context, armature.flame.mesh, look)
+                appearance.apply_appearance(context, armature.flame.mesh, look, light_frames)
             elif seq.appearance:  # metrical-tracker's texture coefficients and lighting
                 notes += texture_space.apply_tracked_look(context, armature.flame.mesh, seq.appearance,
-                                                          self._texture_space(context, armature))
+                                                          self._texture_space(context, armature), light_frames)
         for warning in repairs + seq.warnings:
             self.report({"WARNING"}, warning)
         take = armature.flame.takes[armature.flame.active_take].name

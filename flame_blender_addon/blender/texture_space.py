@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.errors import FlameError
 from ..core.formats.texture_space import TEXTURE_FILES, TextureSpace, read_texture_space
-from . import appearance
+from . import appearance, compat
 
 log = logging.getLogger("flame_blender_addon")
 
@@ -106,11 +106,15 @@ def kept_coefficients(mesh_obj: bpy.types.Object) -> np.ndarray:
 
 def apply_to_head(context: bpy.types.Context, mesh_obj: bpy.types.Object, space: TextureSpace) -> bpy.types.Material:
     """:func:`apply_texture_space` keeping the coefficients and SH lighting of the head's current
-    texture-space material (e.g. a metrical-tracker take's)."""
+    texture-space material (e.g. a metrical-tracker take's), its per-frame lighting keys included."""
     current = mesh_obj.data.materials[0] if mesh_obj.data.materials else None
     coeffs = kept_coefficients(mesh_obj)
     sh, frame = appearance.lighting_of(current) if current is not None else (None, "OBJECT")
-    return apply_texture_space(context, mesh_obj, space, coeffs if len(coeffs) else None, sh, frame)
+    anim = current.node_tree.animation_data if appearance.sh_node(current) is not None else None
+    material = apply_texture_space(context, mesh_obj, space, coeffs if len(coeffs) else None, sh, frame)
+    if anim is not None and anim.action is not None:  # same node names: the keys drive the new group
+        compat.assign_action(material.node_tree, anim.action)
+    return material
 
 
 def describe(space: TextureSpace, material: bpy.types.Material) -> str:
@@ -120,10 +124,11 @@ def describe(space: TextureSpace, material: bpy.types.Material) -> str:
 
 
 def apply_tracked_look(context: bpy.types.Context, mesh_obj: bpy.types.Object, look: dict[str, np.ndarray],
-                       space_path: Path | None) -> list[str]:
+                       space_path: Path | None, frames: np.ndarray) -> list[str]:
     """metrical-tracker's ``tex`` / ``sh`` (:attr:`..core.sequence.FlameSequence.appearance`) on a head:
     the texture space's albedo when ``space_path`` is given and the head has UVs (from it or its own),
-    else the coefficients only over grey; returns notes for the user."""
+    else the coefficients only over grey; per-frame ``sh_frames`` keyed at the scene ``frames`` (T,) of
+    the checkpoints. Returns notes for the user."""
     coeffs, sh = look.get("tex"), look.get("sh")
     space = load(space_path) if space_path is not None and coeffs is not None else None
     notes = []
@@ -134,7 +139,9 @@ def apply_tracked_look(context: bpy.types.Context, mesh_obj: bpy.types.Object, l
     elif space is None and coeffs is not None:
         notes.append(f"the take's {len(coeffs)} texture coefficients are kept on the material; the albedo needs "
                      f"the texture space ({' or '.join(TEXTURE_FILES)}): Import Texture Space")
-    apply_texture_space(context, mesh_obj, space, coeffs, sh, "OBJECT")
+    material = apply_texture_space(context, mesh_obj, space, coeffs, sh, "OBJECT")
+    if appearance.FRAMES_KEY in look:
+        appearance.key_sh(material, frames, look[appearance.FRAMES_KEY])
     return notes
 
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core import tracker_protocol as protocol
@@ -67,6 +67,9 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
         name="Photometric stage", default="AUTO",
         description="Texture, lighting and a dense refinement after the landmark fit (slow without a GPU)",
         items=(("AUTO", "Automatic", "On when the tracker runs on a CUDA GPU"), ("ON", "On", ""), ("OFF", "Off", "")))
+    per_frame_light: BoolProperty(name="Per-frame lighting", default=False,
+                                  description="Fit one lighting per frame (smooth in time) instead of one for the "
+                                              "clip, for footage whose light changes; the import animates it")
     texture_space_filepath: StringProperty(name="Texture space", subtype="FILE_PATH",
                                            description="Albedo model for the photometric stage (FLAME_texture.npz "
                                                        "layout); default: a free texture")
@@ -83,7 +86,7 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
         section(self.layout, "Landmarks (optional)", icon="POINTCLOUD_DATA", data=props,
                 names=("landmarks_filepath", "embedding_filepath"))
         section(self.layout, "Photometric stage", icon="SHADING_TEXTURE", data=props,
-                names=("photometric", "texture_space_filepath", "uv_filepath"))
+                names=("photometric", "per_frame_light", "texture_space_filepath", "uv_filepath"))
 
     # ----------------------------------------------------------------------------------- setup
     def _model_arg(self, context) -> str:
@@ -124,7 +127,7 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
                              output=str(output), device=device, focal=self.focal, landmarks=landmarks,
                              embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "",
                              photometric=self.photometric, texture_space=_abspath(self.texture_space_filepath),
-                             uv=_abspath(self.uv_filepath))
+                             uv=_abspath(self.uv_filepath), per_frame_light=self.per_frame_light)
             self._output = output
             return TrackerJob(argv, output_dir=output)
         except (OSError, ValueError) as err:

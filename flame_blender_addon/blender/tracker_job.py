@@ -36,11 +36,12 @@ def tracker_env() -> dict[str, str]:
 
 def tracker_argv(python: str, *, model: str, source: str, output: str, device: str = "auto",
                  focal: float = 0.0, landmarks: str = "", embedding: str = "", photometric: str = "AUTO",
-                 texture_space: str = "", uv: str = "") -> list[str]:
+                 texture_space: str = "", uv: str = "", per_frame_light: bool = False) -> list[str]:
     """The command line of this add-on's own tracker, run as ``python -m <package>.tracking``.
 
     ``source`` may be empty when ``landmarks`` are given (no detection, no previews).
-    ``photometric``: 'AUTO' (the tracker's default: on with CUDA), 'ON' or 'OFF'."""
+    ``photometric``: 'AUTO' (the tracker's default: on with CUDA), 'ON' or 'OFF'; ``per_frame_light``:
+    the photometric stage fits one lighting per frame."""
     argv = [python, "-m", f"{ADDON_DIR.name}.tracking", "track", "--model", model, "--output", output]
     if source:
         argv += ["--input", source]
@@ -54,6 +55,8 @@ def tracker_argv(python: str, *, model: str, source: str, output: str, device: s
         argv += ["--embedding", embedding]
     if photometric != "AUTO":
         argv.append("--photometric" if photometric == "ON" else "--no-photometric")
+    if per_frame_light:
+        argv.append("--per-frame-light")
     for flag, path in (("--texture-space", texture_space), ("--uv", uv)):
         if path:
             argv += [flag, path]

@@ -3,9 +3,11 @@
 import bpy
 import numpy as np
 import pytest
-from tracker_files import vhap_arrays
+from texture_files import write_flame_texture
+from tracker_files import metrical_frame, vhap_arrays, write_metrical_output
 
-from flame_blender_addon.core import sh_lighting
+from flame_blender_addon.blender import appearance
+from flame_blender_addon.core import sequence, sh_lighting
 from flame_blender_addon.demo import surface as demo_surface
 
 
@@ -46,6 +48,51 @@ def test_albedo_material_uvs_and_sh_lighting(tmp_path):
     assert (transform.convert_from, transform.convert_to) == ("WORLD", "CAMERA")
 
 
+def _sh_at(material, frame: int) -> np.ndarray:
+    """The SH (9, 3) the material's node group holds at a scene frame."""
+    bpy.context.scene.frame_set(frame)
+    group = appearance.sh_node(material)
+    return np.array([tuple(group.inputs[f"SH {k}"].default_value) for k in range(9)])
+
+
+def test_per_frame_lighting_is_keyed_on_the_sh_node(tmp_path):
+    """``sh_frames`` (--per-frame-light): at each frame the node group holds that frame's SH."""
+    bpy.ops.flame.add_demo_head()
+    rng = np.random.default_rng(7)
+    path = _tracked_npz(tmp_path, rng)[0]
+    arrays = dict(np.load(path))
+    sh_frames = arrays["sh"] + rng.normal(0, 0.3, (3, 9, 3))
+    np.savez(path, **arrays, sh_frames=sh_frames)
+    assert bpy.ops.flame.import_sequence(filepath=str(path), frame_start=10) == {"FINISHED"}
+    material = bpy.context.view_layer.objects.active.flame.mesh.data.materials[0]
+    scene_frames = 10 + sequence.read_sequence(path).frame_ids
+    for i in (0, 2):
+        assert np.allclose(_sh_at(material, int(scene_frames[i])), sh_frames[i], atol=1e-6)
+    assert not np.allclose(sh_frames[0], sh_frames[2], atol=1e-2)
+
+
+def test_metrical_per_frame_sh_is_keyed_and_kept_by_import_texture_space(tmp_path):
+    """metrical-tracker checkpoints whose ``flame.sh`` differ per frame (e.g. our tracker's, whose SH turns
+    with the head in FLAME space): keyed in FLAME space; Import Texture Space keeps the keys."""
+    bpy.ops.flame.add_demo_head()
+    armature = bpy.context.view_layer.objects.active
+    rng = np.random.default_rng(8)
+    frames = {i: metrical_frame(rng, i, n_shape=armature.flame.n_shape, n_expr=armature.flame.n_expr)
+              for i in range(3)}
+    for frame in frames.values():
+        del frame["flame"]["tex"]  # lighting only
+    root = write_metrical_output(tmp_path / "out", frames)
+    assert bpy.ops.flame.import_sequence(filepath=str(root)) == {"FINISHED"}
+    expected = [sh_lighting.from_metrical(frames[i]["flame"]["sh"][0]) for i in range(3)]
+    mesh = armature.flame.mesh.data
+    for i in (0, 2):
+        assert np.allclose(_sh_at(mesh.materials[0], 1 + i), expected[i], atol=1e-5)
+    space = tmp_path / "FLAME_texture.npz"
+    write_flame_texture(space, rng, uvs=demo_surface.uv_layout())
+    assert bpy.ops.flame.import_texture_space(filepath=str(space)) == {"FINISHED"}
+    assert np.allclose(_sh_at(mesh.materials[0], 3), expected[2], atol=1e-5)
+
+
 def test_sequences_without_appearance_add_no_material(tmp_path):
     bpy.ops.flame.add_demo_head()
     rng = np.random.default_rng(1)
@@ -66,6 +113,27 @@ def test_track_video_dialog_offers_the_photometric_stage():
     argv = tracker_job.tracker_argv("py", **base, photometric="ON", texture_space="tex.npz", uv="head.obj")
     assert argv[-5:] == ["--photometric", "--texture-space", "tex.npz", "--uv", "head.obj"]
     assert tracker_job.tracker_argv("py", **base, photometric="OFF")[-1] == "--no-photometric"
+
+
+def test_track_video_dialog_passes_per_frame_lighting(tmp_path, monkeypatch):
+    """The dialog's Per-frame lighting reaches the tracker's command line (recorded, not run)."""
+    from flame_blender_addon.blender import track_operator
+
+    assert not bpy.ops.flame.track_video.get_rna_type().properties["per_frame_light"].default
+    started = []
+
+    def record(argv, **kwargs):
+        started.append(argv)
+        raise OSError("recorded, not started")
+
+    monkeypatch.setattr(track_operator, "TrackerJob", record)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"never decoded")
+    for per_frame in (False, True):
+        with pytest.raises(RuntimeError, match="recorded, not started"):
+            bpy.ops.flame.track_video(filepath=str(video), output_dir=str(tmp_path / "out"), python="/env/python",
+                                      photometric="ON", per_frame_light=per_frame)
+    assert ["--per-frame-light" in argv for argv in started] == [False, True]
 
 
 def _head_look(mesh: bpy.types.Mesh) -> tuple:
