@@ -121,9 +121,11 @@ def _quad(name, centre, normal, material):
     return obj
 
 
-def test_sh_node_group_renders_core_shading(tmp_path):
+@pytest.mark.parametrize("keyed", [False, True])
+def test_sh_node_group_renders_core_shading(tmp_path, keyed):
     """Cycles renders emissive quads of known normals through an orthographic camera; each quad's
-    centre pixel must be the sRGB-decoded albedo x core/sh_lighting shading of its normal."""
+    centre pixel must be the sRGB-decoded albedo x core/sh_lighting shading of its normal. Keyed:
+    the node holds other lighting and frame 1 is keyed to another, frame 2 (rendered) to ``sh``."""
     from flame_blender_addon.blender import appearance
 
     rng = np.random.default_rng(4)
@@ -131,7 +133,9 @@ def test_sh_node_group_renders_core_shading(tmp_path):
     sh += rng.normal(0, 0.05, sh.shape)  # band 2 too
     albedo = np.array([0.7, 0.5, 0.3], dtype=np.float32)
     image = appearance.albedo_image("flat", np.broadcast_to(albedo, (4, 4, 3)).copy())
-    material = appearance.albedo_material("look", image, sh, "CAMERA")
+    material = appearance.albedo_material("look", image, appearance.UNLIT if keyed else sh, "CAMERA")
+    if keyed:
+        appearance.key_sh(material, np.array([1.0, 2.0]), np.stack([0.5 * sh, sh]))
     normals_cv = np.array([[0, 0, -1], [0.5, 0.2, -0.84], [-0.6, 0.3, -0.74], [0.2, -0.7, -0.68], [-0.3, -0.4, -0.87]])
     normals_cv /= np.linalg.norm(normals_cv, axis=1, keepdims=True)
     scene = bpy.context.scene
@@ -149,6 +153,7 @@ def test_sh_node_group_renders_core_shading(tmp_path):
     render.resolution_x, render.resolution_y, render.resolution_percentage = 50, 10, 100
     render.image_settings.file_format, render.image_settings.color_depth = "OPEN_EXR", "32"
     render.filepath = str(tmp_path / "sh.exr")
+    scene.frame_set(2)
     bpy.ops.render.render(write_still=True)
     pixels = _pixels(bpy.data.images.load(str(tmp_path / "sh.exr")))
     shading = sh_lighting.shading(sh, normals_cv)
