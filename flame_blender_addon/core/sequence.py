@@ -43,8 +43,9 @@ class FlameSequence:
     camera: OpenCV world -> camera track in FLAME space (perspective, or orthographic for DECA / SMIRK), or None
     static_offset: (V, 3) float64 template offsets before joint regression (VHAP), or None
     eyelid_dirs: (2, V, 3) float64 metrical-tracker's (l_eyelid, r_eyelid) blendshapes, or None
-    appearance: metrical-tracker's per-clip look, {'tex': (n,) texture-space coefficients, 'sh': (9, 3)
-        SH lighting in :mod:`.sh_lighting`'s convention with normals in FLAME space} (either may be absent), or None
+    appearance: metrical-tracker's look, {'tex': (n,) texture-space coefficients, 'sh': (9, 3) the first
+        frame's SH lighting in :mod:`.sh_lighting`'s convention with normals in FLAME space, 'sh_frames':
+        (T, 9, 3) each frame's, only when they differ} (any may be absent), or None
     source: the input format; path: where it was read from; warnings: for the user
     """
 

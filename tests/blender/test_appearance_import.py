@@ -149,7 +149,9 @@ def test_bad_appearance_leaves_the_scene_and_the_head_as_they_were(tmp_path):
     arrays = dict(np.load(path))
     bad = {r"'sh' is \(4, 3\), expected \(9, 3\)": dict(sh=np.ones((4, 3))),
            r"'albedo' is \(64, 3\), expected \(H, W, 3\)": dict(albedo=albedo[0]),
-           r"'ft' holds 0\.\.\d+, not indices of the 10 UVs of 'vt'": dict(vt=vt[:10])}
+           r"'ft' holds 0\.\.\d+, not indices of the 10 UVs of 'vt'": dict(vt=vt[:10]),
+           r"'sh_frames' is \(3, 4, 3\), expected \(T, 9, 3\)": dict(sh_frames=np.ones((3, 4, 3))),
+           "per-frame lighting for 2 frames, but the sequence has 3": dict(sh_frames=np.ones((2, 9, 3)))}
     for message, change in bad.items():
         np.savez(path, **{**arrays, **change})
         before, look = scene_state(), _head_look(armature.flame.mesh.data)
@@ -168,9 +170,11 @@ def test_rollback_removes_the_material_its_image_and_node_group(tmp_path):
     bpy.ops.flame.add_demo_head()
     mesh_obj = bpy.context.view_layer.objects.active.flame.mesh
     arrays = dict(np.load(_tracked_npz(tmp_path, np.random.default_rng(3))[0]))
+    arrays["sh_frames"] = np.stack([arrays["sh"], 2 * arrays["sh"]])
     before = scene_state()
     with pytest.raises(RuntimeError, match="later step failed"), transaction.rollback_on_error(bpy.context):
-        appearance.apply_appearance(bpy.context, mesh_obj, arrays, "look")
+        appearance.apply_appearance(bpy.context, mesh_obj, arrays, np.array([1.0, 2.0]), "look")
+        assert bpy.data.actions  # the lighting's keys
         raise RuntimeError("later step failed")
     assert scene_state() == before
-    assert not bpy.data.materials and not bpy.data.node_groups and not bpy.data.images
+    assert not bpy.data.materials and not bpy.data.node_groups and not bpy.data.images and not bpy.data.actions

@@ -100,7 +100,8 @@ def test_metrical_tex_and_sh_are_kept_as_the_takes_appearance(tmp_path):
     first = frames[0]["flame"]
     assert np.allclose(seq.appearance["tex"], first["tex"][0]) and seq.appearance["tex"].shape == (140,)
     assert np.allclose(seq.appearance["sh"], from_metrical(first["sh"][0]))
-    assert np.allclose(seq.appearance["sh_frames"], [from_metrical(frames[i]["flame"]["sh"][0]) for i in sorted(frames)])
+    expected = [from_metrical(frames[i]["flame"]["sh"][0]) for i in sorted(frames)]
+    assert np.allclose(seq.appearance["sh_frames"], expected)
     for frame in frames.values():
         del frame["flame"]["tex"], frame["flame"]["sh"]
     assert sq.read_sequence(write_metrical_output(tmp_path / "plain", frames)).appearance is None

@@ -1,7 +1,6 @@
 """SH lighting helpers: the basis, and metrical-tracker's convention converted."""
 
 import numpy as np
-
 from tracker_files import metrical_sh_shading
 
 from flame_blender_addon.core import sh_lighting
