@@ -64,7 +64,7 @@ class Settings:
     lr_translation: float = 2e-4
     lr_articulation: float = 4e-3
     lr_expr: float = 0.4
-    lr_shape: float = 0.2
+    lr_shape: float = 0.05  # 0.2 let the identity wander (texture-space fits lost their gain)
     lr_sh: float = 3e-2
     lr_tex: float = 5e-2
     w_photo: float = 4.0
@@ -417,11 +417,14 @@ def _pyramid(obs: Observations, level: int) -> tuple[torch.Tensor, torch.Tensor,
     return img.permute(0, 2, 3, 1).contiguous(), valid[:, 0] > 0.999, K, 0.5 ** level
 
 
-def init_appearance(problem: _Problem, level: tuple) -> None:
+def init_appearance(problem: _Problem, level: tuple, reweightings: int = 8) -> None:
     """Lighting and albedo from the frames at the landmark fit: the ambient and directional (SH
-    bands 0 and 1) lighting that best explains the face-region colours with a uniform albedo of
-    0.5 (linear least squares over all frames; band 2 is left to the refinement), then the free
-    albedo for that geometry and lighting (:meth:`_Problem.solve_albedo`)."""
+    bands 0 and 1) lighting that best explains the face-region colours (band 2 is left to the
+    refinement), then the free albedo for that geometry and lighting (:meth:`_Problem.solve_albedo`).
+
+    The lighting is the robust (Charbonnier, like the colour term) least-squares fit over all
+    frames, by ``reweightings`` iteratively reweighted solves, with the texture space's mean albedo
+    or else a uniform albedo of 0.5 (brows, lips and eyes then count as outliers)."""
     img, valid, K, _ = level
     rows, rhs, looks = [], [], []
     with torch.no_grad():
@@ -434,12 +437,20 @@ def init_appearance(problem: _Problem, level: tuple) -> None:
             w = (region * valid[chunk].reshape(-1)[frags.pixel]).clamp(min=0).sqrt()[:, None]
             B = sh.basis(Fn.normalize(normals, dim=-1)) * normals.new_tensor(sh.BAND_GAIN)
             colour = img[chunk].reshape(-1, 3)[frags.pixel]
-            rows.append(0.5 * B[:, :4] * w)
+            uv = raster.interpolate_corners(problem.r.corner_uv, frags, bary)
+            albedo = sample(problem.albedo(), uv) if problem.space is not None else colour.new_tensor(0.5)
+            rows.append(B[:, None, :4] * (albedo * w)[..., None])  # (N, 1 or 3, 4): a system per channel
             rhs.append(colour * w)
-            looks.append((B, colour, w[:, 0] ** 2, raster.interpolate_corners(problem.r.corner_uv, frags, bary),
-                          frags.batch))
-        A, y = torch.cat(rows), torch.cat(rhs)
-        problem.light.data[..., :4, :] = torch.linalg.solve(A.T @ A + 1e-6 * torch.eye(4, device=A.device), A.T @ y)
+            looks.append((B, colour, w[:, 0] ** 2, uv, frags.batch))
+        A = torch.cat(rows).expand(-1, 3, -1).transpose(0, 1)  # (3, N, 4)
+        y = torch.cat(rhs).T[..., None]  # (3, N, 1)
+        robust = torch.ones_like(y)
+        for _ in range(reweightings):
+            At = (A * robust).transpose(1, 2)
+            x = torch.linalg.solve(At @ A + 1e-6 * torch.eye(4, device=A.device), At @ y)  # (3, 4, 1)
+            residual = (A @ x - y).square().sum(0, keepdim=True)  # (1, N, 1) over the channels
+            robust = (residual + problem.s.charbonnier ** 2).rsqrt().expand_as(y)
+        problem.light.data[..., :4, :] = x[..., 0].T
         if problem.space is not None:
             return
         for chunk, (B, colour, w, uv, batch) in zip(chunks, looks, strict=True):

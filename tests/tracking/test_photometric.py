@@ -93,9 +93,10 @@ def test_per_frame_lighting_follows_a_turning_light():
     assert max(errors) < 20.0 and max(errors) < 0.8 * max(clip_errors), (errors, clip_errors)
 
 
-def test_texture_space_coefficients_are_recovered(fitted):
-    """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it."""
-    clip = fitted[0]
+def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
+    """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it, so
+    albedo and lighting no longer trade the shading and the dense error falls by at least 30 %."""
+    clip, _, fit, _ = fitted
     size = SETTINGS.texture_size
     rng = np.random.default_rng(5)
     v = np.linspace(0, 1, size)
@@ -106,8 +107,13 @@ def test_texture_space_coefficients_are_recovered(fitted):
     mean = (clip.albedo - basis @ truth).astype(np.float32)
     look = textured_clip.demo_appearance()
     space = ph.Appearance(look.vt, look.ft, look.region, ph.TextureSpace(mean=mean, basis=basis))
-    result = _refine(fitted, space, ph.Settings(resolution=96, epochs=25))
+    result = _refine(fitted, space)
     assert result.tex is not None and np.abs(result.tex - truth).max() < 0.35, result.tex
+    before_px, before_mm = _dense(fitted, fit.beta, fit.frames)
+    after_px, after_mm = _dense(fitted, result.beta, result.frames)
+    assert after_px < 0.7 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
+    assert after_mm < 0.7 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
+    assert textured_clip.direction_error_deg(result.sh, clip.sh) < 20.0
 
 
 def test_real_photo_keeps_the_landmark_fit(tmp_path):
