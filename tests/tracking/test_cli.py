@@ -105,6 +105,37 @@ def test_demo_model_fits_mediapipe_landmarks_with_its_own_embedding(tmp_path):
     assert (measured["end-to-end f/s"], measured["CPU-time f/s"], measured["frames"]) == (20.0, 10.0, 40)
 
 
+LEAVES_WITHOUT_TEARDOWN = """
+import atexit, runpy, sys
+atexit.register(lambda: print("interpreter teardown", file=sys.stderr, flush=True))
+sys.argv[0] = "flame_blender_addon.tracking"
+runpy.run_module("flame_blender_addon.tracking", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_the_program_leaves_without_teardown_after_its_last_message(scene, tmp_path, good):
+    paths = write_inputs(scene, tmp_path, embed_in_model=True)
+    out = tmp_path / "out"
+    args = ["track", "--model", paths["model"], "--landmarks", paths["landmarks"] if good else tmp_path / "missing.npz",
+            "--output", out, "--n-shape", 10, "--n-expr", 10]
+    proc = subprocess.run([sys.executable, "-c", LEAVES_WITHOUT_TEARDOWN, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert "interpreter teardown" not in proc.stderr  # os._exit skipped atexit (and the rest of the teardown)
+    messages = messages_of(proc.stdout)
+    if not good:
+        assert proc.returncode == protocol.EXIT_ERROR and messages[-1].type == "error"
+        assert os.listdir(out) == []
+        return
+    assert proc.returncode == protocol.EXIT_OK, proc.stderr
+    assert messages[-1].type == "result" and proc.stdout.endswith("\n")  # flushed whole before leaving
+    assert sorted(os.listdir(out)) == [protocol.CHECKPOINT_DIR, protocol.SEQUENCE_FILE, protocol.LANDMARKS_FILE]
+    for name in (protocol.SEQUENCE_FILE, protocol.LANDMARKS_FILE):  # complete files, committed in place
+        with np.load(out / name) as npz:
+            assert all(npz[key].size for key in npz.files)
+    assert len(sequence.read_sequence(out / protocol.SEQUENCE_FILE).expr) == scene.track.n_frames
+
+
 def test_cancel_mid_fit_leaves_no_output(tmp_path):
     paths = write_inputs(make_scene(n_frames=400, no_face=()), tmp_path)
     out = tmp_path / "out"
