@@ -9,12 +9,19 @@ the box (1.8 x its size, zero padded) goes to the face mesh on its own. Points a
 pixels (origin at the image's top-left corner). Frames the mesh found on its own have confidence
 1 (MediaPipe keeps its score to itself), frames found through the detector its confidence, frames
 where nothing is found are NaN with confidence 0.
-mediapipe is imported only here, and only when detection is needed.
+mediapipe is imported only here, and only when detection is needed; the matplotlib its
+``solutions`` package imports for drawing helpers (about half of MediaPipe's start) is deferred
+until something uses it (:func:`_drawing_deferred`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import importlib
+import importlib.util
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -26,9 +33,41 @@ MIN_DETECTION = 0.5
 TRACKED = 1.0  # confidence of a frame whose face the mesh found in its tracking mode
 
 
+# what mediapipe.solutions imports only for drawing_utils' plotting, which the tracker never calls
+DRAWING_MODULES = ("matplotlib", "matplotlib.pyplot")
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module: the first attribute used imports the real one and is read from it."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextlib.contextmanager
+def _drawing_deferred() -> Iterator[None]:
+    """While mediapipe is imported, stand-ins take the place of :data:`DRAWING_MODULES` (when they
+    are installed and not imported yet); afterwards sys.modules holds none of them."""
+    if any(name in sys.modules for name in DRAWING_MODULES) or importlib.util.find_spec(DRAWING_MODULES[0]) is None:
+        yield
+        return
+    stand_ins = {name: _Deferred(name) for name in DRAWING_MODULES}
+    stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]
+    sys.modules.update(stand_ins)
+    try:
+        yield
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
 def _solutions():
     try:
-        import mediapipe as mp
+        with _drawing_deferred():
+            import mediapipe as mp
         return mp.solutions
     except ImportError:
         raise TrackerError("landmark detection needs mediapipe==0.10.21 in this Python (pip install "

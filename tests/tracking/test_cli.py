@@ -119,8 +119,8 @@ def test_the_program_leaves_without_teardown_after_its_last_message(scene, tmp_p
     out = tmp_path / "out"
     args = ["track", "--model", paths["model"], "--landmarks", paths["landmarks"] if good else tmp_path / "missing.npz",
             "--output", out, "--n-shape", 10, "--n-expr", 10]
-    proc = subprocess.run([sys.executable, "-c", LEAVES_WITHOUT_TEARDOWN, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-c", LEAVES_WITHOUT_TEARDOWN, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert "interpreter teardown" not in proc.stderr  # os._exit skipped atexit (and the rest of the teardown)
     messages = messages_of(proc.stdout)
     if not good:

@@ -1,6 +1,10 @@
 """MediaPipe landmarks of a clip: the face mesh follows the face from frame to frame, and the
 detector finds it again where it was lost (scikit-image's astronaut photograph as footage)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +15,7 @@ from flame_blender_addon.tracking import detect  # noqa: E402
 from flame_blender_addon.tracking.landmarks import EYE_CORNERS  # noqa: E402
 
 SHIFT = 3  # pixels a frame
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +60,21 @@ def test_a_face_too_small_for_the_mesh_is_found_by_the_detector(photo):
         alone = detector.detect(photo)[0] + (200, 300)
     width = np.ptp(alone[:, 0])
     assert np.median(np.linalg.norm(track.points - alone, axis=-1)) < 0.02 * width
+
+
+MEDIAPIPE_IN_A_FRESH_PYTHON = """
+import sys
+from flame_blender_addon.tracking import detect
+solutions = detect._solutions()
+print(sorted(name for name in detect.DRAWING_MODULES if name in sys.modules))
+print(callable(solutions.drawing_utils.plt.figure), type(sys.modules["matplotlib.pyplot"]).__name__)
+"""
+
+
+def test_mediapipe_starts_without_its_drawing_modules_which_load_when_used():
+    pytest.importorskip("matplotlib")
+    proc = subprocess.run([sys.executable, "-c", MEDIAPIPE_IN_A_FRESH_PYTHON], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # none imported by the start; the first use of mediapipe's plotting imports the real pyplot
+    assert proc.stdout.splitlines() == ["[]", "True module"]
