@@ -41,12 +41,15 @@ def crop(rgb: np.ndarray, box: tuple[float, float, float], size: int = SIZE) -> 
     ix, iy = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     fx, fy = (xs - ix).astype(np.float32)[None, :, None], (ys - iy).astype(np.float32)[:, None, None]
 
-    def at(r: np.ndarray, c: np.ndarray) -> np.ndarray:  # only the samples are converted to float
-        inside = ((r >= 0) & (r < H))[:, None] & ((c >= 0) & (c < W))[None, :]
-        return rgb[np.clip(r, 0, H - 1)][:, np.clip(c, 0, W - 1)] * inside[..., None].astype(np.float32)
+    # interpolate along x on each source row needed once, then along y
+    rows, where = np.unique(np.concatenate([iy, iy + 1]), return_inverse=True)
 
-    top = at(iy, ix) * (1 - fx) + at(iy, ix + 1) * fx
-    bottom = at(iy + 1, ix) * (1 - fx) + at(iy + 1, ix + 1) * fx
+    def at(c: np.ndarray) -> np.ndarray:  # (rows, size, 3) the samples of columns c; only they become float
+        inside = ((rows >= 0) & (rows < H))[:, None] & ((c >= 0) & (c < W))[None, :]
+        return rgb[np.clip(rows, 0, H - 1)][:, np.clip(c, 0, W - 1)] * inside[..., None].astype(np.float32)
+
+    across = at(ix) * (1 - fx) + at(ix + 1) * fx
+    top, bottom = across[where[:size]], across[where[size:]]
     return np.clip(top * (1 - fy) + bottom * fy + 0.5, 0, 255).astype(np.uint8)
 
 
