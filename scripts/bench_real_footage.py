@@ -135,7 +135,17 @@ def main() -> int:
     parser.add_argument("--blender", help="a Python with bpy: also measure the result after the Blender import")
     args = parser.parse_args()
     model = demo_head.demo_model() if args.model == "demo" else load_model(args.model)
-    work = args.work or Path(tempfile.mkdtemp(prefix="flame-bench-footage-"))
+    if args.work:
+        run_all(model, args, args.work)
+        print(f"\noutputs in {args.work}")
+    else:
+        with tempfile.TemporaryDirectory(prefix="flame-bench-footage-") as work:
+            run_all(model, args, Path(work))
+    return 0
+
+
+def run_all(model: FlameModel, args: argparse.Namespace, work: Path) -> None:
+    """Track and measure every clip into ``work/<clip stem>``, printing one table row per clip."""
     columns = COLUMNS + (BLENDER_COLUMNS if args.blender else ())
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -145,8 +155,6 @@ def main() -> int:
         if args.blender:
             m["blender"] = measure_in_blender(args.blender, out)
         print(row(m), flush=True)
-    print(f"\noutputs in {work}")
-    return 0
 
 
 if __name__ == "__main__":
