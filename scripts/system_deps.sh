@@ -1,4 +1,4 @@
-# Sourced by .ci/run and scripts/demo.sh: headless OpenGL (Mesa EGL) that Blender's renderers need.
+# Sourced by scripts/test.sh and scripts/demo.sh: headless OpenGL (Mesa EGL) that Blender's renderers need.
 ensure_egl() {
   ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

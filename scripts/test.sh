@@ -12,6 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
+source scripts/system_deps.sh
+ensure_egl  # the render tests need headless OpenGL, on a fresh machine too
 # 4.2 LTS, 4.5 LTS, 5.0, 5.1, 5.2 LTS: about a minute each on the 2-core CI machine.
 BLENDER_VERSIONS=${BLENDER_VERSIONS:-"4.2.23 4.5.15 5.0.1 5.1.2 5.2.3"}
 for version in $BLENDER_VERSIONS; do  # every Python needed, before any tier runs
