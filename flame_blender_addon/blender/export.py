@@ -51,7 +51,7 @@ from .help import section
 from .measure import evaluated_mesh, mesh_vertices
 from .operator_base import HeadOperator
 from .progress import Report
-from .transaction import active_in_mode
+from .transaction import active_in_mode, plain_value
 
 FBX_PRESETS = {"UNREAL": "FBX_SCALE_NONE", "UNITY": "FBX_SCALE_UNITS"}  # preset -> the exporter's apply_scale_options
 FORMATS = ("fbx_unreal", "fbx_unity", "glb", "abc", "usd", "obj", "ply")
@@ -84,21 +84,13 @@ def licence_reminder(armature: bpy.types.Object) -> str:
     return editions.reminder(head.edition_of(armature))
 
 
-def _copy(value):
-    """A plain Python copy of a custom property's value (arrays and groups are views into Blender)."""
-    for method in ("to_dict", "to_list"):
-        if hasattr(value, method):
-            return getattr(value, method)()
-    return value
-
-
 @contextlib.contextmanager
 def _licence_properties(armature: bpy.types.Object, objects: list[bpy.types.Object]) -> Iterator[None]:
     """For an exporter that writes custom properties: :func:`licence_metadata` as string properties of
     ``objects`` for the block, and the head's joint basis and regressor off them meanwhile (tens of
     thousands of numbers an engine does not need). Everything is put back afterwards."""
     data, hidden = licence_metadata(armature), (head.JOINT_BASIS_PROP, head.J_REGRESSOR_PROP)
-    saved = [(obj, key, _copy(obj[key])) for obj in objects for key in (*data, *hidden) if key in obj]
+    saved = [(obj, key, plain_value(obj[key])) for obj in objects for key in (*data, *hidden) if key in obj]
     try:
         for obj in objects:
             for key in hidden:

@@ -23,7 +23,7 @@ from ..core import editions, rig
 from ..core.errors import FlameError
 from ..core.model import JOINT_NAMES, N_POSE_FEATURES, FlameModel
 from .progress import Report
-from .transaction import active_in_mode
+from .transaction import active_in_mode, key_co
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
 OVERFLOW_SUFFIX = f".x{rig.OVERFLOW_SCALE:g}"
@@ -238,19 +238,16 @@ def repair_head(armature: bpy.types.Object) -> list[str]:
 def key_offset(mesh_obj: bpy.types.Object, name: str) -> np.ndarray:
     """A shape key's offset from the basis, (V, 3) float64."""
     blocks = mesh_obj.data.shape_keys.key_blocks
-    co, basis = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
-    blocks[name].data.foreach_get("co", co)
-    blocks[0].data.foreach_get("co", basis)
-    return (co - basis).astype(np.float64).reshape(-1, 3)
+    return (key_co(blocks[name]) - key_co(blocks[0])).astype(np.float64).reshape(-1, 3)
 
 
 def identity_basis(armature: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     """The head's template (V, 3) and identity basis (V, 3, S) as its shape keys hold them (float32 precision)."""
-    mesh_obj = armature.flame.mesh
-    basis = np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32)
-    mesh_obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
-    names = shape_key_names(armature.flame.n_shape, 0)
-    return basis.astype(np.float64).reshape(-1, 3), np.stack([key_offset(mesh_obj, n) for n in names], axis=2)
+    blocks = armature.flame.mesh.data.shape_keys.key_blocks
+    basis = key_co(blocks[0])  # read once: S offsets from it
+    offsets = [(key_co(blocks[n]) - basis).astype(np.float64).reshape(-1, 3)
+               for n in shape_key_names(armature.flame.n_shape, 0)]
+    return basis.astype(np.float64).reshape(-1, 3), np.stack(offsets, axis=2)
 
 
 def joint_basis(armature: bpy.types.Object) -> np.ndarray:
@@ -268,9 +265,7 @@ def _ensure_overflow_key(mesh_obj: bpy.types.Object, name: str) -> None:
     blocks = mesh_obj.data.shape_keys.key_blocks
     if overflow_name(name) in blocks:
         return
-    basis, co = (np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32) for _ in range(2))
-    blocks[0].data.foreach_get("co", basis)
-    blocks[name].data.foreach_get("co", co)
+    basis, co = key_co(blocks[0]), key_co(blocks[name])
     kb = mesh_obj.shape_key_add(name=overflow_name(name), from_mix=False)
     kb.slider_min, kb.slider_max = -rig.SLIDER_LIMIT, rig.SLIDER_LIMIT
     kb.data.foreach_set("co", basis + rig.OVERFLOW_SCALE * (co - basis))

@@ -23,6 +23,7 @@ from ..core.sequence import FlameSequence
 from . import compat, head, takes
 from .keyframes import set_scene_timing, write_channels
 from .progress import Report
+from .transaction import key_co
 
 CAMERA_MODES = (
     ("MOVING_CAMERA", "Moving camera", "The head stays put and the tracker's camera moves around it"),
@@ -38,9 +39,7 @@ def _ensure_offset_key(mesh_obj: bpy.types.Object, name: str, offset: np.ndarray
     blocks = mesh_obj.data.shape_keys.key_blocks
     kb = blocks.get(name) or mesh_obj.shape_key_add(name=name, from_mix=False)
     kb.slider_min, kb.slider_max = -limit, limit
-    basis = np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32)
-    blocks[0].data.foreach_get("co", basis)
-    kb.data.foreach_set("co", basis + np.asarray(offset, dtype=np.float32).ravel())
+    kb.data.foreach_set("co", key_co(blocks[0]) + np.asarray(offset, dtype=np.float32).ravel())
     return kb
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 VIDEO_GLOB = "*.mp4;*.mov;*.avi;*.mkv;*.webm;*.m4v;*.png;*.jpg;*.jpeg;*.npz"
 
 def _abspath(path: str) -> str:
+    """A dialog's path made absolute (Blender's // prefix resolved); empty stays empty."""
     return bpy.path.abspath(path) if path else ""
 
 
@@ -98,8 +99,8 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
 
     def _inputs(self) -> tuple[str, str]:
         """(video/folder/image, landmarks): a chosen ``.npz`` is landmarks."""
-        source = bpy.path.abspath(self.filepath) if self.filepath else ""
-        landmarks = bpy.path.abspath(self.landmarks_filepath) if self.landmarks_filepath else ""
+        source = _abspath(self.filepath)
+        landmarks = _abspath(self.landmarks_filepath)
         if source.lower().endswith(".npz") and not landmarks:
             source, landmarks = "", source
         return source, landmarks
@@ -125,7 +126,7 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
             argv = template_argv(template, model=model, source=source, output=str(output)) if template else \
                 tracker_argv(preferences.tracker_python(context, self.python), model=model, source=source,
                              output=str(output), device=device, focal=self.focal, landmarks=landmarks,
-                             embedding=bpy.path.abspath(self.embedding_filepath) if self.embedding_filepath else "",
+                             embedding=_abspath(self.embedding_filepath),
                              photometric=self.photometric, texture_space=_abspath(self.texture_space_filepath),
                              uv=_abspath(self.uv_filepath), per_frame_light=self.per_frame_light)
             self._output = output

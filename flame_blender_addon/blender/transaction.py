@@ -66,7 +66,7 @@ class _HeadState:
         self.blocks = props.mesh.data.shape_keys.key_blocks
         self.values = np.empty(len(self.blocks), dtype=np.float32)
         self.blocks.foreach_get("value", self.values)
-        self.rewritten = {kb.name: (_key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
+        self.rewritten = {kb.name: (key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
                           if kb.name in (STATIC_OFFSET_KEY, *EYELID_KEYS)}
         self.groups = {g.name for g in props.mesh.vertex_groups}
         self.uv_maps = {uv.name: _uvs(uv) for uv in props.mesh.data.uv_layers}
@@ -131,7 +131,8 @@ def _uvs(uv_map: bpy.types.MeshUVLoopLayer) -> np.ndarray:
     return uvs
 
 
-def _key_co(kb: bpy.types.ShapeKey) -> np.ndarray:
+def key_co(kb: bpy.types.ShapeKey) -> np.ndarray:
+    """A shape key's coordinates, (3 V,) float32 as Blender stores them."""
     co = np.empty(3 * len(kb.data), dtype=np.float32)
     kb.data.foreach_get("co", co)
     return co
@@ -148,7 +149,7 @@ class _ObjectState:
         self.transform, self.action = _transform(obj), _action(obj)
         self.bones = {b.name: _transform(b) for b in obj.pose.bones} if obj.pose else {}
         registered = type(obj).bl_rna.properties
-        self.props = {k: _plain(v) for k, v in obj.items() if k not in registered}
+        self.props = {k: plain_value(v) for k, v in obj.items() if k not in registered}
         self.modifiers = {m.name for m in obj.modifiers}
         self.mesh = obj.data.copy() if obj.type == "MESH" else None  # made before the block: not rolled back
 
@@ -175,8 +176,8 @@ class _ObjectState:
             _remove_mesh(self.mesh)
 
 
-def _plain(value):
-    """A custom property's value as Python data (ID property groups and arrays are views)."""
+def plain_value(value):
+    """A custom property's value as Python data (ID property groups and arrays are views into Blender)."""
     return value.to_dict() if hasattr(value, "to_dict") else value.to_list() if hasattr(value, "to_list") else value
 
 

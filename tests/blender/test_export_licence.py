@@ -11,6 +11,7 @@ from bl_helpers import OperatorDouble, fbx_contents, scene_state
 from synthetic_model import random_model_arrays
 
 from flame_blender_addon.blender import export, head
+from flame_blender_addon.blender.transaction import plain_value
 from flame_blender_addon.core import editions
 from flame_blender_addon.core.formats.file_metadata import read_glb_json
 from flame_blender_addon.demo.head import demo_model
@@ -42,7 +43,7 @@ def exported(model_files, tmp_path_factory):
     objects = (armature, armature.flame.mesh)
 
     def state():
-        return scene_state(), [{k: export._copy(v) for k, v in o.items()} for o in objects]
+        return scene_state(), [{k: plain_value(v) for k, v in o.items()} for o in objects]
 
     before = state()
     folder = tmp_path_factory.mktemp("exports")
