@@ -66,12 +66,13 @@ def detect_edition(path: str | PurePath) -> Edition:
     ``.npz`` of the same name is the same edition."""
     path = PurePath(path)
     stem, folder = path.stem.lower(), path.parent.name.lower()
-    if _year(stem) == "2023":
+    year = _year(stem)
+    if year == "2023":
         if "open" in stem:
             return EDITIONS["flame2023_open"]
         return EDITIONS["flame2023_no_jaw" if "no_jaw" in stem or "nojaw" in stem else "flame2023"]
-    if _year(stem):
-        return EDITIONS[f"flame{_year(stem)}"]
+    if year:
+        return EDITIONS[f"flame{year}"]
     if stem not in SHARED_STEMS:
         return UNKNOWN
     year = _year(folder)

@@ -311,7 +311,7 @@ def read_pickled_npy(path: str | Path, limits: Limits, inside: str | Path | None
                                       "(a dict saved with np.save)")
             return f.read(os.fstat(f.fileno()).st_size - header_bytes + 1)
         except OSError as err:
-            raise FileAccessError(f"{name}: cannot be read ({err.strerror or err})") from None
+            raise _failed(name, "read", err) from None
 
 
 class NpzArchive(Mapping):

@@ -654,10 +654,11 @@ def load_file(path: str | Path, limits: Limits = SMALL, inside: str | Path | Non
         data = safe_files.read_pickled_npy(path, limits, inside)
     else:
         data = safe_files.read_bytes(path, limits, inside)
+    fixed = repair_crlf(data)  # once here, to report it; loads() finds nothing more to repair
     try:
-        value = loads(data, Budget(limits))
+        value = loads(fixed, Budget(limits))
     except FlameError as err:
         raise type(err)(f"{name}: {err}") from None
-    repaired = repair_crlf(data) is not data
+    repaired = fixed is not data
     return value, [f"{name}: repaired Windows line endings (CRLF) that a text checkout or copy had put into this "
                    "text pickle"] if repaired else []

@@ -71,6 +71,7 @@ def to_metrical(sh: np.ndarray) -> np.ndarray:
 # generic unit directions on which the 9 basis functions are independent (rotate's least squares)
 _PROBES = np.random.default_rng(0).normal(size=(32, 3))
 _PROBES /= np.linalg.norm(_PROBES, axis=1, keepdims=True)
+_PROBES_PINV = np.linalg.pinv(basis(_PROBES))  # (9, K), the same for every rotation
 
 
 def rotate(sh: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -82,7 +83,7 @@ def rotate(sh: np.ndarray, R: np.ndarray) -> np.ndarray:
     """
     R = np.asarray(R, dtype=np.float64)
     rotated = basis(np.einsum("...ij,kj->...ki", R, _PROBES))  # (..., K, 9): basis(R n_k)
-    D_T = np.linalg.pinv(basis(_PROBES)) @ rotated  # (..., 9, 9): D^T
+    D_T = _PROBES_PINV @ rotated  # (..., 9, 9): D^T
     return D_T @ np.asarray(sh, dtype=np.float64)
 
 
