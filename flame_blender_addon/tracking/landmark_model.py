@@ -134,7 +134,8 @@ def right_jacobian(r: torch.Tensor) -> torch.Tensor:
 
 
 def coefficients(basis: LandmarkBasis, beta: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """[shape, expression] per frame. beta: (S,), frames: (B, P) -> (B, K)."""
+    """[shape, expression] per frame. beta: (S,), frames: (B, P) -> (B, K). ``basis`` may be any model with
+    ``n_expr`` (a :class:`.mesh_model.MeshModel` too)."""
     expr = frames[:, N_POSE:N_POSE + basis.n_expr]
     return torch.cat([beta.expand(frames.shape[0], -1), expr], dim=1)
 
@@ -228,7 +229,8 @@ def _coeff_jacobian(basis: LandmarkBasis, JpA: torch.Tensor, k0: int, k1: int | 
 
 
 def root_translation(basis: LandmarkBasis, beta: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """FLAME translation t = tau - J0 + R0 J0 for each frame. -> (B, 3)."""
+    """FLAME translation t = tau - J0 + R0 J0 for each frame. -> (B, 3). ``basis`` may be any model with
+    ``J0``, ``JB`` and ``n_expr`` (a :class:`.mesh_model.MeshModel` too)."""
     c = coefficients(basis, beta, frames)
     J0 = basis.J0[0] + torch.einsum("xk,bk->bx", basis.JB[0], c)
     R0 = axis_angle_to_matrix(frames[:, ROT])

@@ -63,17 +63,13 @@ def mesh_model(model: FlameModel, n_shape: int, n_expr: int, device: torch.devic
         eyelid_dirs=None if eyelid_dirs is None else t(eyelid_dirs))
 
 
-def _coefficients(m: MeshModel, beta: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    return torch.cat([beta.expand(frames.shape[0], -1), frames[:, lm.N_POSE:lm.N_POSE + m.n_expr]], dim=1)
-
-
 def vertices(m: MeshModel, beta: torch.Tensor, frames: torch.Tensor, eyelids: torch.Tensor | None = None
              ) -> torch.Tensor:
     """Posed vertices in the fitting camera's frame. beta: (S,); frames: (B, P); eyelids: (B, 2)
     weights of ``eyelid_dirs``, added before the root motion (metrical-tracker adds them after
     skinning with root and neck at identity) -> (B, V, 3)."""
     B = frames.shape[0]
-    c = _coefficients(m, beta, frames)  # (B, K)
+    c = lm.coefficients(m, beta, frames)  # (B, K)
     p = m.template + torch.einsum("vxk,bk->bvx", m.dirs, c)
     R = lm.axis_angle_to_matrix(frames[:, lm.JAW.start:lm.EYE_R.stop].reshape(B, 3, 3))  # (B, 3j, 3, 3)
     A = R - torch.eye(3, dtype=R.dtype, device=R.device)
@@ -92,8 +88,4 @@ def to_opencv(points: torch.Tensor) -> torch.Tensor:
     return points * points.new_tensor(TO_OPENCV)
 
 
-def root_translation(m: MeshModel, beta: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """FLAME's translation ``t = tau - J0 + R0 J0`` of each frame. -> (B, 3)."""
-    J0 = m.J0[0] + torch.einsum("xk,bk->bx", m.JB[0], _coefficients(m, beta, frames))
-    R0 = lm.axis_angle_to_matrix(frames[:, lm.ROT])
-    return frames[:, lm.TRANS] - J0 + torch.einsum("bxy,by->bx", R0, J0)
+root_translation = lm.root_translation  # it reads only J0, JB and n_expr, which a MeshModel has too

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -146,7 +146,6 @@ class Result:
     loss: np.ndarray
     residual: np.ndarray
     seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------- inputs

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
-from ..core import tracker_protocol as protocol
 from ..core.errors import TrackerError, guarded
 from ..core.formats.masks import read_masks
 from ..core.formats.template_obj import read_template_uvs
@@ -35,8 +34,6 @@ from . import photometric as ph
 from . import solver
 from .landmarks import Embedding, Track
 from .media import png_bytes
-
-ALBEDO_FILE = protocol.ALBEDO_FILE
 
 
 @dataclass(frozen=True)
