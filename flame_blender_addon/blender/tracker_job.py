@@ -41,7 +41,7 @@ def tracker_argv(python: str, *, model: str, source: str, output: str, device: s
 
     ``source`` may be empty when ``landmarks`` are given (no detection, no previews).
     ``photometric``: 'AUTO' (the tracker's default: on with CUDA), 'ON' or 'OFF'; ``per_frame_light``:
-    the photometric stage fits one lighting per frame."""
+    the photometric stage fits one lighting per frame (not passed when the stage is off)."""
     argv = [python, "-m", f"{ADDON_DIR.name}.tracking", "track", "--model", model, "--output", output]
     if source:
         argv += ["--input", source]
@@ -55,7 +55,7 @@ def tracker_argv(python: str, *, model: str, source: str, output: str, device: s
         argv += ["--embedding", embedding]
     if photometric != "AUTO":
         argv.append("--photometric" if photometric == "ON" else "--no-photometric")
-    if per_frame_light:
+    if per_frame_light and photometric != "OFF":
         argv.append("--per-frame-light")
     for flag, path in (("--texture-space", texture_space), ("--uv", uv)):
         if path:

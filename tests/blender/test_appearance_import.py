@@ -116,7 +116,8 @@ def test_track_video_dialog_offers_the_photometric_stage():
 
 
 def test_track_video_dialog_passes_per_frame_lighting(tmp_path, monkeypatch):
-    """The dialog's Per-frame lighting reaches the tracker's command line (recorded, not run)."""
+    """The dialog's Per-frame lighting reaches the tracker's command line (recorded, not run), only
+    when the photometric stage can run."""
     from flame_blender_addon.blender import track_operator
 
     assert not bpy.ops.flame.track_video.get_rna_type().properties["per_frame_light"].default
@@ -129,11 +130,13 @@ def test_track_video_dialog_passes_per_frame_lighting(tmp_path, monkeypatch):
     monkeypatch.setattr(track_operator, "TrackerJob", record)
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"never decoded")
-    for per_frame in (False, True):
+    runs = (("ON", False), ("ON", True), ("AUTO", True), ("OFF", True))
+    for stage, per_frame in runs:
         with pytest.raises(RuntimeError, match="recorded, not started"):
             bpy.ops.flame.track_video(filepath=str(video), output_dir=str(tmp_path / "out"), python="/env/python",
-                                      photometric="ON", per_frame_light=per_frame)
-    assert ["--per-frame-light" in argv for argv in started] == [False, True]
+                                      photometric=stage, per_frame_light=per_frame)
+    assert ["--per-frame-light" in argv for argv in started] == [False, True, True, False]
+    assert started[-1][-1] == "--no-photometric"
 
 
 def _head_look(mesh: bpy.types.Mesh) -> tuple:
