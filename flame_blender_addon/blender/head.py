@@ -23,7 +23,7 @@ from ..core import editions, rig
 from ..core.errors import FlameError
 from ..core.model import JOINT_NAMES, N_POSE_FEATURES, FlameModel
 from .progress import Report
-from .transaction import active_in_mode, key_co
+from .transaction import active_in_mode, key_co, set_group_weights
 
 SHAPE_PREFIX, EXPR_PREFIX, POSE_PREFIX = "shape", "exp", "pose"
 OVERFLOW_SUFFIX = f".x{rig.OVERFLOW_SCALE:g}"
@@ -71,17 +71,11 @@ def _build_mesh(name: str, model: FlameModel) -> bpy.types.Mesh:
 
 
 def add_vertex_groups(obj: bpy.types.Object, weights: np.ndarray) -> None:
-    """One group per joint. Blender has no bulk setter for weights, so vertices sharing a weight
-    value are added in one call: one call per distinct value, not per vertex."""
+    """One group per joint, of the vertices it weighs more than 0."""
     for j, name in enumerate(JOINT_NAMES):
-        group = obj.vertex_groups.new(name=name)
         column = weights[:, j].astype(np.float32)
         nonzero = np.flatnonzero(column > 0)
-        values, inverse = np.unique(column[nonzero], return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
-        for k, value in enumerate(values):
-            group.add(nonzero[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
+        set_group_weights(obj.vertex_groups.new(name=name), nonzero, column[nonzero])
 
 
 def _add_shape_keys(obj: bpy.types.Object, model: FlameModel, report: Report) -> None:

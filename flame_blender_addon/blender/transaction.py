@@ -48,13 +48,14 @@ class _SceneState:
 
 class _HeadState:
     """What an import can change on an existing head: shape key values (and added keys), the offset keys it
-    rewrites, the vertex groups it adds, its UV maps (added ones, and the values of those it had), its
-    materials, rest joints, actions, the armature object's and its
-    bones' transforms, its takes, the names of what it owns (a take renames actions), the sequence it
-    names and its camera object."""
+    rewrites, the vertex groups it adds, the members and weights of the mask groups it rewrites, its UV
+    maps (added ones, and the values of those it had), its materials, rest joints, actions, the armature
+    object's and its bones' transforms, its takes, the names of what it owns (a take renames actions),
+    the sequence it names and its camera object."""
 
     def __init__(self, armature: bpy.types.Object):
         from . import takes
+        from .assets import MASK_PREFIX
         from .sequence_import import EYELID_KEYS, STATIC_OFFSET_KEY
 
         props = self.props = armature.flame
@@ -69,6 +70,7 @@ class _HeadState:
         self.rewritten = {kb.name: (key_co(kb), kb.slider_min, kb.slider_max) for kb in self.blocks
                           if kb.name in (STATIC_OFFSET_KEY, *EYELID_KEYS)}
         self.groups = {g.name for g in props.mesh.vertex_groups}
+        self.masks = group_weights(props.mesh, [name for name in self.groups if name.startswith(MASK_PREFIX)])
         self.uv_maps = {uv.name: _uvs(uv) for uv in props.mesh.data.uv_layers}
         self.materials = list(props.mesh.data.materials)
         self.joints = np.array([b.head_local for b in armature.data.bones])
@@ -95,6 +97,10 @@ class _HeadState:
         mesh_obj = self.props.mesh
         for group in [g for g in mesh_obj.vertex_groups if g.name not in self.groups]:
             mesh_obj.vertex_groups.remove(group)
+        for name, (indices, weights) in self.masks.items():
+            group = mesh_obj.vertex_groups[name]
+            group.remove(list(range(len(mesh_obj.data.vertices))))
+            set_group_weights(group, indices, weights)
         for uv_map in [uv for uv in mesh_obj.data.uv_layers if uv.name not in self.uv_maps]:
             mesh_obj.data.uv_layers.remove(uv_map)
         for name, uvs in self.uv_maps.items():
@@ -129,6 +135,31 @@ def _uvs(uv_map: bpy.types.MeshUVLoopLayer) -> np.ndarray:
     uvs = np.empty(2 * len(uv_map.data), dtype=np.float32)
     uv_map.data.foreach_get("uv", uvs)
     return uvs
+
+
+def group_weights(mesh_obj: bpy.types.Object, names: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Members (N,) int64 and their weights (N,) float32 of ``mesh_obj``'s vertex groups ``names``. Blender
+    has no bulk getter for vertex-group weights, so this walks the vertices once (not at all without names)."""
+    index = {mesh_obj.vertex_groups[name].index: name for name in names}
+    members: dict[str, tuple[list[int], list[float]]] = {name: ([], []) for name in names}
+    if index:
+        for v in mesh_obj.data.vertices:
+            for g in v.groups:
+                if g.group in index:
+                    indices, weights = members[index[g.group]]
+                    indices.append(v.index)
+                    weights.append(g.weight)
+    return {name: (np.array(i, dtype=np.int64), np.array(w, dtype=np.float32)) for name, (i, w) in members.items()}
+
+
+def set_group_weights(group: bpy.types.VertexGroup, indices: np.ndarray, weights: np.ndarray) -> None:
+    """Add vertices ``indices`` (N,) to ``group`` with ``weights`` (N,). Blender has no bulk setter, so the
+    vertices sharing a weight are added in one call: one call per distinct value, not per vertex."""
+    values, inverse = np.unique(weights.astype(np.float32), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
+    for k, value in enumerate(values):
+        group.add(indices[order[bounds[k]:bounds[k + 1]]].tolist(), float(value), "REPLACE")
 
 
 def key_co(kb: bpy.types.ShapeKey) -> np.ndarray:

@@ -31,13 +31,18 @@ def layout(tmp_path_factory):
     return {**written, "faces": np.asarray(arrays["f"])}
 
 
-def _groups(mesh_obj) -> dict[str, list[int]]:
-    members: dict[str, list[int]] = {g.name: [] for g in mesh_obj.vertex_groups}
+def _weights(mesh_obj) -> dict[str, dict[int, float]]:
+    """Every vertex group's members and their weights."""
+    out: dict[str, dict[int, float]] = {g.name: {} for g in mesh_obj.vertex_groups}
     for v in mesh_obj.data.vertices:
         for g in v.groups:
-            if g.weight == 1.0:
-                members[mesh_obj.vertex_groups[g.group].name].append(v.index)
-    return members
+            out[mesh_obj.vertex_groups[g.group].name][v.index] = g.weight
+    return out
+
+
+def _groups(mesh_obj) -> dict[str, list[int]]:
+    """Every vertex group's members of weight 1."""
+    return {name: [i for i, w in members.items() if w == 1.0] for name, members in _weights(mesh_obj).items()}
 
 
 def _landmarks(armature, name):
@@ -156,6 +161,33 @@ def test_a_failure_while_adding_rolls_back_groups_uvs_and_objects(layout, monkey
     mesh_obj = armature.flame.mesh
     assert scene_state() == before and not mesh_obj.data.uv_layers
     assert [g.name for g in mesh_obj.vertex_groups if g.name.startswith("mask.")] == []
+
+
+def test_a_failure_after_the_masks_restores_the_mask_groups_the_head_had(layout, monkeypatch):
+    """Mask groups of the imported names that the head already had (other members, painted weights)
+    come back as they were, not as the import rewrote them."""
+    bpy.ops.flame.import_model(filepath=str(layout["model"]), n_shape=5, n_expr=5, import_assets=False)
+    mesh_obj = bpy.context.view_layer.objects.active.flame.mesh
+    rng = np.random.default_rng(5)
+    for region, indices in list(layout["regions"].items())[:3]:
+        others = np.setdiff1d(np.arange(N_VERTS), indices)[:7]
+        group = mesh_obj.vertex_groups.new(name=assets.MASK_PREFIX + region)
+        weights = [0.0, *rng.uniform(0.1, 0.9, len(others) - 1)]  # weight 0: a member too
+        for index, weight in zip(others, weights, strict=True):
+            group.add([int(index)], float(weight), "REPLACE")
+    before = _weights(mesh_obj)
+
+    def broken(*args):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(assets, "add_landmarks", broken)  # after the masks were written
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        bpy.ops.flame.import_assets(directory=str(layout["model"].parent))
+    after = _weights(mesh_obj)
+    assert after.keys() == before.keys()
+    for name, members in before.items():
+        assert after[name].keys() == members.keys(), name
+        assert np.array_equal(np.float32(list(after[name].values())), np.float32(list(members.values()))), name
 
 
 def test_flame_sized_template_gives_5118_uvs_per_loop(flame_sized_model_file, tmp_path, capsys):
