@@ -38,6 +38,7 @@ from ..core.retarget.similarity import umeyama
 from . import head
 from .keyframes import sample_channels, set_scene_timing, write_channels
 from .progress import Report
+from .transaction import group_weights
 
 ATTR_FACE, ATTR_BARY, ATTR_OFFSET = "flame_face", "flame_bary", "flame_offset"
 PROP_HEAD, PROP_MATRIX = "flame_head", "flame_fit_matrix"
@@ -137,15 +138,11 @@ def _key_deltas(blocks, names: list[str], basis: np.ndarray) -> np.ndarray:
 
 
 def _skin_weights(mesh_obj: bpy.types.Object) -> np.ndarray:
-    """FLAME's skin weights (V, J) read back from the head's vertex groups. Blender has no bulk getter
-    for vertex-group weights, so this walks the model's 5023 vertices once."""
-    index = {mesh_obj.vertex_groups[name].index: j for j, name in enumerate(JOINT_NAMES)
-             if name in mesh_obj.vertex_groups}
+    """FLAME's skin weights (V, J) read back from the head's vertex groups."""
     weights = np.zeros((len(mesh_obj.data.vertices), len(JOINT_NAMES)))
-    for v in mesh_obj.data.vertices:
-        for g in v.groups:
-            if g.group in index:
-                weights[v.index, index[g.group]] = g.weight
+    found = group_weights(mesh_obj, [name for name in JOINT_NAMES if name in mesh_obj.vertex_groups])
+    for name, (indices, values) in found.items():
+        weights[indices, JOINT_NAMES.index(name)] = values
     return weights
 
 
@@ -182,13 +179,11 @@ def _landmarks(head_mesh: bpy.types.Object, obj: bpy.types.Object, points: np.nd
     A landmark is a vertex group ``flame_lmk.<name>`` on the character and the same group on the
     head's mesh; its position is the weighted mean of the group's vertices."""
     def groups(mesh_obj: bpy.types.Object) -> dict[str, np.ndarray]:
-        found = {g.index: g.name for g in mesh_obj.vertex_groups if g.name.startswith(LANDMARK_PREFIX)}
-        out = {name: np.zeros(len(mesh_obj.data.vertices)) for name in found.values()}
-        if found:
-            for v in mesh_obj.data.vertices:
-                for g in v.groups:
-                    if g.group in found:
-                        out[found[g.group]][v.index] = g.weight
+        out = {}
+        for name, (indices, values) in group_weights(
+                mesh_obj, [g.name for g in mesh_obj.vertex_groups if g.name.startswith(LANDMARK_PREFIX)]).items():
+            out[name] = np.zeros(len(mesh_obj.data.vertices))
+            out[name][indices] = values
         return {n: w / w.sum() for n, w in out.items() if w.sum() > 0}
 
     ours, theirs = groups(head_mesh), groups(obj) if any(
