@@ -102,12 +102,17 @@ def require_file_or_folder(path: str | Path) -> None:
 def read_bytes(path: str | Path, limits: Limits, inside: str | Path | None = None) -> bytes:
     """The whole content of a regular file of at most ``limits.file_bytes``."""
     with open_regular(path, limits, inside) as f:
-        try:  # read(n) allocates n bytes first: ask for the size the file has (checked) plus one
-            data = f.read(os.fstat(f.fileno()).st_size + 1)
-        except OSError as err:
-            raise _failed(Path(path).name, "read", err) from None
+        return read_rest(f, Path(path).name, limits)
+
+
+def read_rest(f: IO[bytes], name: str, limits: Limits) -> bytes:
+    """The rest of a file :func:`open_regular` opened, at most ``limits.file_bytes``."""
+    try:  # read(n) allocates n bytes first: ask for the size the file has (checked) plus one
+        data = f.read(os.fstat(f.fileno()).st_size + 1)
+    except OSError as err:
+        raise _failed(name, "read", err) from None
     if len(data) > limits.file_bytes:
-        raise LimitError(f"{Path(path).name}: grew past {limits.file_bytes:,} bytes while being read")
+        raise LimitError(f"{name}: grew past {limits.file_bytes:,} bytes while being read")
     return data
 
 

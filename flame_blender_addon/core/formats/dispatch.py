@@ -15,7 +15,7 @@ from ..errors import SequenceError, guarded
 from ..sequence import FlameSequence
 from .metrical import attach_eyelid_dirs, checkpoint_folder, read_metrical
 from .npz import read_npz_input
-from .regressors import read_regressor_folder, regressor_folder
+from .regressors import read_outputs, regressor_outputs
 
 
 @guarded
@@ -29,7 +29,7 @@ def read_sequence(path: str | Path, fps: float | None = None,
     if path.suffix == ".frame" or checkpoint_folder(path) is not None:
         return read_metrical(path, fps=fps, eyelid_blendshapes=eyelid_blendshapes)
     folder = path.parent if path.is_file() else path
-    regressor = regressor_folder(path)
+    regressor = regressor_outputs(path)
     if regressor is not None:  # SMIRK's eyelids use metrical-tracker's blendshapes
-        return attach_eyelid_dirs(read_regressor_folder(regressor, fps), eyelid_blendshapes, (regressor,))
+        return attach_eyelid_dirs(read_outputs(regressor, fps), eyelid_blendshapes, (regressor.folder,))
     return attach_eyelid_dirs(read_npz_input(path, fps), eyelid_blendshapes, (folder,))

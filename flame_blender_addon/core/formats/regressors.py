@@ -22,6 +22,7 @@ warns with both counts). Each image has its own identity estimate; the sequence 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,13 @@ import numpy as np
 
 from .. import safe_files, safe_pickle
 from ..camera import orthographic_crop
-from ..errors import FlameError, SequenceError, guarded
+from ..errors import FlameError, SequenceError
 from ..limits import FOLDER, Budget
 from ..model import N_JOINTS
 from ..rotations import axis_angle_to_matrix
 from ..sequence import DEFAULT_FPS, FlameSequence, require_finite, validate_sequence
 from .per_frame import frame_numbers, stack
-from .torch_zip import load_torch_zip
+from .torch_zip import read_torch_zip
 
 CROP = 224  # pixels per side of the crop DECA, EMOCA and SMIRK regress from
 CODE_SUFFIXES = (".npz", ".pkl", ".pt", ".pth")
@@ -61,25 +62,41 @@ def _npz_keys(path: Path) -> set[str]:
         return set(npz)
 
 
-def regressor_folder(path: Path) -> Path | None:
-    """The folder of per-image regressor outputs that ``path`` (the folder, or one output in it) is
-    part of, else None. Where there are ``.npz`` files, they decide: a regressor's have ``exp`` /
-    ``expcode`` / ``expression_params``, not VHAP's and this project's ``expr``."""
+@dataclass(frozen=True)
+class Outputs:
+    """A folder of per-image regressor outputs and what it holds: EMOCA's per-image folders
+    (``image_folders``) or code files, listed once."""
+    folder: Path
+    sources: list[Path]
+    image_folders: bool
+
+
+def _listed(folder: Path) -> Outputs:
+    images = _image_folders(folder)
+    return Outputs(folder, images or _code_files(folder), bool(images))
+
+
+def regressor_outputs(path: Path) -> Outputs | None:
+    """The per-image regressor outputs that ``path`` (the folder, or one output in it) is part of,
+    else None. Where there are ``.npz`` files, they decide: a regressor's have ``exp`` / ``expcode`` /
+    ``expression_params``, not VHAP's and this project's ``expr``."""
     if path.is_file():
         if path.suffix == ".npy" and (path.parent / "exp.npy").is_file():
-            return path.parent.parent
+            return _listed(path.parent.parent)
         if path.suffix not in CODE_SUFFIXES or (path.suffix == ".npz" and not _npz_keys(path) & set(_EXPRESSION_KEYS)):
             return None
-        return path.parent
+        found = regressor_outputs(path.parent)
+        if found is None:  # one output among files that are not (VHAP's npz beside a .pkl)
+            raise SequenceError(f"{path.parent}: no DECA, EMOCA or SMIRK outputs (per-image folders with exp.npy, "
+                                f"or {', '.join(CODE_SUFFIXES)} code files)")
+        return found
     if not path.is_dir():
         return None
-    if _image_folders(path):
-        return path
-    files = _code_files(path)
-    if not files:
-        return None
-    npz = [f for f in files if f.suffix == ".npz"]  # with npz files (VHAP's, ours), their keys decide
-    return path if not npz or _npz_keys(npz[0]) & set(_EXPRESSION_KEYS) else None
+    found = _listed(path)
+    if found.image_folders:
+        return found
+    npz = [f for f in found.sources if f.suffix == ".npz"]  # with npz files (VHAP's, ours), their keys decide
+    return found if found.sources and (not npz or _npz_keys(npz[0]) & set(_EXPRESSION_KEYS)) else None
 
 
 def read_code_file(path: Path, budget: Budget, inside: Path) -> dict[str, Any]:
@@ -87,15 +104,16 @@ def read_code_file(path: Path, budget: Budget, inside: Path) -> dict[str, Any]:
     if path.suffix == ".npz":
         with safe_files.NpzArchive.open(path, FOLDER, budget, inside) as npz:
             return {key: npz[key] for key in _KEYS & set(npz)}
-    with safe_files.open_regular(path, FOLDER, inside) as f:
+    with safe_files.open_regular(path, FOLDER, inside) as f:  # opened once: sniffed, then read
         is_zip = f.read(2) == b"PK"
-    if is_zip:
-        data = load_torch_zip(path, budget, inside)
-    else:
-        try:
-            data = safe_pickle.loads(safe_files.read_bytes(path, FOLDER, inside), budget)
-        except FlameError as err:
-            raise type(err)(f"{path.name}: {err}") from None
+        f.seek(0)
+        if is_zip:
+            data = read_torch_zip(f, path.name, budget)
+        else:
+            try:
+                data = safe_pickle.loads(safe_files.read_rest(f, path.name, FOLDER), budget)
+            except FlameError as err:
+                raise type(err)(f"{path.name}: {err}") from None
     if not isinstance(data, Mapping):
         raise SequenceError(f"{path.name}: expected a dict of codes, found {type(data).__name__}")
     return {str(key): value for key, value in data.items()}
@@ -134,16 +152,10 @@ def _shared_identity(shapes: np.ndarray, where: str, warnings: list[str]) -> np.
     return mean
 
 
-@guarded
-def read_regressor_folder(path: str | Path, fps: float | None = None) -> FlameSequence:
-    """DECA / EMOCA / SMIRK per-image outputs (the folder, or one output in it) -> a validated sequence."""
-    folder = regressor_folder(Path(path))
-    if folder is None:
-        raise SequenceError(f"{path}: no DECA, EMOCA or SMIRK outputs (per-image folders with exp.npy, or "
-                            f"{', '.join(CODE_SUFFIXES)} code files)")
+def read_outputs(found: Outputs, fps: float | None = None) -> FlameSequence:
+    """The validated sequence of :func:`regressor_outputs`' find."""
+    folder, sources, image_folders = found.folder, found.sources, found.image_folders
     where, budget = str(folder), Budget(FOLDER)
-    image_folders = _image_folders(folder)
-    sources = image_folders or _code_files(folder)
     ids = frame_numbers([p.name if p.is_dir() else p.stem for p in sources])
     if ids is None:
         raise SequenceError(f"{where}: the names {', '.join(p.name for p in sources[:4])} ... do not give distinct "

@@ -11,7 +11,7 @@ import pickle
 import pickletools
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import safe_files, safe_pickle
 from ..errors import FileFormatError, FlameError
@@ -23,23 +23,27 @@ def load_torch_zip(path: str | Path, budget: Budget, inside: str | Path | None =
 
     inside: the folder the user chose (links may not leave it). Raises only FlameError, naming the file.
     """
-    name = Path(path).name
     with safe_files.open_regular(path, budget.limits, inside) as f:
-        archive = safe_files.SafeZip(f, name, budget.limits)
-        pickles = [n for n in archive.names() if n.endswith("/data.pkl") and n.count("/") == 1]
-        if not pickles:
-            raise FileFormatError(f"{name}: no '<name>/data.pkl' member: not a torch.save zip")
-        prefix = pickles[0][: -len("data.pkl")]
+        return read_torch_zip(f, Path(path).name, budget)
 
-        def storage(key: str, max_bytes: int) -> bytes:
-            return bytes(archive.read(f"{prefix}data/{key}", max_bytes))
 
-        try:
-            return safe_pickle.loads(bytes(archive.read(pickles[0], budget.left)), budget, storage)
-        except FlameError as err:
-            if str(err).startswith(f"{name}: "):  # a storage member's error names the file already
-                raise
-            raise type(err)(f"{name}: {err}") from None
+def read_torch_zip(f: IO[bytes], name: str, budget: Budget) -> Any:
+    """:func:`load_torch_zip` of a file :func:`..safe_files.open_regular` opened (``name``: the file's)."""
+    archive = safe_files.SafeZip(f, name, budget.limits)
+    pickles = [n for n in archive.names() if n.endswith("/data.pkl") and n.count("/") == 1]
+    if not pickles:
+        raise FileFormatError(f"{name}: no '<name>/data.pkl' member: not a torch.save zip")
+    prefix = pickles[0][: -len("data.pkl")]
+
+    def storage(key: str, max_bytes: int) -> bytes:
+        return bytes(archive.read(f"{prefix}data/{key}", max_bytes))
+
+    try:
+        return safe_pickle.loads(bytes(archive.read(pickles[0], budget.left)), budget, storage)
+    except FlameError as err:
+        if str(err).startswith(f"{name}: "):  # a storage member's error names the file already
+            raise
+        raise type(err)(f"{name}: {err}") from None
 
 
 def _portable_pickle(obj: Any) -> bytes:
