@@ -151,7 +151,7 @@ def apply_assets(context: bpy.types.Context, armature: bpy.types.Object, assets:
     elif assets.uvs is not None:
         appearance.set_uvs(mesh_obj.data, *assets.uvs)
         added.append(f"UVMap ({len(assets.uvs[0])} UVs)")
-    if space is not None and space.vt is None and mesh_obj.data.uv_layers.get("UVMap") is None:
+    if space is not None and texture_space.finds_no_uvs(mesh_obj.data, space):
         assets.warnings.append(f"{Path(space.path).name}: not added: it stores no UVs and the head has no UVMap "
                                "(put head_template.obj beside it, or import UVs first)")
     elif space is not None:

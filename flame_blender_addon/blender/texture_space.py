@@ -66,6 +66,11 @@ def coefficients(material: bpy.types.ID) -> np.ndarray:
     return np.array(values, dtype=np.float32)
 
 
+def finds_no_uvs(mesh: bpy.types.Mesh, space: TextureSpace) -> bool:
+    """Whether ``space`` has no UVs to show on ``mesh``: it stores no ``vt``/``ft`` and the mesh has no ``UVMap``."""
+    return space.vt is None and mesh.uv_layers.get("UVMap") is None
+
+
 def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, space: TextureSpace | None,
                         coeffs: np.ndarray | None = None, sh: np.ndarray | None = None, sh_frame: str = "OBJECT",
                         name: str = "flame_texture") -> bpy.types.Material:
@@ -82,11 +87,11 @@ def apply_texture_space(context: bpy.types.Context, mesh_obj: bpy.types.Object, 
             raise FlameError(f"{len(c)} texture coefficients, but {Path(space.path).name} has {n} components "
                              "loaded; load more components")
         c = np.concatenate([c, np.zeros(n - len(c), np.float32)])
+        if finds_no_uvs(mesh_obj.data, space):
+            raise FlameError(f"{mesh_obj.name} has no UVMap and the texture space stores no 'vt'/'ft': import the "
+                             "head's UVs first (e.g. a tracked sequence with an albedo)")
         if space.vt is not None:
             appearance.set_uvs(mesh_obj.data, space.vt, space.ft)
-    if space is not None and mesh_obj.data.uv_layers.get("UVMap") is None:
-        raise FlameError(f"{mesh_obj.name} has no UVMap and the texture space stores no 'vt'/'ft': import the "
-                         "head's UVs first (e.g. a tracked sequence with an albedo)")
     rgb = space.albedo(c) if space is not None else np.full((16, 16, 3), NEUTRAL_ALBEDO, np.float32)
     image = appearance.albedo_image(name, rgb)
     material = appearance.albedo_material(name, image, appearance.UNLIT if sh is None else sh, sh_frame)
@@ -132,7 +137,7 @@ def apply_tracked_look(context: bpy.types.Context, mesh_obj: bpy.types.Object, l
     coeffs, sh = look.get("tex"), look.get("sh")
     space = load(space_path) if space_path is not None and coeffs is not None else None
     notes = []
-    if space is not None and space.vt is None and mesh_obj.data.uv_layers.get("UVMap") is None:
+    if space is not None and finds_no_uvs(mesh_obj.data, space):
         notes.append(f"{space_path.name} has no UVs and the head has no UVMap: the albedo is grey until UVs "
                      "are imported and Import Texture Space is run")
         space = None
