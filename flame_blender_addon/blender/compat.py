@@ -40,6 +40,11 @@ def new_action(owner: bpy.types.ID, name: str) -> tuple[bpy.types.Action, bpy.ty
     return action, channelbag.fcurves
 
 
+def action_of(owner: bpy.types.ID | None) -> bpy.types.Action | None:
+    """The action on ``owner`` (None: no owner, no animation data or no action)."""
+    return owner.animation_data.action if owner is not None and owner.animation_data else None
+
+
 def assign_action(owner: bpy.types.ID, action: bpy.types.Action | None) -> None:
     """Put ``action`` on ``owner`` (None takes it off); on 4.4+ with the action's slot for it, which
     :func:`new_action` made first."""

@@ -21,7 +21,7 @@ from .sequence_import import EYELID_KEYS, STATIC_OFFSET_KEY
 
 
 def _channels(owner: bpy.types.ID | None, frames: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
-    action = owner.animation_data.action if owner is not None and owner.animation_data else None
+    action = compat.action_of(owner)
     return sample_channels(action, frames) if action is not None else {}
 
 

@@ -60,7 +60,7 @@ class FLAME_OT_clear_animation(HeadOperator, bpy.types.Operator):
             takes.remove(armature, index)
         camera = takes.head_camera(armature)
         for owner in (armature, props.mesh.data.shape_keys, camera):  # animation made by hand, too
-            action = owner.animation_data.action if owner is not None and owner.animation_data else None
+            action = compat.action_of(owner)
             if action is None:
                 continue
             compat.assign_action(owner, None)

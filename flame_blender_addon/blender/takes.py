@@ -25,10 +25,6 @@ def _owners(armature: bpy.types.Object) -> dict[str, bpy.types.ID | None]:
     return {"head": armature, "expression": armature.flame.mesh.data.shape_keys, "camera": camera}
 
 
-def _action(owner: bpy.types.ID | None) -> bpy.types.Action | None:
-    return owner.animation_data.action if owner is not None and owner.animation_data else None
-
-
 def _take_actions(take) -> list[bpy.types.Action]:
     return [a for a in (take.head_action, take.expression_action, take.camera_action) if a is not None]
 
@@ -67,7 +63,7 @@ def record(context: bpy.types.Context, armature: bpy.types.Object, name: str, ca
     take = props.takes.add()
     take.name = unique_name(armature, name)
     for role, owner in _owners(armature).items():
-        action = _action(owner)
+        action = compat.action_of(owner)
         if action is not None and action.as_pointer() not in held:
             action.name = f"{armature.name}.{take.name}.{role}"
         setattr(take, f"{role}_action", action)
@@ -103,7 +99,7 @@ def update_identity(armature: bpy.types.Object) -> None:
 
 def has_animation(armature: bpy.types.Object) -> bool:
     """Whether the head (bones, shape keys) or its camera is animated now."""
-    return any(_action(owner) is not None for owner in _owners(armature).values())
+    return any(compat.action_of(owner) is not None for owner in _owners(armature).values())
 
 
 def stash(context: bpy.types.Context, armature: bpy.types.Object) -> None:
@@ -116,7 +112,7 @@ def stash(context: bpy.types.Context, armature: bpy.types.Object) -> None:
     held = _held(armature)
     owners = _owners(armature)
     active = props.takes[props.active_take] if 0 <= props.active_take < len(props.takes) else None
-    if any(a is not None and a.as_pointer() not in held for a in map(_action, owners.values())):
+    if any(a is not None and a.as_pointer() not in held for a in map(compat.action_of, owners.values())):
         camera_mode, base = (active.camera_mode, _base_matrix(active)) if active else ("NONE", armature.matrix_world)
         record(context, armature, "Before import", camera_mode, base.copy())
     if active is not None:
@@ -184,7 +180,7 @@ def remove(armature: bpy.types.Object, index: int) -> None:
         props.active_take = props.active_take - 1 if props.active_take > index else -1
     unused = [a for a in actions if a.users == 0]
     if data is not None and data.users == 0:
-        unused += [data] + [a for a in [_action(data)] if a is not None and a.users == 1]
+        unused += [data] + [a for a in [compat.action_of(data)] if a is not None and a.users == 1]
     bpy.data.batch_remove(unused)
 
 
@@ -201,7 +197,7 @@ def owned_ids(armature: bpy.types.Object) -> list[bpy.types.ID]:
     ids += [key] if key is not None else []
     animated = [armature, props.camera, key, *cameras]
     ids += [a for t in props.takes for a in _take_actions(t)]
-    ids += [a for a in map(_action, animated) if a is not None]
+    ids += [a for a in map(compat.action_of, animated) if a is not None]
     ids += [bg.image for data in cameras for bg in data.background_images if bg.image is not None]
     ids += [id_ for obj in landmark_objects(armature) for id_ in (obj, obj.data, *node_groups(obj))]
     return list({id_.as_pointer(): id_ for id_ in ids}.values())

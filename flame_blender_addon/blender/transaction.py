@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 import bpy
 import numpy as np
 
+from . import compat
+
 # The ID collections an import can add to; new members are removed if the block fails.
 _COLLECTIONS = ("objects", "meshes", "armatures", "shape_keys", "actions", "cameras", "images",
                 "collections", "materials", "node_groups", "movieclips", "worlds", "lights")
@@ -75,7 +77,7 @@ class _HeadState:
         self.materials = list(props.mesh.data.materials)
         self.joints = np.array([b.head_local for b in armature.data.bones])
         self.owners = [armature, props.mesh.data.shape_keys]
-        self.actions = [_action(o) for o in self.owners]
+        self.actions = [compat.action_of(o) for o in self.owners]
         self.transform = _transform(armature)
         self.bones = {b.name: _transform(b) for b in armature.pose.bones}
         self.names = [(id_, id_.name) for id_ in takes.owned_ids(armature)]
@@ -122,7 +124,7 @@ class _HeadState:
             data, parent, parent_inverse, transform, action = self.camera_state
             self.camera.data, self.camera.parent, self.camera.matrix_parent_inverse = data, parent, parent_inverse
             _set_transform(self.camera, transform)
-            _set_action(self.camera, action)
+            compat.assign_action(self.camera, action)
 
     def rename(self) -> None:
         """The head's datablocks' names back, once the block's datablocks (which may hold them) are gone."""
@@ -177,7 +179,7 @@ class _ObjectState:
     def __init__(self, obj: bpy.types.Object):
         self.obj = obj
         self.parent, self.parent_inverse = obj.parent, obj.matrix_parent_inverse.copy()
-        self.transform, self.action = _transform(obj), _action(obj)
+        self.transform, self.action = _transform(obj), compat.action_of(obj)
         self.bones = {b.name: _transform(b) for b in obj.pose.bones} if obj.pose else {}
         registered = type(obj).bl_rna.properties
         self.props = {k: plain_value(v) for k, v in obj.items() if k not in registered}
@@ -195,7 +197,7 @@ class _ObjectState:
         _set_transform(obj, self.transform)
         for bone in obj.pose.bones if obj.pose else ():
             _set_transform(bone, self.bones[bone.name])
-        _set_action(obj, self.action)
+        compat.assign_action(obj, self.action)
         for key in [k for k, _ in obj.items() if k not in type(obj).bl_rna.properties and k not in self.props]:
             del obj[key]
         for key, value in self.props.items():
@@ -242,17 +244,8 @@ def _set_transform(obj: bpy.types.Object | bpy.types.PoseBone, transform: dict) 
         setattr(obj, name, value)
 
 
-def _action(owner: bpy.types.ID) -> bpy.types.Action | None:
-    return owner.animation_data.action if owner.animation_data else None
-
-
-def _set_action(owner: bpy.types.ID, action: bpy.types.Action | None) -> None:
-    if owner.animation_data or action is not None:
-        (owner.animation_data or owner.animation_data_create()).action = action
-
-
 def _camera_state(camera: bpy.types.Object) -> tuple:
-    return camera.data, camera.parent, camera.matrix_parent_inverse.copy(), _transform(camera), _action(camera)
+    return camera.data, camera.parent, camera.matrix_parent_inverse.copy(), _transform(camera), compat.action_of(camera)
 
 
 @contextlib.contextmanager
