@@ -16,8 +16,8 @@ import numpy as np
 
 from ..core import safe_files
 from ..core.errors import TrackerError, guarded
-from ..core.formats.embeddings import EMBEDDING_KEYS, Embedding, embedding_from_arrays
-from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, SMALL, Budget, Limits
+from ..core.formats.embeddings import EMBEDDING_KEYS, Embedding, embedding_from_arrays, read_npz_embedding
+from ..core.limits import FPS_RANGE, IMAGE_SIDE, LARGE, Budget, Limits
 from ..core.model import N_VERTS, FlameModel
 
 MEDIAPIPE_POINTS = 478
@@ -54,20 +54,24 @@ class Track:
         return (np.isfinite(self.points).all(axis=2) & (self.conf > 0)).any(axis=1)
 
 
-def read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
-    """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
+def _require(path: Path, what: str) -> None:
     if not os.path.lexists(path):
         raise TrackerError(f"{path}: {what} file not found")
+
+
+def read_npz(path: Path, what: str, keys: tuple[str, ...], limits: Limits) -> dict[str, np.ndarray]:
+    """The members ``keys`` that are present (read within ``limits``), plus '__files__' (all keys)."""
+    _require(path, what)
     with safe_files.NpzArchive.open(path, limits, Budget(limits)) as npz:
         return {"__files__": sorted(npz), **{k: npz[k] for k in keys if k in npz}}
 
 
 @guarded
 def load_embedding(path: str | Path) -> Embedding:
-    """Read an embedding ``.npz`` (metrical-tracker's schema)."""
+    """Read an embedding ``.npz`` (metrical-tracker's schema), named after its file."""
     path = Path(path)
-    return embedding_from_arrays(read_npz(path, "landmark embedding", (*EMBEDDING_KEYS, "landmark_indices"), SMALL),
-                                 path.name)
+    _require(path, "landmark embedding")
+    return read_npz_embedding(path)
 
 
 @guarded

@@ -69,6 +69,11 @@ def test_embedding_validation(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nonsense")
     with pytest.raises(FileFormatError, match="bad.npz: not a readable zip archive"):
         lmk.load_embedding(tmp_path / "bad.npz")
+    with pytest.raises(TrackerError, match="missing.npz: landmark embedding file not found"):
+        lmk.load_embedding(tmp_path / "missing.npz")
+    np.savez(tmp_path / "mine.npz", **good)
+    emb = lmk.load_embedding(tmp_path / "mine.npz")  # named after its file, unlike the assets' "mediapipe"
+    assert emb.name == "mine.npz" and emb.points.tolist() == [4, 7]
 
 
 def test_landmark_file_validation_and_selection(tmp_path):

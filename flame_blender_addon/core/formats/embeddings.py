@@ -93,15 +93,21 @@ def _named(raw: dict[str, Any], what: str, name: str = "", first: int = 0) -> Em
                      name or str(len(embedding)))
 
 
+def read_npz_embedding(path: Path) -> Embedding:
+    """A plain-npz embedding (metrical-tracker's ``mediapipe_landmark_embedding.npz`` layout: ``lmk_*``,
+    optional ``landmark_indices``), named after its file."""
+    with safe_files.NpzArchive.open(path, SMALL, Budget(SMALL)) as npz:
+        raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz}
+    return embedding_from_arrays(raw, path.name)
+
+
 @guarded
 def read_embedding(path: str | Path) -> tuple[Embedding, list[str]]:
     """The fixed embedding in one of :data:`EMBEDDING_FILES` (see the module notes) and warnings (a
     repaired text pickle). Names are short (``"68"``, ``"mediapipe"``); errors name the file."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        with safe_files.NpzArchive.open(path, SMALL, Budget(SMALL)) as npz:
-            raw = {k: npz[k] for k in (*EMBEDDING_KEYS, "landmark_indices") if k in npz}
-        embedding = embedding_from_arrays(raw, path.name)
+        embedding = read_npz_embedding(path)
         return Embedding(embedding.face_idx, embedding.bary, embedding.points, "mediapipe"), []
     raw, warnings = safe_pickle.load_file(path, SMALL)
     if not isinstance(raw, dict):
