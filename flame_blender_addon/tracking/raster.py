@@ -45,9 +45,14 @@ class Fragments:
 
     def centres(self) -> torch.Tensor:
         """Image coordinates of the covered pixel centres: (N, 2) float32."""
-        _, _, W = self.size
-        rest = self.pixel % (self.size[1] * W)
-        return torch.stack([rest % W, rest // W], -1).to(torch.float32) + 0.5
+        _, H, W = self.size
+        return pixel_centres(self.pixel, H, W)
+
+
+def pixel_centres(pixel: torch.Tensor, H: int, W: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Image coordinates (N, 2) of the centres of pixels (N,) given as flat indices ``(b H + y) W + x``."""
+    rest = pixel % (H * W)
+    return torch.stack([rest % W, rest // W], -1).to(dtype) + 0.5
 
 
 def project(points: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,12 +276,9 @@ def antialias(image: torch.Tensor, frags: Fragments, screen: torch.Tensor, depth
     if not len(p):
         return p, colour[:0]
 
-    def centres(pix: torch.Tensor) -> torch.Tensor:
-        rest = pix % (H * W)
-        return torch.stack([rest % W, rest // W], -1).to(screen.dtype) + 0.5
-
     # p: partly covered by the nearer triangle across the edge
-    sp, sq, found = _crossed_edge(screen, faces, silhouette, adjacency, b, f, centres(p), centres(q))
+    sp, sq, found = _crossed_edge(screen, faces, silhouette, adjacency, b, f, pixel_centres(p, H, W, screen.dtype),
+                                  pixel_centres(q, H, W, screen.dtype))
     a = torch.where(found, (0.5 + sp).clamp(0, 1), torch.zeros_like(sp))
     best = torch.zeros(B * H * W, dtype=a.dtype, device=a.device).scatter_reduce(0, p, a.detach(), "amax")
     pair = torch.arange(len(p), device=p.device)
