@@ -36,22 +36,13 @@ class FLAME_OT_import_texture_space(HeadOperator, ImportHelper, bpy.types.Operat
     def run(self, context, armature):
         if not self.filepath:
             raise FlameError("No texture space given: choose FLAME_texture.npz or FLAME_albedo_from_BFM.npz")
-        path = Path(bpy.path.abspath(self.filepath))
-        space = texture_space.load(path, self.n_components or None)
-        material = import_texture_space(context, armature, path, self.n_components or None)
+        space = texture_space.load(Path(bpy.path.abspath(self.filepath)), self.n_components or None)
+        with rollback_on_error(context, edited_head=armature):  # the current coefficients and lighting are kept
+            material = texture_space.apply_to_head(context, armature.flame.mesh, space)
         for warning in space.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Texture space on {armature.name}: {texture_space.describe(space, material)}")
         return {"FINISHED"}
-
-
-def import_texture_space(context: bpy.types.Context, armature: bpy.types.Object, path: Path,
-                         n_components: int | None = None) -> bpy.types.Material:
-    """The texture space at ``path`` on a head; coefficients and SH lighting of its current
-    texture-space material (e.g. a metrical-tracker take's) are kept. The public function."""
-    space = texture_space.load(path, n_components)
-    with rollback_on_error(context, edited_head=armature):
-        return texture_space.apply_to_head(context, armature.flame.mesh, space)
 
 
 CLASSES = (FLAME_OT_import_texture_space,)
