@@ -99,10 +99,11 @@ def _landmark_nodes(name: str, head_mesh: bpy.types.Object) -> bpy.types.NodeTre
     return tree
 
 
-def add_landmarks(context: bpy.types.Context, armature: bpy.types.Object, embedding: Embedding) -> bpy.types.Object:
-    """The landmark object of ``embedding`` on the head (see the module notes); returns it."""
+def add_landmarks(context: bpy.types.Context, armature: bpy.types.Object, embedding: Embedding,
+                  faces: np.ndarray) -> bpy.types.Object:
+    """The landmark object of ``embedding`` on the head of triangles ``faces`` (F, 3) (:func:`head_faces`;
+    see the module notes); returns it."""
     mesh_obj = armature.flame.mesh
-    faces = head_faces(mesh_obj.data)
     corners = embedding.corners(faces)
     rest = np.empty(3 * len(mesh_obj.data.vertices), dtype=np.float32)
     mesh_obj.data.vertices.foreach_get("co", rest)
@@ -158,7 +159,8 @@ def apply_assets(context: bpy.types.Context, armature: bpy.types.Object, assets:
         texture_space.remember(space)
         material = texture_space.apply_to_head(context, mesh_obj, space)  # its vt/ft, if any, make the UVMap
         added.append(f"albedo {texture_space.describe(space, material)}")
+    faces = head_faces(mesh_obj.data) if assets.embeddings else None
     for embedding in assets.embeddings:
-        obj = add_landmarks(context, armature, embedding)
+        obj = add_landmarks(context, armature, embedding, faces)
         added.append(f"{obj.name} ({len(embedding)} landmarks)")
     return ", ".join(added)
