@@ -86,8 +86,11 @@ class FLAME_OT_track_video(ModalFileJob, ImportHelper, bpy.types.Operator):
         section(self.layout, "Tracker", icon="TRACKER", data=props, names=("device", "focal", "output_dir"))
         section(self.layout, "Landmarks (optional)", icon="POINTCLOUD_DATA", data=props,
                 names=("landmarks_filepath", "embedding_filepath"))
-        section(self.layout, "Photometric stage", icon="SHADING_TEXTURE", data=props,
-                names=("photometric", "per_frame_light", "texture_space_filepath", "uv_filepath"))
+        col = section(self.layout, "Photometric stage", icon="SHADING_TEXTURE", data=props, names=("photometric",))
+        options = col.column()
+        options.active = props.photometric != "OFF"  # greyed out, not hidden: they are not passed when Off
+        for name in ("per_frame_light", "texture_space_filepath", "uv_filepath"):
+            options.prop(props, name)
 
     # ----------------------------------------------------------------------------------- setup
     def _model_arg(self, context) -> str:
