@@ -1,6 +1,8 @@
 """The photometric stage on synthetic textured clips of the demo head (ground truth known), and
 its place in the ``track`` program."""
 
+import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import synthetic  # noqa: E402
 import textured_clip  # noqa: E402
 
 from flame_blender_addon.core import sequence, sh_lighting  # noqa: E402
@@ -17,11 +20,8 @@ from flame_blender_addon.core import tracker_protocol as protocol  # noqa: E402
 from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E402
 from flame_blender_addon.core.formats import metrical  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
-from flame_blender_addon.demo import surface as demo_surface  # noqa: E402
 from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
-from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
-from flame_blender_addon.tracking import media, solver  # noqa: E402
-from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
+from flame_blender_addon.tracking import media  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
 from flame_blender_addon.tracking import photometric_stage as stage  # noqa: E402
 
@@ -30,41 +30,25 @@ N = 30  # identity and expression components of the clips and the fits
 SETTINGS = ph.Settings(resolution=128, epochs=40)
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    """A textured clip, its landmark-only fit and what the photometric stage needs."""
-    clip = textured_clip.make_clip(n_frames=8, n_shape=N, n_expr=N, image_size=(192, 192), focal=340.0)
-    model = demo_head.demo_model()
-    basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, N, N)
-    problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
-                                  clip.clip.focal, solver.FitSettings())
-    fit = solver.fit(problem)
-    mesh = mm.mesh_model(model, N, N)
-    return clip, problem, fit, mesh
+BLENDER = os.environ.get("FLAME_BLENDER_PYTHON")  # a bpy Python; scripts/test.sh sets it
+needs_blender = pytest.mark.skipif(not BLENDER, reason="FLAME_BLENDER_PYTHON (a bpy Python) not set; "
+                                                       "scripts/test.sh sets it")
 
 
-def _refine(fitted, appearance, settings=SETTINGS):
-    clip, problem, fit, mesh = fitted
-    boxes = ph.face_boxes(fit.uv, clip.track.face_found(), settings.crop_margin)
-    obs = ph.observations(iter(clip.images), boxes, fit.focal, clip.track.image_size, clip.track.points,
-                          clip.track.conf, problem.sigma, settings.resolution, torch.device("cpu"))
-    return ph.refine(mesh, appearance, obs, fit.beta, fit.frames, (clip.embedding.face_idx, clip.embedding.bary),
-                     ph.fit_priors(problem), settings)
-
-
-def _dense(fitted, beta, frames):
-    clip, _, _, mesh = fitted
-    verts = mm.vertices(mesh, torch.as_tensor(beta, dtype=torch.float32),
-                        torch.as_tensor(frames, dtype=torch.float32)).numpy()
-    return textured_clip.dense_errors(clip.vertices, verts, demo_surface.face_region(), clip.clip.focal,
-                                      clip.clip.image_size)
+@pytest.fixture(scope="module", params=["torch", pytest.param("blender", marks=needs_blender)])
+def fitted(request):
+    """Clip A (8 frames, 192^2) rendered by the tracker's renderer or by Blender (Cycles,
+    scripts/render_photometric_clip.py), its landmark-only fit and what the photometric stage needs."""
+    clip = textured_clip.make_clip(n_frames=8, n_shape=N, n_expr=N, image_size=(192, 192), focal=340.0,
+                                   blender=BLENDER if request.param == "blender" else None)
+    return textured_clip.landmark_fit(clip, N, N)
 
 
 def test_photometric_stage_beats_the_landmark_fit_and_recovers_albedo_and_light(fitted):
-    clip, _, fit, _ = fitted
-    result = _refine(fitted, textured_clip.demo_appearance())
-    before_px, before_mm = _dense(fitted, fit.beta, fit.frames)
-    after_px, after_mm = _dense(fitted, result.beta, result.frames)
+    clip, fit = fitted.clip, fitted.fit
+    result = textured_clip.refine(fitted, textured_clip.demo_appearance(), SETTINGS)
+    before_px, before_mm = textured_clip.fit_errors(fitted, fit.beta, fit.frames)
+    after_px, after_mm = textured_clip.fit_errors(fitted, result.beta, result.frames)
     assert after_px < 0.85 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
     assert after_mm < 0.85 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
     assert np.nanmean(result.error_px) < 1.1 * np.nanmean(fit.error_px)  # the landmarks still agree
@@ -78,16 +62,12 @@ def test_per_frame_lighting_follows_a_turning_light():
     """The light turns 50 degrees over the clip: one SH per frame follows it, one per clip cannot."""
     clip = textured_clip.make_clip(n_frames=6, n_shape=10, n_expr=10, image_size=(128, 128), focal=230.0,
                                    light_turn_deg=50.0, seed=3)
-    model = demo_head.demo_model()
-    basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, 10, 10)
-    problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
-                                  clip.clip.focal, solver.FitSettings())
-    fitted = (clip, problem, solver.fit(problem), mm.mesh_model(model, 10, 10))
-    settings = ph.Settings(resolution=96, epochs=12, per_frame_light=True)
-    per_frame = _refine(fitted, textured_clip.demo_appearance(), settings)
+    fitted = textured_clip.landmark_fit(clip, 10, 10)
+    per_frame = textured_clip.refine(fitted, textured_clip.demo_appearance(),
+                                     ph.Settings(resolution=96, epochs=12, per_frame_light=True))
     assert per_frame.sh.shape == (6, 9, 3)
     errors = [textured_clip.direction_error_deg(mine, truth) for mine, truth in zip(per_frame.sh, clip.sh, strict=True)]
-    per_clip = _refine(fitted, textured_clip.demo_appearance(), ph.Settings(resolution=96, epochs=12))
+    per_clip = textured_clip.refine(fitted, textured_clip.demo_appearance(), ph.Settings(resolution=96, epochs=12))
     assert per_clip.sh.shape == (9, 3)
     clip_errors = [textured_clip.direction_error_deg(per_clip.sh, truth) for truth in clip.sh]
     assert max(errors) < 20.0 and max(errors) < 0.8 * max(clip_errors), (errors, clip_errors)
@@ -96,24 +76,49 @@ def test_per_frame_lighting_follows_a_turning_light():
 def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
     """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it, so
     albedo and lighting no longer trade the shading and the dense error falls by at least 30 %."""
-    clip, _, fit, _ = fitted
-    size = SETTINGS.texture_size
-    rng = np.random.default_rng(5)
-    v = np.linspace(0, 1, size)
-    waves = [np.sin(2 * np.pi * (a * v[:, None] + b * v[None, :]))[..., None] * rng.uniform(0.05, 0.1, 3)
-             for a, b in ((3, 1), (1, 4), (5, 5))]
-    basis = np.stack(waves, -1).astype(np.float32)  # (Rt, Rt, 3, 3)
-    truth = np.array([1.0, -0.8, 0.6])
-    mean = (clip.albedo - basis @ truth).astype(np.float32)
-    look = textured_clip.demo_appearance()
-    space = ph.Appearance(look.vt, look.ft, look.region, ph.TextureSpace(mean=mean, basis=basis))
-    result = _refine(fitted, space)
+    clip, fit = fitted.clip, fitted.fit
+    space, truth = textured_clip.made_up_space(clip.albedo, SETTINGS.texture_size)
+    result = textured_clip.refine(fitted, space, SETTINGS)
     assert result.tex is not None and np.abs(result.tex - truth).max() < 0.35, result.tex
-    before_px, before_mm = _dense(fitted, fit.beta, fit.frames)
-    after_px, after_mm = _dense(fitted, result.beta, result.frames)
+    before_px, before_mm = textured_clip.fit_errors(fitted, fit.beta, fit.frames)
+    after_px, after_mm = textured_clip.fit_errors(fitted, result.beta, result.frames)
     assert after_px < 0.7 * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
     assert after_mm < 0.7 * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
     assert textured_clip.direction_error_deg(result.sh, clip.sh) < 20.0
+
+
+@needs_blender
+def test_blender_frames_hold_the_sh_shading_values():
+    """Blender's render of a uniform albedo under ambient light: every pixel the head covers (a pixel
+    away from its outline) is albedo x shading within 1/255, as the tracker's renderer has it, and
+    the backdrop elsewhere. Blender draws back faces, which the tracker's renderer culls (seen
+    through the open mouth, at the ears' rims): the jaw is closed and the backdrop compared 2 px
+    away from the head."""
+    model = demo_head.demo_model()
+    clip = synthetic.smooth_clip(2, 10, 10, seed=4, focal=200.0, image_size=(96, 96))
+    clip = dataclasses.replace(clip, pose=clip.pose * np.array([1, 1, 0, 1, 1])[:, None])  # jaw closed
+    albedo = np.full((64, 64, 3), [0.7, 0.5, 0.3], np.float32)
+    sh = np.zeros((9, 3))
+    sh[0] = 0.9 / sh_lighting.Y0  # shading 0.9 at every normal
+    backdrop = textured_clip.background((96, 96), 0)
+    ours = textured_clip.render(model, synthetic.vertices(model, clip), 200.0, (96, 96), albedo, sh, backdrop)
+    blender = textured_clip.blender_render(BLENDER, clip, albedo, sh, backdrop, samples=4)
+    head = np.abs(ours - 0.9 * albedo[0, 0]).max(-1) < 1e-5
+    inner, away = _eroded(head), _eroded(_eroded(~head))
+    assert inner.mean() > 0.3 and away.mean() > 0.1
+    assert np.abs(blender[inner] - 0.9 * albedo[0, 0]).max() < 1 / 255
+    assert np.abs(blender[away] - ours[away]).max() < 1 / 255  # the backdrop, quantised once
+
+
+def _eroded(mask):
+    """(T, H, W) bool: True where ``mask`` holds at the pixel and its 8 neighbours (False at the border)."""
+    out = np.zeros_like(mask)
+    out[:, 1:-1, 1:-1] = True
+    H, W = mask.shape[1:]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            out[:, 1:-1, 1:-1] &= mask[:, 1 + dy:H - 1 + dy, 1 + dx:W - 1 + dx]
+    return out
 
 
 def test_real_photo_keeps_the_landmark_fit(tmp_path):

@@ -3,30 +3,40 @@ errors of a fit against them (for the photometric stage's tests and benchmark).
 
 The ground-truth vertices come from the numpy FLAME (:func:`..core.lbs.forward`), the frames from
 :class:`.photometric.Renderer` (checked against Blender's own projection and ray casts by the
-Blender tier) over a textured background, with a little pixel noise; the landmarks are the demo
-head's MediaPipe embedding projected with Gaussian noise.
+Blender tier) or, given a bpy Python, from Blender itself (Cycles, scripts/render_photometric_clip.py
+on the truth written as a ``flame_sequence.npz``), over a textured background, with a little pixel
+noise; the landmarks are the demo head's MediaPipe embedding projected with Gaussian noise.
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import synthetic
 import torch
 
-from flame_blender_addon.core import sh_lighting
+from flame_blender_addon.core import rotations, sh_lighting
+from flame_blender_addon.core.camera import CameraTrack
+from flame_blender_addon.core.formats import npz
 from flame_blender_addon.core.model import FlameModel
+from flame_blender_addon.core.sequence import FlameSequence
 from flame_blender_addon.demo import head as demo_head
 from flame_blender_addon.demo import surface as demo_surface
 from flame_blender_addon.demo.embedding import demo_embedding_arrays
+from flame_blender_addon.tracking import landmark_model as lm
+from flame_blender_addon.tracking import media, raster, solver
 from flame_blender_addon.tracking import mesh_model as mm
-from flame_blender_addon.tracking import raster
+from flame_blender_addon.tracking import photometric as ph
 from flame_blender_addon.tracking.landmarks import Embedding, Track, embedding_from_arrays
 from flame_blender_addon.tracking.photometric import Appearance, Renderer
 
 SKIN = np.array([0.78, 0.58, 0.48])
 LIGHT_DIRECTION = np.array([0.5, -0.45, -0.74])  # OpenCV camera frame: from the image's upper right, in front
+RENDER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "render_photometric_clip.py"
 
 
 @dataclass(frozen=True)
@@ -112,12 +122,13 @@ def background(image_size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_size: tuple[int, int] = (256, 256),
               focal: float = 450.0, distance: float = 0.55, noise_px: float = 1.0, stride: int = 1,
-              light_turn_deg: float = 0.0, seed: int = 0) -> TexturedClip:
+              light_turn_deg: float = 0.0, seed: int = 0, blender: str | None = None) -> TexturedClip:
     """A clip of the demo head: smooth head turns, jaw, gaze and expressions
     (:func:`.synthetic.smooth_clip` at 25 fps, every ``stride``-th frame kept), the
     :func:`demo_albedo` texture, a light from the upper right plus ambient, 0.5 % pixel noise
     and ``noise_px`` landmark noise. ``light_turn_deg``: the light turns this far about the camera's
-    vertical axis over the clip (then ``sh`` is per frame)."""
+    vertical axis over the clip (then ``sh`` is per frame). ``blender``: a bpy Python; the frames
+    are then rendered by Blender (:func:`blender_render`), else by the tracker's renderer."""
     model = demo_head.demo_model()
     clip = synthetic.smooth_clip(n_frames * stride, n_shape, n_expr, seed=seed, focal=focal, image_size=image_size,
                                  distance=distance)
@@ -133,7 +144,11 @@ def make_clip(n_frames: int = 12, n_shape: int = 30, n_expr: int = 30, image_siz
     light = np.stack([sh_lighting.from_light(d, np.array([1.5, 1.45, 1.35]), np.array([0.4, 0.4, 0.45]))
                       for d in directions])
     light = light if light_turn_deg else light[0]
-    images = render(model, verts, focal, image_size, albedo, light, background(image_size, seed))
+    backdrop = background(image_size, seed)
+    if blender is None:
+        images = render(model, verts, focal, image_size, albedo, light, backdrop)
+    else:
+        images = blender_render(blender, clip, albedo, light, backdrop)
     rng = np.random.default_rng(seed + 1)
     images = np.clip(images + rng.normal(scale=0.005, size=images.shape), 0, 1)
     emb = embedding_from_arrays(demo_embedding_arrays(), "demo embedding")
@@ -160,6 +175,95 @@ def render(model: FlameModel, verts: np.ndarray, focal: float, image_size: tuple
     bg = torch.as_tensor(backdrop, **f32).expand(len(verts), *backdrop.shape)
     with torch.no_grad():
         return renderer.render(v, K, image_size[0], tex, torch.as_tensor(light, **f32), bg).numpy()
+
+
+def truth_arrays(clip: synthetic.Clip, albedo: np.ndarray, sh: np.ndarray) -> dict[str, np.ndarray]:
+    """The truth as a ``flame_sequence.npz`` (core's schema plus the photometric stage's ``albedo``,
+    ``vt``, ``ft``, ``sh`` and, for (T, 9, 3) lighting, ``sh_frames``). The clip's camera (at the
+    origin looking along -Z, :func:`.synthetic.project`) is the OpenCV camera R = diag(1, -1, -1)."""
+    T = len(clip.expr)
+    camera = CameraTrack(np.repeat(camera_matrix(clip.focal, clip.image_size)[None], T, 0),
+                         np.repeat(np.diag([1.0, -1.0, -1.0])[None], T, 0), np.zeros((T, 3)), clip.image_size)
+    seq = FlameSequence(shape=clip.shape, expr=clip.expr, rotations=rotations.axis_angle_to_matrix(clip.pose),
+                        translation=clip.translation, frame_ids=np.arange(T), fps=25.0, camera=camera)
+    vt, ft = demo_surface.uv_layout()
+    per_frame = sh.ndim == 3
+    arrays = {**npz.sequence_arrays(seq), "albedo": albedo, "vt": vt, "ft": ft, "sh": sh.mean(0) if per_frame else sh}
+    return {**arrays, "sh_frames": sh} if per_frame else arrays
+
+
+def blender_render(python: str, clip: synthetic.Clip, albedo: np.ndarray, sh: np.ndarray, backdrop: np.ndarray,
+                   samples: int = 16) -> np.ndarray:
+    """Frames (T, H, W, 3) float in [0, 1] of the clip rendered by Blender: the bpy Python ``python``
+    runs scripts/render_photometric_clip.py (Cycles) on :func:`truth_arrays` over ``backdrop``
+    (H, W, 3); the tracker's own reader reads the PNGs back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        np.savez(folder / "flame_sequence.npz", **truth_arrays(clip, albedo, sh))
+        (folder / "background").mkdir()
+        png = media.png_bytes((np.clip(backdrop, 0, 1) * 255).round().astype(np.uint8))
+        for t in range(len(clip.expr)):
+            (folder / "background" / f"{t:04d}.png").write_bytes(png)
+        run = subprocess.run([python, RENDER_SCRIPT, folder / "flame_sequence.npz", folder / "frames",
+                              "--background", folder / "background", "--samples", str(samples)],
+                             capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+        if run.returncode != 0:
+            raise RuntimeError(f"{RENDER_SCRIPT.name} failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+        frames = [rgb for _, rgb in media.frames(media.open_source(folder / "frames"))]
+    return np.stack(frames).astype(np.float64) / 255
+
+
+# ------------------------------------------------------------------------------- fits
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A clip, its landmark-only fit (``solver``) and the whole mesh the photometric stage fits."""
+
+    clip: TexturedClip
+    problem: solver.Problem
+    fit: solver.FitResult
+    mesh: mm.MeshModel
+
+
+def landmark_fit(clip: TexturedClip, n_shape: int, n_expr: int) -> Fitted:
+    model = demo_head.demo_model()
+    basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, n_shape, n_expr)
+    problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
+                                  clip.clip.focal, solver.FitSettings())
+    return Fitted(clip, problem, solver.fit(problem), mm.mesh_model(model, n_shape, n_expr))
+
+
+def refine(fitted: Fitted, appearance: Appearance, settings: ph.Settings) -> ph.Result:
+    """The photometric stage on the clip's frames, started from the landmark fit (on the CPU)."""
+    clip, problem, fit = fitted.clip, fitted.problem, fitted.fit
+    boxes = ph.face_boxes(fit.uv, clip.track.face_found(), settings.crop_margin)
+    obs = ph.observations(iter(clip.images), boxes, fit.focal, clip.track.image_size, clip.track.points,
+                          clip.track.conf, problem.sigma, settings.resolution, torch.device("cpu"))
+    return ph.refine(fitted.mesh, appearance, obs, fit.beta, fit.frames, (clip.embedding.face_idx, clip.embedding.bary),
+                     ph.fit_priors(problem), settings)
+
+
+def fit_errors(fitted: Fitted, beta: np.ndarray, frames: np.ndarray) -> tuple[float, float]:
+    """:func:`dense_errors` of the fit ``beta`` (S,), ``frames`` (T, P) against the clip's truth."""
+    f32 = dict(dtype=torch.float32)
+    verts = mm.vertices(fitted.mesh, torch.as_tensor(beta, **f32), torch.as_tensor(frames, **f32)).numpy()
+    clip = fitted.clip
+    return dense_errors(clip.vertices, verts, demo_surface.face_region(), clip.clip.focal, clip.clip.image_size)
+
+
+def made_up_space(albedo: np.ndarray, size: int) -> tuple[Appearance, np.ndarray]:
+    """A 3-component texture space on the demo UVs (low-frequency colour waves) that holds
+    ``albedo`` exactly: -> (its appearance, the true coefficients (3,))."""
+    rng = np.random.default_rng(5)
+    v = np.linspace(0, 1, size)
+    waves = [np.sin(2 * np.pi * (a * v[:, None] + b * v[None, :]))[..., None] * rng.uniform(0.05, 0.1, 3)
+             for a, b in ((3, 1), (1, 4), (5, 5))]
+    basis = np.stack(waves, -1).astype(np.float32)  # (Rt, Rt, 3, 3)
+    truth = np.array([1.0, -0.8, 0.6])
+    mean = (albedo - basis @ truth).astype(np.float32)
+    look = demo_appearance()
+    return Appearance(look.vt, look.ft, look.region, ph.TextureSpace(mean=mean, basis=basis)), truth
 
 
 # ------------------------------------------------------------------------------- errors
