@@ -7,6 +7,7 @@
 #                  numpy<2 up to 5.0, Python 3.13 and the wheel's numpy 2 from 5.1
 #   numpy2:        numpy 2 + pytest + ruff + hypothesis (3.11)             -> core tier on numpy 2 (fuzzed), lint
 #   tracker:       torch (CPU), mediapipe 0.10.21, PyAV, scikit-image, hypothesis (3.11) -> core (fuzzed), tracker
+#                  (its photometric tests render clips in Blender with FLAME_BLENDER_PYTHON: the first version's bpy)
 # The loader fuzzer (tests/core/test_fuzz.py) runs where hypothesis is: FLAME_FUZZ_SECONDS per tier (30).
 #   batch:         Ray + the bpy 4.5 wheel (3.11)                        -> batch tier (SKIP_BATCH=1 skips it)
 set -euo pipefail
@@ -44,7 +45,8 @@ ensure_venv numpy2 3.11 "numpy>=2" pytest ruff hypothesis
 run_tier "core tier on numpy 2" .venvs/numpy2/bin/python tests/core "$@"
 echo "== lint (ruff, settings in pyproject.toml)"
 .venvs/numpy2/bin/ruff check flame_blender_addon scripts tests || failed+=("lint")
-if [ "${SKIP_TRACKER:-0}" != 1 ]; then
+if [ "${SKIP_TRACKER:-0}" != 1 ]; then  # the photometric tests' Blender-rendered clips: the first bpy above
+  export FLAME_BLENDER_PYTHON="${FLAME_BLENDER_PYTHON:-$PWD/.venvs/bpy-${BLENDER_VERSIONS%% *}/bin/python}"
   run_tier "core + tracker tiers (torch, mediapipe)" .venvs/tracker/bin/python tests/core tests/tracking "$@"
 fi
 
