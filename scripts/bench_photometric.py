@@ -39,11 +39,7 @@ sys.path[1:1] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in
 
 import textured_clip  # noqa: E402  (tests/tracking: the synthetic textured clips)
 
-from flame_blender_addon.demo import head as demo_head  # noqa: E402
-from flame_blender_addon.tracking import landmark_model as lm  # noqa: E402
-from flame_blender_addon.tracking import mesh_model as mm  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
-from flame_blender_addon.tracking import solver  # noqa: E402
 
 N = 50  # identity and expression components
 CLIPS = {"A": (192, 340.0, 0), "B": (256, 450.0, 1), "C": (192, 340.0, 2)}  # image side, focal (px), seed
@@ -54,23 +50,18 @@ def timed_passes(size: int, frames: int, epochs: int, device: str) -> dict[str, 
     """Seconds per pass over the clip, ours and naive, at working resolution size^2."""
     clip = textured_clip.make_clip(n_frames=frames, n_shape=N, n_expr=N, image_size=(size, size),
                                    focal=450.0 * size / 256)
-    model = demo_head.demo_model()
-    basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, N, N)
-    problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
-                                  clip.clip.focal, solver.FitSettings())
-    fit = solver.fit(problem)
-    dev = torch.device(device)
+    fitted = textured_clip.landmark_fit(clip, N, N, device)
+    fit, problem, dev = fitted.fit, fitted.problem, torch.device(device)
     settings = ph.Settings(resolution=size, epochs=epochs, coarse_fraction=0.0)
     boxes = ph.face_boxes(fit.uv, np.ones(frames, bool), settings.crop_margin)
     obs = ph.observations(iter(clip.images), boxes, fit.focal, clip.track.image_size, clip.track.points,
                           clip.track.conf, problem.sigma, size, dev)
-    mesh = mm.mesh_model(model, N, N, device=dev)
     out = {}
     for name, s in (("ours", settings), ("naive", dataclasses.replace(settings, batch=1, raster_every=0))):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        ph.refine(mesh, textured_clip.demo_appearance(), obs, fit.beta, fit.frames,
+        ph.refine(fitted.mesh, textured_clip.demo_appearance(), obs, fit.beta, fit.frames,
                   (clip.embedding.face_idx, clip.embedding.bary), ph.fit_priors(problem), s)
         if dev.type == "cuda":
             torch.cuda.synchronize()

@@ -226,12 +226,15 @@ class Fitted:
     mesh: mm.MeshModel
 
 
-def landmark_fit(clip: TexturedClip, n_shape: int, n_expr: int) -> Fitted:
+def landmark_fit(clip: TexturedClip, n_shape: int, n_expr: int, device: str = "cpu") -> Fitted:
+    """The landmark-only fit of the clip (``n_shape`` identity, ``n_expr`` expression components),
+    the mesh on ``device``."""
     model = demo_head.demo_model()
     basis = lm.build_basis(model, clip.embedding.face_idx, clip.embedding.bary, n_shape, n_expr)
     problem = solver.make_problem(basis, clip.track.points, clip.track.conf, clip.track.image_size,
                                   clip.clip.focal, solver.FitSettings())
-    return Fitted(clip, problem, solver.fit(problem), mm.mesh_model(model, n_shape, n_expr))
+    mesh = mm.mesh_model(model, n_shape, n_expr, device=torch.device(device))
+    return Fitted(clip, problem, solver.fit(problem), mesh)
 
 
 def refine(fitted: Fitted, appearance: Appearance, settings: ph.Settings) -> ph.Result:
