@@ -101,24 +101,26 @@ def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
 
 @needs_blender
 def test_blender_frames_hold_the_sh_shading_values():
-    """Blender's render of a uniform albedo under ambient light: every pixel the head covers (a pixel
-    away from its outline) is albedo x shading within 1/255, as the tracker's renderer has it, and
-    the backdrop elsewhere. Blender draws back faces, which the tracker's renderer culls (seen
-    through the open mouth, at the ears' rims): the jaw is closed and the backdrop compared 2 px
-    away from the head."""
+    """Blender's render of a uniform albedo under ambient light, another level in each frame (keyed
+    per frame, ``sh_frames``): every pixel the head covers (a pixel away from its outline) is
+    albedo x shading within 1/255, as the tracker's renderer has it, and the backdrop elsewhere.
+    Blender draws back faces, which the tracker's renderer culls (seen through the open mouth, at
+    the ears' rims): the jaw is closed and the backdrop compared 2 px away from the head."""
     model = demo_head.demo_model()
     clip = synthetic.smooth_clip(2, 10, 10, seed=4, focal=200.0, image_size=(96, 96))
     clip = dataclasses.replace(clip, pose=clip.pose * np.array([1, 1, 0, 1, 1])[:, None])  # jaw closed
     albedo = np.full((64, 64, 3), [0.7, 0.5, 0.3], np.float32)
-    sh = np.zeros((9, 3))
-    sh[0] = 0.9 / sh_lighting.Y0  # shading 0.9 at every normal
+    level = np.array([0.9, 0.6])[:, None, None]  # shading at every normal, per frame
+    sh = np.zeros((2, 9, 3))
+    sh[:, 0] = level[:, 0] / sh_lighting.Y0
     backdrop = textured_clip.background((96, 96), 0)
     ours = textured_clip.render(model, synthetic.vertices(model, clip), 200.0, (96, 96), albedo, sh, backdrop)
     blender = textured_clip.blender_render(BLENDER, clip, albedo, sh, backdrop, samples=4)
-    head = np.abs(ours - 0.9 * albedo[0, 0]).max(-1) < 1e-5
+    expected = np.broadcast_to(level[..., None] * albedo[0, 0], ours.shape)
+    head = np.abs(ours - expected).max(-1) < 1e-5
     inner, away = _eroded(head), _eroded(_eroded(~head))
-    assert inner.mean() > 0.3 and away.mean() > 0.1
-    assert np.abs(blender[inner] - 0.9 * albedo[0, 0]).max() < 1 / 255
+    assert inner[0].mean() > 0.3 and inner[1].mean() > 0.3 and away.mean() > 0.1
+    assert np.abs(blender - expected).max(-1)[inner].max() < 1 / 255
     assert np.abs(blender[away] - ours[away]).max() < 1 / 255  # the backdrop, quantised once
 
 
