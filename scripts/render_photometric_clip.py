@@ -2,13 +2,12 @@
 through its camera, to PNG frames the tracker reads (a folder of frames is a valid ``--input``).
 
     .venvs/bpy-4.5.15/bin/python scripts/render_photometric_clip.py SEQUENCE.npz OUT \\
-        [--background FRAMES] [--model generic_model.pkl] [--samples 16] [--threads 0]
+        [--background FRAMES] [--samples 16] [--threads 0]
 
-The head (the demo head, or ``--model``) gets the sequence through ``flame.import_sequence``, which
-adds the ``FLAME SH Shading`` material: an emission of albedo x SH shading, sRGB-decoded. Cycles
-renders it with a one-pixel box filter (``--samples`` stratified samples per pixel: the pixel's
-area average) and the Standard view transform without dither, so a frame's 8-bit value is the
-shading's own value (within 1/255) wherever the head covers the whole pixel. ``--background``: a
+The demo head gets the sequence through ``flame.import_sequence``, which adds the ``FLAME SH
+Shading`` material: an emission of albedo x SH shading, sRGB-decoded. Cycles renders it with a one-pixel box filter (``--samples`` stratified samples per pixel: the pixel's
+area average) and the Standard view transform without dither, so a frame's 8-bit value is
+albedo x shading itself (within 1/255) wherever the head covers the whole pixel. ``--background``: a
 folder of numbered frames, composed under the head by its coverage (the preview's overlay).
 The photometric stage's tests and ``scripts/bench_photometric.py --renderer blender`` use it
 (tests/tracking/textured_clip.py writes the truth).
@@ -25,13 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flame_blender_addon.cli.commands import blender  # noqa: E402
 
 
-def set_up_scene(bpy, sequence: Path, model: Path | None) -> None:
-    """An empty scene, the head and the imported sequence (animation, camera, albedo material)."""
+def set_up_scene(bpy, sequence: Path) -> None:
+    """An empty scene, the demo head and the imported sequence (animation, camera, albedo material)."""
     bpy.ops.wm.read_homefile(use_empty=True)
-    if model is None:
-        bpy.ops.flame.add_demo_head()
-    else:
-        bpy.ops.flame.import_model(filepath=str(model))
+    bpy.ops.flame.add_demo_head()
     bpy.ops.flame.import_sequence(filepath=str(sequence))
 
 
@@ -54,7 +50,6 @@ def main() -> None:
     parser.add_argument("sequence", type=Path, help="flame_sequence.npz with albedo, vt, ft, sh and a camera")
     parser.add_argument("output", type=Path, help="folder for the frames (NNNN.png, scene frame numbers)")
     parser.add_argument("--background", type=Path, help="folder of numbered frames under the head")
-    parser.add_argument("--model", type=Path, help="FLAME model file (default: the demo head)")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel (default 16)")
     parser.add_argument("--threads", type=int, default=0, help="render threads (default 0: all cores)")
     args = parser.parse_args()
@@ -65,7 +60,7 @@ def main() -> None:
     from flame_blender_addon.blender.render.preview import render_preview
     from flame_blender_addon.blender.render.settings import RenderSettings
 
-    set_up_scene(bpy, args.sequence, args.model)
+    set_up_scene(bpy, args.sequence)
     scene = bpy.context.scene
     exact_colours(scene, args.threads)
     source = None
