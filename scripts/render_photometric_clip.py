@@ -5,8 +5,8 @@ through its camera, to PNG frames the tracker reads (a folder of frames is a val
         [--background FRAMES] [--samples 16] [--threads 0]
 
 The demo head gets the sequence through ``flame.import_sequence``, which adds the ``FLAME SH
-Shading`` material: an emission of albedo x SH shading, sRGB-decoded. Cycles renders it with a one-
-pixel box filter (``--samples`` stratified samples per pixel: the pixel's area average) and the
+Shading`` material: an emission of albedo x SH shading, sRGB-decoded. Cycles renders it with a
+one-pixel box filter (``--samples`` stratified samples per pixel: the pixel's area average) and the
 Standard view transform without dither, so a frame's 8-bit value is albedo x shading itself (within
 1/255) wherever the head covers the whole pixel. ``--background``: a folder of numbered frames,
 composed under the head by its coverage (the preview's overlay).
