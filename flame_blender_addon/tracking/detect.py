@@ -86,9 +86,9 @@ def crop_box(box: tuple[float, float, float, float], scale: float = CROP_SCALE) 
 
 
 def crop(rgb: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
-    """The square (side, side, 3) window of ``rgb`` at (x0, y0), zero outside the image."""
+    """The square (side, side, C) window of ``rgb`` (H, W, C) at (x0, y0), zero outside the image."""
     H, W = rgb.shape[:2]
-    out = np.zeros((side, side, 3), dtype=np.uint8)
+    out = np.zeros((side, side) + rgb.shape[2:], dtype=rgb.dtype)
     xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
     if xb > xa and yb > ya:
         out[ya - y0:yb - y0, xa - x0:xb - x0] = rgb[ya:yb, xa:xb]

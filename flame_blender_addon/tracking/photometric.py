@@ -41,11 +41,12 @@ import torch
 import torch.nn.functional as Fn
 
 from ..core.sh_lighting import Y0
+from . import detect, raster, sh, solver
 from . import landmark_model as lm
 from . import mesh_model as mm
-from . import raster, sh, solver
 
 Progress = Callable[[float, str], None]
+LOW_BANDS = 4  # SH coefficients of bands 0 and 1: the lighting the stage starts from
 
 
 @dataclass(frozen=True)
@@ -166,13 +167,9 @@ def face_boxes(uv: np.ndarray, has_face: np.ndarray, margin: float) -> np.ndarra
 def crop(frame: np.ndarray, box: np.ndarray, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """A square crop (x0, y0, side) of an RGB uint8 frame (H, W, 3), zero outside, resized to
     size^2 with antialiasing -> image (size, size, 3) uint8 and valid-pixel mask (size, size) bool."""
-    H, W = frame.shape[:2]
     x0, y0, side = (int(v) for v in box)
-    padded = np.zeros((side, side, 4), dtype=np.uint8)
-    xs, ys = slice(max(x0, 0), min(x0 + side, W)), slice(max(y0, 0), min(y0 + side, H))
-    if xs.start < xs.stop and ys.start < ys.stop:
-        padded[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, :3] = frame[ys, xs]
-        padded[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0, 3] = 255
+    opaque = np.broadcast_to(np.uint8(255), frame.shape[:2] + (1,))  # alpha 255 inside the frame, 0 outside
+    padded = np.concatenate([detect.crop(frame, x0, y0, side), detect.crop(opaque, x0, y0, side)], axis=-1)
     x = torch.as_tensor(padded, device=device).permute(2, 0, 1)[None].float()
     x = Fn.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
     x = x.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8)
@@ -235,11 +232,23 @@ class Renderer:
               light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Colour (N, 3), face-region weight (N,), texture coordinates (N, 2) and shading (N, 3)
         of the fragments. albedo: (3, Rt, Rt); light: (9, 3), or (B, 9, 3) one per image."""
+        normals, uv, region = self.attributes(verts, frags, bary)
+        shading = self.shading(normals, light, frags.batch)
+        return sample(albedo, uv) * shading, region, uv, shading
+
+    def attributes(self, verts: torch.Tensor, frags: raster.Fragments,
+                   bary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unit normals (N, 3), texture coordinates (N, 2) and face-region weight (N,) of the fragments."""
         normals = raster.interpolate(raster.vertex_normals(verts, self.faces), self.faces, frags, bary)
         uv = raster.interpolate_corners(self.corner_uv, frags, bary)
-        shading = sh.shading(Fn.normalize(normals, dim=-1), light if light.dim() == 2 else light[frags.batch])
         region = raster.interpolate(self.region, self.faces, frags, bary)[:, 0]
-        return sample(albedo, uv) * shading, region, uv, shading
+        return Fn.normalize(normals, dim=-1), uv, region
+
+    @staticmethod
+    def shading(normals: torch.Tensor, light: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """Shading (N, 3) at unit normals (N, 3) of fragments of images batch (N,) under light (9, 3),
+        or (B, 9, 3) one per image."""
+        return sh.shading(normals, light if light.dim() == 2 else light[batch])
 
     def render(self, verts: torch.Tensor, K: torch.Tensor, size: int, albedo: torch.Tensor, light: torch.Tensor,
                background: torch.Tensor) -> torch.Tensor:
@@ -431,31 +440,27 @@ def init_appearance(problem: _Problem, level: tuple, reweightings: int = 8) -> N
         for chunk in chunks:
             verts = problem.vertices(chunk)
             _, _, frags, bary = problem.r.surface(verts, K[chunk], img.shape[1])
-            normals = raster.interpolate(raster.vertex_normals(verts, problem.r.faces), problem.r.faces, frags, bary)
-            region = raster.interpolate(problem.r.region, problem.r.faces, frags, bary)[:, 0]
+            normals, uv, region = problem.r.attributes(verts, frags, bary)
             w = (region * valid[chunk].reshape(-1)[frags.pixel]).clamp(min=0).sqrt()[:, None]
-            B = sh.basis(Fn.normalize(normals, dim=-1)) * normals.new_tensor(sh.BAND_GAIN)
             colour = img[chunk].reshape(-1, 3)[frags.pixel]
-            uv = raster.interpolate_corners(problem.r.corner_uv, frags, bary)
             albedo = sample(problem.albedo(), uv) if problem.space is not None else colour.new_tensor(0.5)
-            rows.append(B[:, None, :4] * (albedo * w)[..., None])  # (N, 1 or 3, 4): a system per channel
+            B = sh.shading_basis(normals)[:, None, :LOW_BANDS]
+            rows.append(B * (albedo * w)[..., None])  # (N, 1 or 3, LOW_BANDS): a system per channel
             rhs.append(colour * w)
-            looks.append((B, colour, w[:, 0] ** 2, uv, frags.batch))
-        A = torch.cat(rows).expand(-1, 3, -1).transpose(0, 1)  # (3, N, 4)
+            looks.append((normals, colour, w[:, 0] ** 2, uv, frags.batch))
+        A = torch.cat(rows).expand(-1, 3, -1).transpose(0, 1)  # (3, N, LOW_BANDS)
         y = torch.cat(rhs).T[..., None]  # (3, N, 1)
         robust = torch.ones_like(y)
         for _ in range(reweightings):
             At = (A * robust).transpose(1, 2)
-            x = torch.linalg.solve(At @ A + 1e-6 * torch.eye(4, device=A.device), At @ y)  # (3, 4, 1)
+            x = torch.linalg.solve(At @ A + 1e-6 * torch.eye(LOW_BANDS, device=A.device), At @ y)  # (3, LOW_BANDS, 1)
             residual = (A @ x - y).square().sum(0, keepdim=True)  # (1, N, 1) over the channels
             robust = (residual + problem.s.charbonnier ** 2).rsqrt().expand_as(y)
-        problem.light.data[..., :4, :] = x[..., 0].T
+        problem.light.data[..., :LOW_BANDS, :] = x[..., 0].T
         if problem.space is not None:
             return
-        for chunk, (B, colour, w, uv, batch) in zip(chunks, looks, strict=True):
-            light = problem.light_of(chunk)
-            problem.accumulate(uv, B @ light if light.dim() == 2 else torch.einsum("nk,nkc->nc", B, light[batch]),
-                               colour, w)
+        for chunk, (normals, colour, w, uv, batch) in zip(chunks, looks, strict=True):
+            problem.accumulate(uv, Renderer.shading(normals, problem.light_of(chunk), batch), colour, w)
         problem.solve_albedo(iterations=200)
 
 
@@ -529,12 +534,9 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
             per_frame[1].index_add_(0, frags.batch, w)
             residual.append(per_frame[0] / per_frame[1])
         uv = torch.cat(uv)
-        has = obs.conf > 0
-        scale = (obs.images.shape[1] / obs.boxes[:, 2])[:, None]
-        err = torch.linalg.vector_norm(uv - obs.target, dim=-1) / scale
-        err = torch.where(has.any(1), (err * has).sum(1) / has.sum(1).clamp(min=1),
-                          torch.full_like(err[:, 0], math.nan))
-        uv_video = uv / scale[..., None] + obs.boxes[:, None, :2]
+        scale = obs.images.shape[1] / obs.boxes[:, 2]  # crop pixels per video pixel
+        err = solver.landmark_error(uv, obs.target, obs.conf > 0) / scale
+        uv_video = uv / scale[:, None, None] + obs.boxes[:, None, :2]
         trans = mm.root_translation(problem.r.mesh, problem.beta, problem.frames)
         albedo = problem.albedo().clamp(0, 1).permute(1, 2, 0)
     return Result(beta=np_(problem.beta), frames=np_(problem.frames), translation=np_(trans), uv=np_(uv_video),

@@ -13,8 +13,13 @@ def basis(n: torch.Tensor) -> torch.Tensor:
     return torch.stack(basis_terms(n), -1)
 
 
+def shading_basis(n: torch.Tensor) -> torch.Tensor:
+    """The basis functions times their band gains at unit vectors n (..., 3) -> (..., 9): the
+    shading is linear in the lighting with these coefficients."""
+    return basis(n) * n.new_tensor(BAND_GAIN)
+
+
 def shading(n: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
     """Reflected radiance of a white Lambertian surface. n: (..., 3) unit; sh: (9, C) or (..., 9, C)
     -> (..., C)."""
-    gain = n.new_tensor(BAND_GAIN)
-    return torch.einsum("...k,...kc->...c", basis(n) * gain, sh.expand(n.shape[:-1] + sh.shape[-2:]))
+    return torch.einsum("...k,...kc->...c", shading_basis(n), sh.expand(n.shape[:-1] + sh.shape[-2:]))

@@ -655,11 +655,16 @@ def fit(problem: Problem, on_progress: Progress | None = None) -> FitResult:
     return _result(problem, state, times, history)
 
 
+def landmark_error(uv: torch.Tensor, target: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+    """Mean distance (T,) of landmarks uv (T, L, 2) to their targets over the observed ones ``has``
+    (T, L) bool; NaN for frames without any."""
+    dist = torch.linalg.vector_norm(uv - target, dim=-1)
+    return torch.where(has.any(1), (dist * has).sum(1) / has.sum(1).clamp(min=1), torch.full_like(dist[:, 0], math.nan))
+
+
 def _result(problem: Problem, state: State, times: dict[str, float], history: list[State]) -> FitResult:
     ev = lm.evaluate(problem.basis, state.beta, state.frames, torch.exp(state.log_f), problem.center)
-    has = problem.conf > 0
-    dist = torch.linalg.vector_norm(ev.uv - problem.target, dim=-1)
-    err = torch.where(has.any(1), (dist * has).sum(1) / has.sum(1).clamp(min=1), torch.full_like(dist[:, 0], math.nan))
+    err = landmark_error(ev.uv, problem.target, problem.conf > 0)
     trans = lm.root_translation(problem.basis, state.beta, state.frames)
     np_ = lambda x: x.detach().cpu().numpy().astype(np.float64)  # noqa: E731
     return FitResult(beta=np_(state.beta), focal=float(torch.exp(state.log_f)), frames=np_(state.frames),
