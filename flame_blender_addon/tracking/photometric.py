@@ -2,10 +2,9 @@
 
 Every frame is rendered (:mod:`.raster`) as albedo times spherical-harmonic shading (:mod:`.sh`)
 and compared with a square crop of the video around the face; the identity (shared, within the
-landmark fit's bound; with a texture space only), the per-frame rotation, translation, jaw, eyes
-and expression, one albedo texture and one SH lighting per clip (or per frame with
-``per_frame_light``, under a temporal smoothness prior) are refined together with Adam, keeping
-the landmark term of the landmark fit:
+landmark fit's bound), the per-frame rotation, translation, jaw, eyes and expression, one albedo
+texture and one SH lighting per clip (or per frame with ``per_frame_light``, under a temporal
+smoothness prior) are refined together with Adam, keeping the landmark term of the landmark fit:
 
     E = w_photo mean_t sum_p m_p rho(I_p - a(uv_p) s(n_p)) / n_ref      robust colour term (Charbonnier)
       + w_landmark mean_t mean_l c_tl huber(|uv_tl - x_tl| / sigma)     the landmark fit's data term
@@ -73,11 +72,6 @@ class Settings:
     w_landmark: float = 0.02
     w_prior: float = 0.0005
     w_temporal: float = 0.002
-    # With a free albedo the colour term cannot see what the whole clip shares: on clips that move
-    # little, the albedo takes up a clip-wide change of the face's image. There, the identity stays
-    # the landmark fit's, and the per-frame parameters follow the colour term with less landmark weight.
-    free_lr_shape: float = 0.0
-    free_w_landmark: float = 0.01
     w_smooth: float = 0.5  # free albedo: membrane prior relative to a typical texel's data weight
     charbonnier: float = 0.02
     huber: float = 3.0
@@ -330,9 +324,6 @@ class _Problem:
         light[..., 0, :] = 1 / Y0
         self.light = torch.tensor(light, **f32, requires_grad=True)
         self.shape_bound = float(priors["shape_bound"])
-        free = self.space is None
-        self.lr_shape = settings.free_lr_shape if free else settings.lr_shape
-        self.w_landmark = settings.free_w_landmark if free else settings.w_landmark
 
     def light_of(self, idx: torch.Tensor) -> torch.Tensor:
         """The lighting of frames idx: (9, 3) per clip or (B, 9, 3) per frame."""
@@ -385,7 +376,7 @@ class _Problem:
         p = self.frames
         prior = 0.5 * (self.prior_w * p * p).sum(-1).mean() + 0.5 * self.shape_w * (self.beta ** 2).sum() / len(p)
         temporal = 0.5 * (self.vel_w * (p[1:] - p[:-1]) ** 2).sum(-1).mean() if len(p) > 1 else p.sum() * 0
-        total = s.w_photo * photo + self.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
+        total = s.w_photo * photo + s.w_landmark * lmk + s.w_prior * prior + s.w_temporal * temporal
         if self.space is not None:
             total = total + s.w_prior * 0.5 * (self.tex ** 2).sum() / len(p)
         if s.per_frame_light and len(p) > 1:
@@ -414,9 +405,8 @@ class _Problem:
 
     def optimizer(self) -> torch.optim.Optimizer:
         s = self.s
-        groups = [{"params": [self.delta], "lr": 1.0}, {"params": [self.light], "lr": s.lr_sh}]
-        if self.lr_shape > 0:
-            groups.append({"params": [self.beta], "lr": self.lr_shape})
+        groups = [{"params": [self.delta], "lr": 1.0}, {"params": [self.beta], "lr": s.lr_shape},
+                  {"params": [self.light], "lr": s.lr_sh}]
         if self.space is not None:
             groups.append({"params": [self.tex], "lr": s.lr_tex})
         return torch.optim.Adam(groups, betas=(0.9, 0.99))
