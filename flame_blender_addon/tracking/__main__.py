@@ -20,9 +20,12 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..core import tracker_protocol as protocol
+
+if TYPE_CHECKING:
+    from . import media
 from ..core.arguments import positive_int
 
 
@@ -114,13 +117,9 @@ def build_parser() -> Parser:
                                                            "the sequence's is this divided by --step")
     track.add_argument("--previews", type=int, default=12, help="overlay frames to write (default 12)")
     track.add_argument("--noise-px", type=positive, help="landmark noise in pixels (default 0.4%% of the face size)")
-    track.add_argument("--start", type=non_negative, default=0, help="first frame to track (0-based; default 0)")
-    track.add_argument("--end", type=non_negative,
-                       help="stop before this frame (like Python's range; default: the last frame)")
-    track.add_argument("--step", type=positive_int, default=1, help="track every n-th frame (default 1)")
+    add_trim_and_verbose(track)
     track.add_argument("--no-frames", action="store_true",
                        help="do not write the tracked frames to OUTPUT/frames (the sequence still names them)")
-    track.add_argument("--verbose", action="store_true", help="show the log and warnings of MediaPipe and TFLite")
     photo = track.add_argument_group("photometric stage (texture, lighting, dense refinement)")
     photo.add_argument("--photometric", action=argparse.BooleanOptionalAction, default=None,
                        help="run it after the landmark fit (default: only with --device cuda)")
@@ -134,7 +133,20 @@ def build_parser() -> Parser:
                        help="passes over the clip (default 40)")
     photo.add_argument("--per-frame-light", action="store_true",
                        help="fit one SH lighting per frame (smooth in time) instead of one per clip")
+    detect = sub.add_parser("detect", help="the landmark detection process that track starts (see detection_process)")
+    detect.add_argument("--input", required=True, type=Path, help="video file, folder of frames, or image")
+    detect.add_argument("--output", required=True, type=Path, help="landmarks .npz to write")
+    detect.add_argument("--frames", type=Path, help="folder to write the frames to (JPEG)")
+    add_trim_and_verbose(detect)
     return parser
+
+
+def add_trim_and_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", type=non_negative, default=0, help="first frame to track (0-based; default 0)")
+    parser.add_argument("--end", type=non_negative,
+                        help="stop before this frame (like Python's range; default: the last frame)")
+    parser.add_argument("--step", type=positive_int, default=1, help="track every n-th frame (default 1)")
+    parser.add_argument("--verbose", action="store_true", help="show the log and warnings of MediaPipe and TFLite")
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -155,23 +167,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         channel(protocol.error(f"cannot import the add-on's core package: {err}"))
         return protocol.EXIT_ERROR
     try:
-        from . import media, photometric, photometric_stage, solver, tracker
+        from . import detection_process, media  # numpy, no torch: the detection process starts before torch
     except ImportError as err:
-        channel(protocol.error(f"the tracker needs torch and numpy in this Python ({sys.executable}): {err}"))
+        channel(protocol.error(missing_dependency(err)))
         return protocol.EXIT_ERROR
-    settings = solver.FitSettings(noise_px=args.noise_px)
-    photo = photometric_stage.Options(
-        enabled=args.photometric, texture_space=args.texture_space, uv=args.uv, masks=args.masks,
-        settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs,
-                                      per_frame_light=args.per_frame_light))
-    opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
-                           focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
-                           n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,
-                           trim=media.Trim(args.start, args.end, args.step), write_frames=not args.no_frames,
-                           settings=settings, photometric=photo)
+    trim = media.Trim(args.start, args.end, args.step)
+    if args.command == "detect":
+        return reported(channel, FlameError, lambda: detection_process.detect_source(
+            args.input, trim, args.frames, args.output, channel))
+    return reported(channel, FlameError, lambda: track(args, trim, channel))
+
+
+def missing_dependency(err: ImportError) -> str:
+    return f"the tracker needs torch and numpy in this Python ({sys.executable}): {err}"
+
+
+def track(args: argparse.Namespace, trim: media.Trim, channel: Channel) -> None:
+    """The ``track`` command: the detection process is started before torch is imported."""
+    from . import detection_process
+
+    with detection_process.start(args.output, args.input, args.landmarks, trim, not args.no_frames,
+                                 args.verbose) as started:
+        try:
+            from . import photometric, photometric_stage, solver, tracker
+        except ImportError as err:
+            from ..core.errors import TrackerError
+
+            raise TrackerError(missing_dependency(err)) from None
+        settings = solver.FitSettings(noise_px=args.noise_px)
+        photo = photometric_stage.Options(
+            enabled=args.photometric, texture_space=args.texture_space, uv=args.uv, masks=args.masks,
+            settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs,
+                                          per_frame_light=args.per_frame_light))
+        opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
+                               focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
+                               n_shape=args.n_shape, n_expr=args.n_expr, fps=args.fps, previews=args.previews,
+                               trim=trim, write_frames=not args.no_frames, settings=settings, photometric=photo)
+        tracker.run(opts, channel, started)
+
+
+def reported(channel: Channel, expected: type[Exception], job: Any) -> int:
+    """Run ``job()``; an ``expected`` error (FlameError), a cancel (SIGTERM), running out of memory
+    or a bug becomes one ``error`` line. Returns the exit code."""
     try:
-        tracker.run(opts, channel)
-    except FlameError as err:
+        job()
+    except expected as err:
         channel(protocol.error(str(err)))
         return protocol.EXIT_ERROR
     except KeyboardInterrupt:

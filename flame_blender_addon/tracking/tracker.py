@@ -23,9 +23,9 @@ from ..core.model import FlameModel, load_model
 from ..core.rotations import axis_angle_to_matrix
 from ..demo import head as demo_head
 from ..demo.embedding import demo_embedding_arrays
+from . import detection_process, media, outputs, photometric_stage, preview, solver
 from . import landmark_model as lm
 from . import landmarks as lmk
-from . import media, outputs, photometric_stage, preview, solver
 
 Emit = Callable[[dict[str, Any]], None]
 # OpenCV camera of the fit: at the origin looking along FLAME's -Z (landmark_model's projection)
@@ -108,38 +108,18 @@ def resolve_embedding(opts: Options, model: FlameModel, report: Reporter) -> lmk
     return with_iris
 
 
-def read_landmarks(opts: Options, source: media.Source | None, report: Reporter,
-                   frames_dir: Path | None) -> tuple[lmk.Track, np.ndarray]:
-    """Precomputed landmarks, or MediaPipe on the source's frames, both trimmed by ``opts.trim``.
-    Detected frames are also written to ``frames_dir`` as JPEG (``protocol.FRAME_FILE``) when it is
-    given. Returns the track and the source frame number of each of its frames, (T,) int64."""
-    if opts.landmarks is not None:
-        track = lmk.load_track(opts.landmarks)
-        kept = opts.trim.indices(track.n_frames)
-        if not len(kept):
-            raise TrackerError(f"{opts.landmarks.name}: --start/--end/--step keep none of its {track.n_frames} frames")
-        report("read", 1.0, f"{len(kept)} frames of landmarks")
-        return lmk.Track(track.points[kept], track.conf[kept], track.image_size, track.fps), kept
-    from . import detect
-
-    assert source is not None
-    n = opts.trim.count(source.n_frames) if source.n_frames else 0
-    kept: list[int] = []
-    encode = media.JpegEncoder()
-
-    def images():
-        for index, rgb in media.frames(source, opts.trim):
-            if frames_dir is not None:
-                (frames_dir / protocol.FRAME_FILE.format(len(kept))).write_bytes(encode(rgb))
-            kept.append(index)
-            yield rgb
-
-    def progress(i: int) -> None:
-        if i % 10 == 0 or i + 1 == n:
-            report("detect", (i + 1) / n if n else 0.5, f"landmarks, frame {i + 1}" + (f"/{n}" if n else ""))
-
-    track = detect.detect(images(), source.fps, n, progress)
-    return track, np.array(kept, dtype=np.int64)
+def read_landmarks(opts: Options, detection: detection_process.Detection | None,
+                   report: Reporter) -> tuple[lmk.Track, np.ndarray]:
+    """Precomputed landmarks trimmed by ``opts.trim``, or those of the detection process (which
+    trimmed the source). Returns the track and the source frame number of each of its frames, (T,) int64."""
+    if detection is not None:
+        return detection.track(report)
+    track = lmk.load_track(opts.landmarks)
+    kept = opts.trim.indices(track.n_frames)
+    if not len(kept):
+        raise TrackerError(f"{opts.landmarks.name}: --start/--end/--step keep none of its {track.n_frames} frames")
+    report("read", 1.0, f"{len(kept)} frames of landmarks")
+    return lmk.Track(track.points[kept], track.conf[kept], track.image_size, track.fps), kept
 
 
 def device_of(name: str) -> torch.device:
@@ -269,17 +249,19 @@ def check_inputs(track: lmk.Track, fps: float, where: Path | None) -> None:
                            f"{low} to {high} per side")
 
 
-def run(opts: Options, emit: Emit) -> dict[str, Any]:
+def run(opts: Options, emit: Emit, started: detection_process.Started | None = None) -> dict[str, Any]:
     """Track; returns (and emits) the result message. Inputs and the output folder are checked before
-    anything slow runs; results are staged (:class:`.outputs.Staging`) and moved into place at the end."""
-    if opts.input is None and opts.landmarks is None:
-        raise TrackerError("give --input (a video, a folder of frames or an image) or --landmarks")
-    with outputs.Staging(opts.output) as stage:  # the output folder exists and is writable before the fit
-        return _run(opts, emit, stage)
+    anything slow runs; results are staged (:class:`.outputs.Staging`) and moved into place at the end.
+    ``started``: the job's staging folder and detection process, started early by ``__main__`` for
+    ``opts`` (the caller leaves it); by default they are started here."""
+    if started is not None:
+        return _run(opts, emit, started)
+    with detection_process.start(opts.output, opts.input, opts.landmarks, opts.trim, opts.write_frames) as started:
+        return _run(opts, emit, started)
 
 
-def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
-    started = time.perf_counter()
+def _run(opts: Options, emit: Emit, started: detection_process.Started) -> dict[str, Any]:
+    began = time.perf_counter()
     device = device_of(opts.device)
     photometric = opts.photometric.active(device)
     if photometric and opts.input is None:
@@ -296,11 +278,8 @@ def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
     source = media.open_source(opts.input) if opts.input is not None else None
     report("load", 1.0, f"{model.name}: fitting {n_shape} identity and {n_expr} expression components")
 
-    frames_dir = None
-    if source is not None and opts.landmarks is None and opts.write_frames:
-        frames_dir = stage.path / protocol.FRAMES_DIR
-        frames_dir.mkdir()
-    track, source_frames = read_landmarks(opts, source, report, frames_dir)
+    stage, frames_dir = started.stage, started.frames_dir
+    track, source_frames = read_landmarks(opts, started.detection, report)
     fps = (opts.fps or track.fps or (source.fps if source else None) or DEFAULT_FPS) / opts.trim.step
     check_inputs(track, fps, opts.input if opts.landmarks is None else opts.landmarks)
     outputs.check_free_space(opts.output, track.n_frames * BYTES_PER_FRAME + opts.previews * BYTES_PER_PREVIEW)
@@ -361,7 +340,7 @@ def _run(opts: Options, emit: Emit, stage: outputs.Staging) -> dict[str, Any]:
         str(final.resolve()), output_dir=str(opts.output.resolve()), frames=int(track.n_frames),
         frames_without_face=int((~has_face).sum()), fps=float(fps), focal=float(fit.focal),
         landmark_error_px=float(np.nanmean(fit.error_px)), fit_seconds=round(fit_seconds, 3),
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - began, 3),
         checkpoint_dir=folder(protocol.CHECKPOINT_DIR, checkpoint), preview_dir=folder(protocol.PREVIEW_DIR, previews),
         frames_dir=folder(protocol.FRAMES_DIR, frames_dir is not None),
         landmarks_path=folder(protocol.LANDMARKS_FILE, True),
