@@ -481,27 +481,31 @@ def _normalised(dirs: np.ndarray, rms: np.ndarray, region: np.ndarray | None = N
     return dirs * (rms / np.maximum(current, 1e-12))
 
 
-def _identity_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarray:
-    """The 300 identity directions (N_VERTS, 3, 300) float64.
+def _identity_dirs(rng: np.random.Generator, neutral: np.ndarray, n_shape: int = N_SHAPE_MAX) -> np.ndarray:
+    """The 300 identity directions (N_VERTS, 3, 300) float64, those past the first ``n_shape`` zero
+    (not built). ``rng`` draws for all 300 whatever ``n_shape`` is.
 
     Named ones first (differences of generated heads), then sums of random smooth bumps, coarse
     first, with root-mean-square displacement falling from 1.5 mm; eyeballs move rigidly with the
     field at their centres.
     """
     named = np.stack([_vertices(replace(_Shape(), **{field: value})) - neutral
-                      for field, value in _IDENTITY_STEPS.values()], axis=-1)
+                      for field, value in _IDENTITY_STEPS.values()], axis=-1)[:, :, :n_shape]
     count = N_SHAPE_MAX - len(_IDENTITY_STEPS)
+    kept = max(0, n_shape - len(_IDENTITY_STEPS))  # of the random ones
     head = neutral[:N_HEAD]
     points = np.concatenate([head, eye_centres()])
-    detail = np.linspace(0.0, 1.0, count)  # the share of fine bumps grows along the components
+    detail = np.linspace(0.0, 1.0, count)[:kept]  # the share of fine bumps grows along the components
     fields = 0.0
     for n_centres, radius, share in ((48, 0.05, 1.0 - detail), (160, 0.025, detail)):
         centres = head[rng.choice(N_HEAD, n_centres, replace=False)]
-        band = _rbf_basis(points, centres, radius) @ rng.normal(size=(n_centres, 3 * count))
-        fields = fields + _normalised(band.reshape(len(points), 3, count), share)
+        weights = rng.normal(size=(n_centres, 3, count))[:, :, :kept].reshape(n_centres, 3 * kept)
+        band = _rbf_basis(points, centres, radius) @ weights
+        fields = fields + _normalised(band.reshape(len(points), 3, kept), share)
     fields = np.concatenate([fields[:N_HEAD], np.repeat(fields[N_HEAD:], N_EYE, axis=0)])
-    random = _normalised(fields, 0.0015 / (1.0 + np.arange(count) / 8.0))
-    return np.concatenate([named, random], axis=2)
+    random = _normalised(fields, (0.0015 / (1.0 + np.arange(count) / 8.0))[:kept])
+    unbuilt = np.zeros((N_VERTS, 3, N_SHAPE_MAX - named.shape[2] - kept))
+    return np.concatenate([named, random, unbuilt], axis=2)
 
 
 def _semantic_expressions(neutral: np.ndarray) -> np.ndarray:
@@ -618,19 +622,20 @@ def _pose_dirs(rng: np.random.Generator, neutral: np.ndarray) -> np.ndarray:
 # Public
 
 
-def demo_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+def demo_model_arrays(seed: int = 0, n_shape: int = N_SHAPE_MAX) -> dict[str, np.ndarray]:
     """The demo head as a FLAME pickle's dict (the keys and layout of a FLAME model file).
 
     v_template (5023, 3) float64 metres; f (9976, 3) uint32; shapedirs (5023, 3, 400) float64 with
-    300 identity then 100 expression columns; posedirs (5023, 3, 36) float64; J_regressor (5, 5023)
+    300 identity (those past the first ``n_shape`` zero) then 100 expression columns; posedirs (5023, 3, 36) float64; J_regressor (5, 5023)
     dense float64; weights (5023, 5) float64; kintree_table (2, 5) uint32; J (5, 3) float64;
     bs_style 'lbs'; bs_type 'lrotmin'. The geometry and the named components are fixed; ``seed``
     draws the random components.
     """
     rng = np.random.default_rng(seed)
+    n_shape = min(n_shape, N_SHAPE_MAX)
     neutral = _vertices(_Shape())
     J_regressor = _joint_regressor(neutral[:N_HEAD])
-    shapedirs = np.concatenate([_identity_dirs(rng, neutral), _expression_dirs(rng, neutral)], axis=2)
+    shapedirs = np.concatenate([_identity_dirs(rng, neutral, n_shape), _expression_dirs(rng, neutral)], axis=2)
     return {
         "v_template": neutral, "f": faces().astype(np.uint32), "shapedirs": shapedirs,
         "posedirs": _pose_dirs(rng, neutral), "J_regressor": J_regressor,
@@ -639,6 +644,9 @@ def demo_model_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def demo_model(seed: int = 0) -> FlameModel:
-    """The demo head as a validated :class:`..core.model.FlameModel` named ``demo_head`` (edition ``demo``)."""
-    return replace(model_from_arrays(demo_model_arrays(seed), name="demo_head"), edition=DEMO.id)
+def demo_model(seed: int = 0, n_shape: int = N_SHAPE_MAX) -> FlameModel:
+    """The demo head as a validated :class:`..core.model.FlameModel` named ``demo_head`` (edition
+    ``demo``); with ``n_shape`` below 300 the same head with its first ``n_shape`` identity components
+    only, built faster (the tracker's)."""
+    model = model_from_arrays(demo_model_arrays(seed, n_shape), name="demo_head").truncated(n_shape)
+    return replace(model, edition=DEMO.id)

@@ -81,8 +81,9 @@ def is_demo(opts: Options) -> bool:
 
 
 def load_flame(opts: Options) -> FlameModel:
-    """The --model file, or the procedural demo head for ``--model demo``."""
-    return demo_head.demo_model() if is_demo(opts) else load_model(opts.model)
+    """The --model file, or the procedural demo head for ``--model demo`` (only the identity
+    components the fit uses are built)."""
+    return demo_head.demo_model(n_shape=opts.n_shape) if is_demo(opts) else load_model(opts.model)
 
 
 def resolve_embedding(opts: Options, model: FlameModel, report: Reporter) -> lmk.Embedding:

@@ -147,6 +147,15 @@ def test_deterministic_and_seed_only_changes_random_components(arrays):
     assert not np.allclose(other["shapedirs"], arrays["shapedirs"])
 
 
+@pytest.mark.parametrize("n_shape", [100, 3])
+def test_a_head_built_with_fewer_identity_components_is_the_same_head(model, n_shape):
+    fewer = dh.demo_model(n_shape=n_shape)  # what the tracker builds: the components it fits, faster
+    assert (fewer.n_shape, fewer.n_expr, fewer.name, fewer.edition) == (n_shape, 100, model.name, model.edition)
+    for key in ("v_template", "faces", "exprdirs", "posedirs", "J_regressor", "weights"):
+        np.testing.assert_array_equal(getattr(fewer, key), getattr(model, key))
+    np.testing.assert_allclose(fewer.shapedirs, model.shapedirs[:, :, :n_shape], rtol=1e-12, atol=1e-18)
+
+
 def test_named_components_index_distinct_columns():
     assert sorted(dh.EXPRESSION_NAMES.values()) == list(range(len(dh.EXPRESSION_NAMES)))
     assert sorted(dh.IDENTITY_NAMES.values()) == list(range(len(dh.IDENTITY_NAMES)))
