@@ -626,10 +626,10 @@ def demo_model_arrays(seed: int = 0, n_shape: int = N_SHAPE_MAX) -> dict[str, np
     """The demo head as a FLAME pickle's dict (the keys and layout of a FLAME model file).
 
     v_template (5023, 3) float64 metres; f (9976, 3) uint32; shapedirs (5023, 3, 400) float64 with
-    300 identity (those past the first ``n_shape`` zero) then 100 expression columns; posedirs (5023, 3, 36) float64; J_regressor (5, 5023)
-    dense float64; weights (5023, 5) float64; kintree_table (2, 5) uint32; J (5, 3) float64;
-    bs_style 'lbs'; bs_type 'lrotmin'. The geometry and the named components are fixed; ``seed``
-    draws the random components.
+    300 identity (those past the first ``n_shape`` zero) then 100 expression columns; posedirs
+    (5023, 3, 36) float64; J_regressor (5, 5023) dense float64; weights (5023, 5) float64;
+    kintree_table (2, 5) uint32; J (5, 3) float64; bs_style 'lbs'; bs_type 'lrotmin'. The geometry
+    and the named components are fixed; ``seed`` draws the random components.
     """
     rng = np.random.default_rng(seed)
     n_shape = min(n_shape, N_SHAPE_MAX)

@@ -51,10 +51,10 @@ def test_a_failing_detection_process_gives_its_one_line_error_and_no_output(tmp_
 
 def test_a_detection_process_that_dies_is_named_and_its_staging_removed(tmp_path):
     folder = frames_folder(tmp_path / "clip", [skimage_data.astronaut()])
-    with pytest.raises(TrackerError, match="the landmark detection process stopped with exit code -9"):
-        with detection_process.start(tmp_path / "out", folder, None, media.Trim(), True) as started:
-            started.detection.process.kill()
-            started.detection.track(lambda *progress: None)
+    with (pytest.raises(TrackerError, match="the landmark detection process stopped with exit code -9"),
+          detection_process.start(tmp_path / "out", folder, None, media.Trim(), True) as started):
+        started.detection.process.kill()
+        started.detection.track(lambda *progress: None)
     assert os.listdir(tmp_path / "out") == []
 
 
