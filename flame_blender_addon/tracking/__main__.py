@@ -1,5 +1,8 @@
 """``python -m flame_blender_addon.tracking track --model MODEL --input VIDEO --output DIR ...``
 
+(``detect`` is the landmark detection process that ``track`` starts before it imports torch:
+:mod:`.detection_process`.)
+
 stdout carries only the JSON lines of :mod:`..core.tracker_protocol`: the real stdout is kept for
 them and file descriptor 1 is pointed at stderr, so libraries that print (mediapipe, ffmpeg) cannot
 corrupt the stream. Without ``--verbose`` what native libraries write to file descriptors 1 and 2
