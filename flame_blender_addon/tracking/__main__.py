@@ -21,15 +21,15 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..core import tracker_protocol as protocol
+from ..core.arguments import positive_int
 
 if TYPE_CHECKING:
     from . import media
-from ..core.arguments import positive_int
 
 
 class Channel:
@@ -209,7 +209,7 @@ def track(args: argparse.Namespace, trim: media.Trim, channel: Channel) -> None:
         tracker.run(opts, channel, started)
 
 
-def reported(channel: Channel, expected: type[Exception], job: Any) -> int:
+def reported(channel: Channel, expected: type[Exception], job: Callable[[], object]) -> int:
     """Run ``job()``; an ``expected`` error (FlameError), a cancel (SIGTERM), running out of memory
     or a bug becomes one ``error`` line. Returns the exit code."""
     try:

@@ -18,12 +18,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core import tracker_protocol as protocol
 from ..core.errors import TrackerError
 from . import media, outputs
+
+if TYPE_CHECKING:  # imported when the landmarks are read, after the process started
+    from .landmarks import Track
 
 DETECTED_FILE = "detected.npz"  # lmk (T, 478, 2), conf (T, 478), image_size [H, W], source_frames (T,), fps
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # on the child's sys.path: it runs `-m` this package
@@ -86,7 +90,7 @@ class Detection:
         except OSError as err:
             raise TrackerError(f"cannot start the landmark detection process ({err})") from None
 
-    def track(self, report: Callable[[str, float, str], None]):
+    def track(self, report: Callable[[str, float, str], None]) -> tuple[Track, np.ndarray]:
         """Wait for the landmarks, relaying the process's progress to ``report(stage, fraction,
         message)``. Returns the :class:`.landmarks.Track` and the source frame number of each of its
         frames (T,) int64; raises TrackerError with the process's error line if it failed."""
