@@ -18,8 +18,11 @@ Method (all lengths in metres; MediaPipe's model is in centimetres, +X the subje
    each point at its position between the two corners (as a fraction along the corner-to-corner axis).
 4. Iris centres go to the eyeballs' front poles (the pupils), the iris contour points onto the
    eyeball at MediaPipe's iris radius (scaled like the face) from the pole.
-5. Every other point (outer lips, eyebrows, nose, face oval) goes to the closest point of the head's
-   surface from its bent position.
+5. Every other point (outer lips, eyebrows, nose, face oval) goes to the head's surface straight in
+   front of or behind its bent position, along the view axis Z: the front-most surface point with the
+   same x and y. MediaPipe's points are positions in the image; the closest surface point would move
+   them sideways in a frontal view where the surface slopes away from the bent face (up to 5 mm on
+   the eyebrows and the sides of the nose), and the fit would pay that offset on every frame.
 
 stdout: the ``_TABLE`` literal to paste (``point face b0 b1 b2`` rows); stderr: how far each group moved.
 """
@@ -127,6 +130,30 @@ def closest_on_triangles(points: np.ndarray, tri: np.ndarray) -> tuple[np.ndarra
     case, face = np.divmod(dist.transpose(1, 0, 2).reshape(len(points), -1).argmin(axis=1), len(tri))
     p = np.arange(len(points))
     return face, np.stack(weights)[case, p, face], dist[case, p, face]
+
+
+def front_along_z(points: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Front-most point of triangles tri (F, 3, 3) on the line through each point (P, 3) parallel to Z:
+    -> face (P,) int64, barycentric weights (P, 3) float64, signed distance along Z (P,) float64.
+    Raises ValueError when a line misses every triangle."""
+    a, b, c = (tri[:, i, :2] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):  # triangles seen edge-on are never hit
+        w = barycentric2(points[:, None, :2], a, b, c)
+    hit = (w >= -1e-9).all(axis=-1)  # a point on an edge shared by two triangles hits one of them
+    z = np.where(hit, np.einsum("pfc,fc->pf", np.nan_to_num(w), tri[:, :, 2]), -np.inf)
+    face = z.argmax(axis=1)
+    p = np.arange(len(points))
+    if not hit[p, face].all():
+        raise ValueError(f"{int((~hit[p, face]).sum())} points have no surface in front of or behind them")
+    return face, np.clip(w[p, face], 0.0, None), z[p, face] - points[:, 2]
+
+
+def barycentric2(q: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Barycentric weights of 2D points q (P, F, 2) in triangles with corners a, b, c (F, 2) -> (P, F, 3)."""
+    cross = lambda u, v: u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]  # noqa: E731
+    area = cross(b - a, c - a)
+    v, w = cross(q - a, c - a) / area, cross(b - a, q - a) / area
+    return np.stack([1.0 - v - w, v, w], axis=-1)
 
 
 def barycentric(q: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -254,8 +281,8 @@ def main(obj: Path) -> None:
     done = np.concatenate([p[0] for p in placements])
     rest = np.setdiff1d(np.concatenate([sets[k] for k in ("lips", "brows", "nose", "oval")]), done)
     head_faces = np.flatnonzero((faces < dh.N_HEAD).all(axis=1))
-    f, w, distance = closest_on_triangles(bent[rest], V[faces[head_faces]])
-    report("other points from the bent face to the surface", distance)
+    f, w, depth = front_along_z(bent[rest], V[faces[head_faces]])
+    report("other points from the bent face to the surface along Z", np.abs(depth))
     placements.append((rest, head_faces[f], w))
 
     points, face_idx, weights = (np.concatenate(parts) for parts in zip(*placements, strict=True))
