@@ -47,6 +47,7 @@ from . import mesh_model as mm
 
 Progress = Callable[[float, str], None]
 LOW_BANDS = 4  # SH coefficients of bands 0 and 1: the lighting the stage starts from
+MAX_UNDONE = 8  # diverging steps undone before the stage stops and keeps the landmark fit
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Result:
     loss: np.ndarray
     residual: np.ndarray
     seconds: float = 0.0
+    warning: str = ""  # set when diverging steps were undone or the stage stopped (then the landmark fit is kept)
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -267,7 +269,10 @@ class Renderer:
 
 
 def sample(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear texture lookup. texture: (C, Rt, Rt) with row 0 at v = 1; uv: (N, 2) -> (N, C)."""
+    """Bilinear texture lookup. texture: (C, Rt, Rt) with row 0 at v = 1; uv: (N, 2) -> (N, C).
+    Non-finite UVs read the texture's centre: grid_sample indexes memory with them (torch 2.13's
+    CPU backward crashed with a segmentation fault on NaN)."""
+    uv = torch.nan_to_num(uv, nan=0.5)
     grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1).clamp(-1, 1)[None, None]
     out = Fn.grid_sample(texture[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out[0, :, 0].T
@@ -384,9 +389,13 @@ class _Problem:
         return total, frags
 
     def accumulate(self, uv: torch.Tensor, shading: torch.Tensor, colour: torch.Tensor, w: torch.Tensor) -> None:
-        """Add pixels (N,) to the free albedo's normal equations: residual ``a(uv) s - I``."""
+        """Add pixels (N,) to the free albedo's normal equations: residual ``a(uv) s - I`` (pixels
+        with a non-finite value are left out)."""
         s, c, w = shading.detach(), colour.detach(), w.detach()[:, None]
-        self.normal_eq += splat(self.normal_eq.shape, uv.detach(), torch.cat([w * s * c, w * s * s], 1))
+        rows = torch.cat([w * s * c, w * s * s], 1)
+        rows = torch.where(torch.isfinite(rows).all(1, keepdim=True) & torch.isfinite(uv).all(1, keepdim=True),
+                           rows, 0.0)
+        self.normal_eq += splat(self.normal_eq.shape, uv.detach(), rows)
 
     @torch.no_grad()
     def solve_albedo(self, iterations: int = 30) -> None:
@@ -402,6 +411,18 @@ class _Problem:
             a = (rhs + lam * neighbours) / (W + 4 * lam)
         self.albedo_free = a.clamp(0, 1)
         self.normal_eq.zero_()
+
+    def unknowns(self) -> list[torch.Tensor]:
+        """The tensors the optimiser and :meth:`solve_albedo` change."""
+        return [self.delta, self.beta, self.light] + ([self.albedo_free] if self.space is None else [self.tex])
+
+    def state(self) -> list[torch.Tensor]:
+        return [x.detach().clone() for x in self.unknowns()]
+
+    @torch.no_grad()
+    def restore(self, state: list[torch.Tensor]) -> None:
+        for x, saved in zip(self.unknowns(), state, strict=True):
+            x.copy_(saved)
 
     def optimizer(self) -> torch.optim.Optimizer:
         s = self.s
@@ -488,10 +509,14 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     init_appearance(problem, levels[1])
     batches = torch.arange(obs.n_frames, device=obs.images.device).split(s.batch)
     steps = s.epochs * len(batches)
+    start = problem.state()  # the landmark fit's geometry with the initial appearance
+    last = start  # the state before the last step taken: a non-finite energy undoes that step
     opt = problem.optimizer()
-    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: 0.1 + 0.45 * (1 + math.cos(math.pi * it / steps)))
+    damping = [1.0]  # halved at every undone step
+    decay = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda it: damping[0] * (0.1 + 0.45 * (1 + math.cos(math.pi * it / steps))))
     n_coarse = int(round(s.coarse_fraction * s.epochs))
-    losses = []
+    losses, warning, undone = [], "", 0
     cache: dict[int, raster.Fragments] = {}
     for epoch in range(s.epochs):
         level = 1 if epoch < n_coarse else 0
@@ -499,22 +524,47 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
         fresh = epoch == n_coarse or epoch % max(1, s.raster_every) == 0
         total = 0.0
         for b, idx in enumerate(batches):
+            before = problem.state()
             opt.zero_grad(set_to_none=True)
             loss, cache[b] = problem.energy(idx, K[idx], img[idx], valid[idx], scale, None if fresh else cache[b])
             loss.backward()
-            opt.step()
+            ok = _finite([loss] + [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None])
+            if ok:
+                opt.step()
+                with torch.no_grad():  # the landmark fit's hard bound on the identity
+                    problem.beta.clamp_(-problem.shape_bound, problem.shape_bound)
+                ok = _finite(problem.unknowns())
             decay.step()
-            with torch.no_grad():  # the landmark fit's hard bound on the identity
-                problem.beta.clamp_(-problem.shape_bound, problem.shape_bound)
+            if ok:
+                last = before
+            else:  # a diverging step: undo it, forget Adam's moments, halve the step sizes
+                problem.restore(last)
+                opt.state.clear()
+                undone += 1
+                damping[0] *= 0.5
+                if undone > MAX_UNDONE:
+                    break
+                continue
             total += float(loss.detach()) * len(idx)
+        if undone > MAX_UNDONE:
+            problem.restore(start)
+            warning = (f"photometric stage diverged (non-finite values in {undone} steps, pass {epoch + 1}): "
+                       f"stopped, the landmark fit's result is kept")
+            break
         if problem.space is None:
             problem.solve_albedo()
         losses.append(total / obs.n_frames)
         report((epoch + 1) / s.epochs, f"photometric pass {epoch + 1}/{s.epochs}, loss {losses[-1]:.4f}")
-    return _result(problem, levels, losses, time.perf_counter() - started)
+    if undone and not warning:
+        warning = f"photometric stage: {undone} diverging steps undone with smaller step sizes"
+    return _result(problem, levels, losses, time.perf_counter() - started, warning)
 
 
-def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float) -> Result:
+def _finite(tensors: Iterable[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(x).all()) for x in tensors)
+
+
+def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float, warning: str) -> Result:
     obs = problem.obs
     img, valid, K, _ = levels[0]
     np_ = lambda x: x.detach().cpu().numpy().astype(np.float64)  # noqa: E731
@@ -543,4 +593,4 @@ def _result(problem: _Problem, levels: dict, losses: list[float], seconds: float
                   error_px=np_(err), albedo=albedo.detach().cpu().numpy().astype(np.float32),
                   seen=(seen > 0.05).cpu().numpy(), sh=np_(problem.light),
                   tex=None if problem.tex is None else np_(problem.tex), loss=np.array(losses),
-                  residual=np_(torch.cat(residual)), seconds=seconds)
+                  residual=np_(torch.cat(residual)), seconds=seconds, warning=warning)

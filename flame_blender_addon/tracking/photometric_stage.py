@@ -60,6 +60,7 @@ class Outputs:
     sh: np.ndarray  # lighting (9, 3), or (T, 9, 3) per frame, camera frame: the checkpoints' ``flame.sh``
     albedo_png: bytes
     seconds: float
+    warning: str  # non-empty when the fit diverged (see photometric.Result.warning)
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -148,4 +149,4 @@ def run(opts: Options, model: FlameModel, demo: bool, frames, embedding: Embeddi
         arrays["tex"], keys["tex"] = result.tex, result.tex[None]
     return refined, Outputs(arrays=arrays, checkpoint_keys=keys, sh=result.sh,
                             albedo_png=png_bytes((result.albedo * 255).round().astype(np.uint8)),
-                            seconds=result.seconds)
+                            seconds=result.seconds, warning=result.warning)

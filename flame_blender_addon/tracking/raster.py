@@ -22,6 +22,7 @@ import torch
 NEAR = 1e-3  # metres; triangles with a corner closer than this are not drawn
 FRONT = -1.0  # sign of the image-space signed area of a front-facing (outward, counter-clockwise) triangle
 MAX_PAIRS = 1 << 22  # (triangle, pixel) candidates tested at once; bounds rasterize's memory
+MAX_COORD = 1e6  # pixels; triangles with a corner farther out (or not finite) are not drawn
 _EMPTY = torch.iinfo(torch.int64).max
 
 
@@ -71,17 +72,16 @@ def _signed_area(tri: torch.Tensor) -> torch.Tensor:
     return (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (c[..., 0] - a[..., 0]) * (b[..., 1] - a[..., 1])
 
 
-def _edge_weights(tri: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Screen-space barycentrics of points p (..., 2) in triangles (..., 3, 2) -> (..., 3)."""
+def _edge_functions(tri: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Edge functions of points p (..., 2) in triangles (..., 3, 2) -> (..., 3): the screen-space
+    barycentrics times twice the signed area."""
     a, b, c = tri.unbind(-2)
-    area = _signed_area(tri)
-    area = torch.where(area.abs() < 1e-12, torch.full_like(area, 1e-12), area)  # an edge-on triangle
 
     def cross(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         du, dv = u - p, v - p
         return du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]
 
-    return torch.stack([cross(b, c), cross(c, a), cross(a, b)], -1) / area[..., None]
+    return torch.stack([cross(b, c), cross(c, a), cross(a, b)], -1)
 
 
 def _plane_coefficients(tri: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -114,6 +114,8 @@ def rasterize(screen: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, im
     d = depth[:, faces].float()  # (B, F, 3)
     area = _signed_area(tri)
     ok = (d > NEAR).all(-1) & ((area * FRONT > 0) if cull_backfaces else (area != 0))
+    ok &= (tri.abs() < MAX_COORD).all(-1).all(-1) & (d < float("inf")).all(-1)  # also false where NaN
+    tri = torch.where(ok[..., None, None], tri, torch.zeros_like(tri))  # no integer bounds from NaN or inf
     lo = torch.ceil(tri.amin(2) - 0.5).clamp(min=0).long()  # (B, F, 2) first pixel column, row
     hi = torch.floor(tri.amax(2) - 0.5).long()
     hi = torch.minimum(hi, torch.tensor([W - 1, H - 1], device=hi.device))
@@ -150,12 +152,18 @@ def rasterize(screen: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, im
 
 def barycentrics(screen: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, frags: Fragments) -> torch.Tensor:
     """Perspective-correct barycentric coordinates (N, 3) of the covered pixel centres in their
-    visible triangles, differentiable w.r.t. ``screen`` (B, V, 2) and ``depth`` (B, V)."""
+    visible triangles, differentiable w.r.t. ``screen`` (B, V, 2) and ``depth`` (B, V).
+
+    They are ``(e_k / z_k) / sum_j (e_j / z_j)``, e_k the edge functions (the screen barycentrics
+    times the signed area, which cancels, so edge-on triangles divide by nothing small). Fragments
+    reused after the vertices moved may lie outside their triangle: their coordinates are clamped
+    to the triangle (e_k of the triangle's sign, >= 0; depths >= NEAR), so they stay in [0, 1]."""
     corners = faces[frags.face]  # (N, 3)
     b = frags.batch[:, None]
-    lam = _edge_weights(screen[b, corners], frags.centres().to(screen.dtype))
-    w = lam / depth[b, corners]
-    return w / w.sum(-1, keepdim=True)
+    tri = screen[b, corners]
+    e = _edge_functions(tri, frags.centres().to(screen.dtype)) * torch.sign(_signed_area(tri.detach()))[:, None]
+    w = e.clamp(min=0) / depth[b, corners].clamp(min=NEAR)
+    return w / w.sum(-1, keepdim=True).clamp(min=torch.finfo(w.dtype).tiny)
 
 
 def interpolate(values: torch.Tensor, faces: torch.Tensor, frags: Fragments, bary: torch.Tensor) -> torch.Tensor:

@@ -315,6 +315,8 @@ def _run(opts: Options, emit: Emit, started: detection_process.Started) -> dict[
         rate = track.n_frames / extra.seconds
         report.log(f"photometric stage: {track.n_frames} frames in {extra.seconds:.1f} s ({rate:.2f} frames/s); "
                    f"mean landmark error {np.nanmean(fit.error_px):.2f} px")
+        if extra.warning:
+            report.log(extra.warning, "warning")
 
     report("write", 0.0, "writing outputs")
     source_path = str(opts.input.resolve()) if opts.input is not None else ""

@@ -83,6 +83,20 @@ def test_per_frame_lighting_follows_a_turning_light():
     assert max(errors) < 20.0 and max(errors) < 0.8 * max(clip_errors), (errors, clip_errors)
 
 
+def test_a_diverging_stage_stops_with_finite_outputs_and_the_landmark_fit():
+    """A lighting step size that sends the light to 1e30 (the energy overflows): the steps are undone,
+    then the stage stops with the landmark fit's geometry and says so, instead of NaN or a crash."""
+    clip = textured_clip.make_clip(n_frames=4, n_shape=10, n_expr=10, image_size=(96, 96), focal=170.0, seed=5)
+    fitted = textured_clip.landmark_fit(clip, 10, 10)
+    result = textured_clip.refine(fitted, textured_clip.demo_appearance(),
+                                  ph.Settings(resolution=64, epochs=24, lr_sh=1e30))
+    assert result.warning.startswith("photometric stage diverged")
+    for value in (result.beta, result.frames, result.translation, result.uv, result.albedo, result.sh):
+        assert np.isfinite(value).all()
+    assert np.nanmean(result.error_px) <= 1.001 * np.nanmean(fitted.fit.error_px)
+    assert np.allclose(result.frames, fitted.fit.frames, atol=1e-6)
+
+
 def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
     """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it, so
     albedo and lighting no longer trade the shading and the dense error falls by at least 25 %."""

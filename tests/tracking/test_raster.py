@@ -8,6 +8,7 @@ from flame_blender_addon.core import lbs, rotations, sh_lighting
 from flame_blender_addon.demo import head as demo_head
 from flame_blender_addon.tracking import landmark_model as lm
 from flame_blender_addon.tracking import mesh_model as mm
+from flame_blender_addon.tracking import photometric as ph
 from flame_blender_addon.tracking import raster, sh
 
 
@@ -149,3 +150,36 @@ def test_vertex_normals_point_out_of_the_demo_head():
     rings = np.arange(demo_head.N_HEAD - 1) // demo_head.N_COLS
     mid = (rings > 10) & (rings < 40)
     assert (np.einsum("vc,vc->v", normals[head], outward)[mid] > 0).mean() > 0.95
+
+
+def test_non_finite_huge_or_collapsed_vertices_neither_crash_nor_spread():
+    """The tracker died (segmentation fault) on a real clip once a fit produced NaN: coordinates
+    that are not finite, or far outside the image, must not reach any index."""
+    screen, depth, faces = _random_triangles(12, 24, seed=4)
+    bad = screen.clone()
+    bad[0, 0:3] = float("nan")
+    bad[0, 3:6] = torch.tensor([[-1e30, 5.0], [1e30, 5.0], [0.0, 1e30]], dtype=bad.dtype)
+    bad[0, 6, 0] = float("inf")
+    frags = raster.rasterize(bad, depth, faces, (24, 24), cull_backfaces=False)
+    rest = raster.rasterize(screen, depth, faces[3:], (24, 24), cull_backfaces=False)
+    assert torch.equal(frags.face_map, torch.where(rest.face_map >= 0, rest.face_map + 3, -1))  # the 3 left out
+
+    # fragments reused after the vertices moved: a triangle collapsed to a point, the rest shifted
+    frags = raster.rasterize(screen, depth, faces, (24, 24), cull_backfaces=False)
+    moved = screen + 3.0
+    hit = int(frags.face[0])
+    moved[0, faces[hit]] = moved[0, faces[hit, 0]].clone()
+    bary = raster.barycentrics(moved, depth, faces, frags)
+    assert torch.isfinite(bary).all() and (bary >= 0).all()
+    collapsed = frags.face == hit  # no area: no weights; the others sum to one
+    assert (bary[collapsed] == 0).all() and torch.allclose(bary[~collapsed].sum(-1), bary.new_ones(1))
+
+
+def test_texture_lookups_at_non_finite_uvs_are_finite():
+    """grid_sample's CPU backward indexes memory with NaN coordinates (a segmentation fault)."""
+    texture = torch.rand(3, 16, 16, requires_grad=True)
+    uv = torch.tensor([[0.3, 0.6], [float("nan"), 0.2], [float("inf"), -float("inf")]])
+    colour = ph.sample(texture, uv)
+    colour.sum().backward()
+    assert torch.isfinite(colour).all() and torch.isfinite(texture.grad).all()
+    assert torch.isfinite(ph.splat((3, 16, 16), uv, torch.ones(3, 3))).all()
