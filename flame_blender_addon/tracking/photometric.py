@@ -61,6 +61,7 @@ class Settings:
     coarse_fraction: float = 0.4  # share of the epochs at half resolution
     batch: int = 16  # consecutive frames per step
     raster_every: int = 2  # epochs between visibility updates
+    warmup: int = 10  # steps over which the per-frame parameters' step sizes rise linearly
     crop_margin: float = 1.9  # crop side / the landmarks' bounding-box side
     lr_rotation: float = 2e-3
     lr_translation: float = 2e-4
@@ -513,8 +514,15 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     last = start  # the state before the last step taken: a non-finite energy undoes that step
     opt = problem.optimizer()
     damping = [1.0]  # halved at every undone step
-    decay = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda it: damping[0] * (0.1 + 0.45 * (1 + math.cos(math.pi * it / steps))))
+
+    def rate(it: int) -> float:
+        return damping[0] * (0.1 + 0.45 * (1 + math.cos(math.pi * it / steps)))
+
+    # the per-frame parameters' steps rise over the first steps: Adam moves every coordinate by
+    # about its step size at first, whatever its gradient, and 100 expression components per frame
+    # moved at once tripled the energy of a real clip
+    warm = lambda it: min(1.0, (it + 1) / (s.warmup + 1)) * rate(it)  # noqa: E731
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, [warm] + [rate] * (len(opt.param_groups) - 1))
     n_coarse = int(round(s.coarse_fraction * s.epochs))
     losses, warning, undone = [], "", 0
     cache: dict[int, raster.Fragments] = {}
