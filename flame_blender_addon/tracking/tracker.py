@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,16 +202,19 @@ def write_previews(folder: Path, source: media.Source, source_frames: np.ndarray
     verts = posed_vertices(model, arrays, chosen)
     by_source = dict(zip(source_frames[chosen].tolist(), range(len(chosen)), strict=True))
     folder.mkdir()
-    written = 0
-    for index, rgb in media.frames(source, only=by_source):
+
+    def write(frame: tuple[int, np.ndarray]) -> None:
+        index, rgb = frame
         k = by_source[index]
         t = chosen[k]
         cam = verts[k] @ arrays["cam_R"].T + arrays["cam_t"]
         uv = camera.project_opencv(verts[k], arrays["K"], arrays["cam_R"], arrays["cam_t"])
         img = preview.side_by_side(rgb, track.points[t], fitted_uv[t], uv, cam, model.faces)
         (folder / f"{t:05d}.png").write_bytes(media.png_bytes(img))
-        written += 1
-    return written
+
+    # two at a time: numpy's array work and zlib release the GIL, and the second core is idle by now
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return len(list(pool.map(write, media.frames(source, only=by_source))))
 
 
 def write_checkpoints(stage: Path, npz: Path, model: FlameModel, report: Reporter,
