@@ -97,6 +97,28 @@ def test_a_diverging_stage_stops_with_finite_outputs_and_the_landmark_fit():
     assert np.allclose(result.frames, fitted.fit.frames, atol=1e-6)
 
 
+def test_a_few_non_finite_steps_are_undone_and_the_stage_goes_on(monkeypatch):
+    """Two steps whose energy is NaN (as a transient overflow would make it): each is undone with
+    smaller steps, the stage finishes the other passes, says how many it undid, and stays finite."""
+    clip = textured_clip.make_clip(n_frames=4, n_shape=10, n_expr=10, image_size=(96, 96), focal=170.0, seed=5)
+    fitted = textured_clip.landmark_fit(clip, 10, 10)
+    energy, calls = ph._Problem.energy, [0]
+
+    def sometimes_nan(self, *args, **kwargs):
+        loss, frags = energy(self, *args, **kwargs)
+        calls[0] += 1
+        return (loss * float("nan") if calls[0] in (3, 5) else loss), frags
+
+    monkeypatch.setattr(ph._Problem, "energy", sometimes_nan)
+    settings = ph.Settings(resolution=64, epochs=6)
+    result = textured_clip.refine(fitted, textured_clip.demo_appearance(), settings)
+    assert result.warning == "photometric stage: 2 diverging steps undone with smaller step sizes"
+    assert len(result.loss) == settings.epochs and np.isfinite(result.loss).all()
+    for value in (result.beta, result.frames, result.albedo, result.sh):
+        assert np.isfinite(value).all()
+    assert result.loss[-1] < result.loss[0]
+
+
 def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
     """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it, so
     albedo and lighting no longer trade the shading and the dense error falls by at least 25 %."""
