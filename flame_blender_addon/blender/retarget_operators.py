@@ -15,6 +15,8 @@ from .operator_base import HeadOperator, reports_errors
 from .progress import progress
 from .transaction import rollback_on_error
 
+LOOSE_FIT = 0.5  # a fit whose RMS is over this share of Max RMS is reported as loose (human heads: under 0.3)
+
 
 def _is_character(_self, obj: bpy.types.Object) -> bool:
     return obj.type == "MESH" and not (obj.parent is not None and obj.parent.type == "ARMATURE"
@@ -103,6 +105,9 @@ class FLAME_OT_fit_to_mesh(_RetargetOperator, bpy.types.Operator):
 
     def work(self, context, armature, obj, report) -> str:
         fit = retarget.fit(context, armature, obj, self.n_shape, self.max_rms, report)
+        if fit.rms_m > LOOSE_FIT * self.max_rms:
+            self.report({"WARNING"}, f"loose fit: RMS {fit.rms_m * 1000:.1f} mm (FLAME scale) is over "
+                        f"{LOOSE_FIT:.0%} of Max RMS; is '{obj.name}' a human head? Landmark hints may help")
         hints = f", {fit.n_landmarks} landmark hints" if fit.n_landmarks else ""
         return (f"Fitted {armature.name} to {obj.name}: RMS {fit.rms:.4g} / p99 {fit.p99:.4g} (character units), "
                 f"{fit.rms_m * 1000:.2f} / {fit.p99_m * 1000:.2f} mm (FLAME) over the {100 * fit.counted:.0f}% "

@@ -12,12 +12,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from bl_helpers import evaluated_vertices, scene_state
+from bl_helpers import OperatorDouble, evaluated_vertices, scene_state
 from mathutils import Matrix
 from mathutils.bvhtree import BVHTree
 from retarget_truth import midpoint_remesh, placement, unseen_identity
 
-from flame_blender_addon.blender import head, retarget
+from flame_blender_addon.blender import head, retarget, retarget_operators
 from flame_blender_addon.blender.keyframes import write_channels
 from flame_blender_addon.core import lbs
 from flame_blender_addon.core.retarget import livelink, solve
@@ -70,6 +70,23 @@ def fitted(truth):
     obj = _character(truth)
     bpy.ops.flame.fit_to_mesh(target=armature.name, mesh=obj.name, n_shape=100)
     return armature, obj
+
+
+def test_a_loose_fit_is_reported_and_a_human_head_is_not(truth):
+    """Suzanne passes the fit's Max RMS (about 9 mm against 10) but not as a head: a WARNING says so;
+    the human-like character fits far tighter and gets none."""
+    bpy.ops.flame.add_demo_head(n_shape=100, n_expr=N_EXPR)
+    armature = bpy.context.view_layer.objects.active
+    human = _character(truth)
+    bpy.ops.mesh.primitive_monkey_add()
+    warnings = {}
+    for obj in (human, bpy.context.active_object):
+        double = OperatorDouble(retarget_operators.FLAME_OT_fit_to_mesh, target=armature.name, mesh=obj.name)
+        assert double.execute(bpy.context) == {"FINISHED"}
+        warnings[obj.name] = [text for level, text in double.reports if level == "WARNING"]
+    assert warnings.pop(human.name) == []
+    [(monkey, found)] = warnings.items()
+    assert len(found) == 1 and found[0].startswith("loose fit: RMS") and f"'{monkey}'" in found[0], found
 
 
 def test_fit_reaches_the_character_surface(fitted, truth):
