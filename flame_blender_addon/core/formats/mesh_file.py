@@ -109,6 +109,9 @@ def _ply_vertices(data: bytes, name: str, budget: Budget) -> np.ndarray:
     names = [p for p, _ in props]
     if any(kind == "list" for _, kind in props) or not {"x", "y", "z"} <= set(names):
         raise FileFormatError(f"{name}: PLY vertices need float properties x, y, z (found {', '.join(names)})")
+    twice = sorted({p for p in names if names.count(p) > 1})
+    if twice:
+        raise FileFormatError(f"{name}: the PLY vertex property {', '.join(twice)} is declared more than once")
     columns = [names.index(axis) for axis in "xyz"]
     budget.take((count, len(props)), np.dtype("f8"), f"{name}: vertices")
     if fmt == "ascii":
