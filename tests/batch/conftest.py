@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,13 @@ def write_landmarks(path: Path, frames: int, seed: int = 0) -> Path:
     track = synthetic.observed_track(model, embedding, clip, 0.5, (), seed=seed + 1)
     np.savez(path, lmk=track.points, conf=track.conf, image_size=np.array(track.image_size))
     return path
+
+
+# A shell's background job (`nohup scripts/test.sh &`) starts with SIGINT ignored, and a child
+# inherits an ignored signal, so the Ctrl-C test's batch would never see it: give the children a
+# terminal's default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cli(*args, **popen) -> subprocess.Popen:
