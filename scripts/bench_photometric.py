@@ -9,13 +9,13 @@ A synthetic clip of the demo head (textured, lit, with landmarks) is rendered at
 fitted with landmarks first (not timed). Then the photometric stage runs ``--epochs`` passes
 (timed) in two ways: ours, batches of 16 consecutive frames with visibility found again every
 other pass; the naive way, one frame per step with visibility found at every step, as
-per-frame trackers do. A full stage makes ``Settings.epochs`` passes (100 by default), so its
+per-frame trackers do. A full stage makes ``Settings.epochs`` passes (80 by default), so its
 frames/s is the measured pass rate divided by that; both rates are printed, and the ratio.
 
-Accuracy: the textured clips A, B, C (8 frames each; tests/tracking/textured_clip.py) are rendered
+Accuracy: the textured clips A-E (8 frames each; tests/tracking/textured_clip.py) are rendered
 by the tracker's renderer or, with ``--renderer blender``, by Blender (Cycles,
 scripts/render_photometric_clip.py, run by the bpy Python ``--blender``). Each is fitted with
-landmarks, then refined by the stage (128^2 crops, 40 passes, 30 identity and 30 expression
+landmarks, then refined by the stage (128^2 crops, 80 passes, 30 identity and 30 expression
 components) with a free texture and with a made-up texture space holding the clip's albedo; the
 table gives the dense face error (px, and mm after a similarity alignment) before and after, the
 albedo PSNR on the texels seen and the light direction's error.
@@ -42,7 +42,8 @@ import textured_clip  # noqa: E402  (tests/tracking: the synthetic textured clip
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
 
 N = 50  # identity and expression components
-CLIPS = {"A": (192, 340.0, 0), "B": (256, 450.0, 1), "C": (192, 340.0, 2)}  # image side, focal (px), seed
+CLIPS = {"A": (192, 340.0, 0), "B": (256, 450.0, 1), "C": (192, 340.0, 2),  # image side, focal (px), seed
+         "D": (192, 340.0, 3), "E": (256, 450.0, 4)}
 ACCURACY_N = 30
 
 
@@ -77,7 +78,7 @@ def accuracy(name: str, blender: str | None) -> None:
                                    focal=focal, seed=seed, blender=blender)
     rendered = time.perf_counter() - started
     fitted = textured_clip.landmark_fit(clip, ACCURACY_N, ACCURACY_N)
-    settings = ph.Settings(resolution=128, epochs=40)
+    settings = ph.Settings(resolution=128)
     before = textured_clip.fit_errors(fitted, fitted.fit.beta, fitted.fit.frames)
     spaces = {"free": textured_clip.demo_appearance(),
               "space": textured_clip.made_up_space(clip.albedo, settings.texture_size)[0]}

@@ -130,10 +130,10 @@ def build_parser() -> Parser:
                        help="albedo model .npz (mean, tex_dir, optional vt/ft; FLAME_texture.npz layout)")
     photo.add_argument("--uv", type=optional_path, help="OBJ with the model's UVs (e.g. FLAME's head_template.obj)")
     photo.add_argument("--masks", type=optional_path, help="FLAME_masks.pkl (its 'face' mask limits the stage)")
-    photo.add_argument("--photometric-resolution", type=positive_int, default=256,
+    # defaults: photometric.Settings (not imported here: it imports torch)
+    photo.add_argument("--photometric-resolution", type=positive_int,
                        help="side of the face crops it compares (default 256)")
-    photo.add_argument("--photometric-epochs", type=positive_int, default=40,
-                       help="passes over the clip (default 40)")
+    photo.add_argument("--photometric-epochs", type=positive_int, help="passes over the clip (default 80)")
     photo.add_argument("--per-frame-light", action="store_true",
                        help="fit one SH lighting per frame (smooth in time) instead of one per clip")
     detect = sub.add_parser("detect", help="the landmark detection process that track starts (see detection_process)")
@@ -200,7 +200,8 @@ def track(args: argparse.Namespace, trim: media.Trim, channel: Channel) -> None:
         settings = solver.FitSettings(noise_px=args.noise_px)
         photo = photometric_stage.Options(
             enabled=args.photometric, texture_space=args.texture_space, uv=args.uv, masks=args.masks,
-            settings=photometric.Settings(resolution=args.photometric_resolution, epochs=args.photometric_epochs,
+            settings=photometric.Settings(**_given(resolution=args.photometric_resolution,
+                                                   epochs=args.photometric_epochs),
                                           per_frame_light=args.per_frame_light))
         opts = tracker.Options(model=args.model, output=args.output, input=args.input, device=args.device,
                                focal=args.focal, landmarks=args.landmarks, embedding=args.embedding,
@@ -228,6 +229,11 @@ def reported(channel: Channel, expected: type[Exception], job: Callable[[], obje
         channel(protocol.error(f"internal error: {type(err).__name__}: {err}"))
         return protocol.EXIT_ERROR
     return protocol.EXIT_OK
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the command line set (None: left to the settings' own default)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def leave(code: int) -> NoReturn:

@@ -57,10 +57,10 @@ class Settings:
 
     resolution: int = 256
     texture_size: int = 256
-    epochs: int = 40  # passes over the clip, each of ceil(T / batch) steps
+    epochs: int = 80  # passes over the clip, each of ceil(T / batch) steps: each frame gets this many steps
     coarse_fraction: float = 0.4  # share of the epochs at half resolution
     batch: int = 16  # consecutive frames per step
-    raster_every: int = 2  # epochs between visibility updates
+    raster_every: int = 4  # epochs between visibility updates
     warmup: int = 10  # steps over which the per-frame parameters' step sizes rise linearly
     crop_margin: float = 1.9  # crop side / the landmarks' bounding-box side
     lr_rotation: float = 2e-3
@@ -72,7 +72,7 @@ class Settings:
     lr_tex: float = 5e-2
     w_photo: float = 4.0
     w_landmark: float = 0.02
-    w_prior: float = 0.0005
+    w_prior: float = 0.0001  # the landmark fit's priors, weaker: the pixels determine what landmarks cannot
     w_temporal: float = 0.002
     w_smooth: float = 0.5  # free albedo: membrane prior relative to a typical texel's data weight
     charbonnier: float = 0.02

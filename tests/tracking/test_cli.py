@@ -166,6 +166,18 @@ def test_an_empty_embedding_argument_means_none():  # the Blender front end pass
     assert args.embedding is None and str(args.model) == tracker.DEMO_MODEL
 
 
+def test_photometric_options_default_to_the_stage_settings():  # the parser cannot import torch's photometric
+    from flame_blender_addon.tracking import photometric
+    from flame_blender_addon.tracking.__main__ import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["track", "--model", "demo", "--output", "out"])
+    assert args.photometric_epochs is None and args.photometric_resolution is None
+    text = " ".join(parser._subparsers._group_actions[0].choices["track"].format_help().split())
+    defaults = photometric.Settings()
+    assert f"(default {defaults.epochs})" in text and f"(default {defaults.resolution})" in text
+
+
 def run_in_process(tmp_path, **kwargs):
     opts = tracker.Options(output=tmp_path / "out", **kwargs)
     sent = []

@@ -27,7 +27,7 @@ from flame_blender_addon.tracking import photometric_stage as stage  # noqa: E40
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 30  # identity and expression components of the clips and the fits
-SETTINGS = ph.Settings(resolution=128, epochs=40)
+SETTINGS = ph.Settings(resolution=128)  # the default 80 passes
 
 
 BLENDER = os.environ.get("FLAME_BLENDER_PYTHON")  # a bpy Python; scripts/test.sh sets it
@@ -35,30 +35,28 @@ needs_blender = pytest.mark.skipif(not BLENDER, reason="FLAME_BLENDER_PYTHON (a 
                                                        "scripts/test.sh sets it")
 
 
-# the smallest cut in the dense face error, in both measures, per renderer of the clip and albedo: measured
-# 14.5 % / 16 % (free) and 45 % / 29.5 % (space) on the tracker's renderings, 13 % / 16 % and 45 % / 31 %
-# on Blender's, since the demo embedding's points go onto the head along the view axis (17 % / 16 %,
-# 44 % / 34 %, 15 % / 15 % and 43 % / 32 % before; docs/photometric.md)
-REDUCTION = {"torch": {"free": 0.12, "space": 0.25}, "blender": {"free": 0.10, "space": 0.25}}
+# the smallest cut in the dense face error, in both measures, on either rendering of the clip: measured
+# 36 % / 32 % (free) and 63 % / 59 % (space) on the tracker's renderings, 36 % / 31 % and 62 % / 57 % on
+# Blender's (docs/photometric.md); the free texture's result moves by several points with small changes
+REDUCTION = {"free": 0.2, "space": 0.45}
 
 
 @pytest.fixture(scope="module", params=["torch", pytest.param("blender", marks=needs_blender)])
 def fitted(request):
     """Clip A (8 frames, 192^2) rendered by the tracker's renderer or by Blender (Cycles,
     scripts/render_photometric_clip.py), its landmark-only fit and what the photometric stage needs;
-    -> (renderer, :class:`textured_clip.Fitted`)."""
+    -> :class:`textured_clip.Fitted`."""
     clip = textured_clip.make_clip(n_frames=8, n_shape=N, n_expr=N, image_size=(192, 192), focal=340.0,
                                    blender=BLENDER if request.param == "blender" else None)
-    return request.param, textured_clip.landmark_fit(clip, N, N)
+    return textured_clip.landmark_fit(clip, N, N)
 
 
 def test_photometric_stage_beats_the_landmark_fit_and_recovers_albedo_and_light(fitted):
-    renderer, fitted = fitted
     clip, fit = fitted.clip, fitted.fit
     result = textured_clip.refine(fitted, textured_clip.demo_appearance(), SETTINGS)
     before_px, before_mm = textured_clip.fit_errors(fitted, fit.beta, fit.frames)
     after_px, after_mm = textured_clip.fit_errors(fitted, result.beta, result.frames)
-    keep = 1 - REDUCTION[renderer]["free"]
+    keep = 1 - REDUCTION["free"]
     assert after_px < keep * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
     assert after_mm < keep * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
     assert np.nanmean(result.error_px) < 1.1 * np.nanmean(fit.error_px)  # the landmarks still agree
@@ -121,15 +119,14 @@ def test_a_few_non_finite_steps_are_undone_and_the_stage_goes_on(monkeypatch):
 
 def test_texture_space_coefficients_light_and_face_are_recovered(fitted):
     """A made-up 3-component texture space on the demo UVs: the clip's albedo is exactly in it, so
-    albedo and lighting no longer trade the shading and the dense error falls by at least 25 %."""
-    renderer, fitted = fitted
+    albedo and lighting no longer trade the shading and the dense error falls by at least 45 %."""
     clip, fit = fitted.clip, fitted.fit
     space, truth = textured_clip.made_up_space(clip.albedo, SETTINGS.texture_size)
     result = textured_clip.refine(fitted, space, SETTINGS)
     assert result.tex is not None and np.abs(result.tex - truth).max() < 0.35, result.tex
     before_px, before_mm = textured_clip.fit_errors(fitted, fit.beta, fit.frames)
     after_px, after_mm = textured_clip.fit_errors(fitted, result.beta, result.frames)
-    keep = 1 - REDUCTION[renderer]["space"]
+    keep = 1 - REDUCTION["space"]
     assert after_px < keep * before_px, f"image-space face error {before_px:.3f} -> {after_px:.3f} px"
     assert after_mm < keep * before_mm, f"3-D face error after similarity {before_mm:.3f} -> {after_mm:.3f} mm"
     assert textured_clip.direction_error_deg(result.sh, clip.sh) < 20.0
