@@ -2,23 +2,23 @@
 with ``--accuracy``, its accuracy on ground truth (docs/photometric.md's table).
 
     python scripts/bench_photometric.py [--frames 16] [--epochs 4] [--sizes 256 512] [--device cpu]
-    python scripts/bench_photometric.py --accuracy [--clips A B C] [--renderer blender \
+    python scripts/bench_photometric.py --accuracy [--clips A B C D E] [--length 8] [--renderer blender \
         --blender .venvs/bpy-4.5.15/bin/python]
 
 A synthetic clip of the demo head (textured, lit, with landmarks) is rendered at each size and
 fitted with landmarks first (not timed). Then the photometric stage runs ``--epochs`` passes
 (timed) in two ways: ours, batches of 16 consecutive frames with visibility found again every
-other pass; the naive way, one frame per step with visibility found at every step, as
+4th pass; the naive way, one frame per step with visibility found at every step, as
 per-frame trackers do. A full stage makes ``Settings.epochs`` passes (80 by default), so its
 frames/s is the measured pass rate divided by that; both rates are printed, and the ratio.
 
-Accuracy: the textured clips A-E (8 frames each; tests/tracking/textured_clip.py) are rendered
-by the tracker's renderer or, with ``--renderer blender``, by Blender (Cycles,
-scripts/render_photometric_clip.py, run by the bpy Python ``--blender``). Each is fitted with
-landmarks, then refined by the stage (128^2 crops, 80 passes, 30 identity and 30 expression
-components) with a free texture and with a made-up texture space holding the clip's albedo; the
-table gives the dense face error (px, and mm after a similarity alignment) before and after, the
-albedo PSNR on the texels seen and the light direction's error.
+Accuracy: the textured clips A-E (``--length`` frames each, 8 by default;
+tests/tracking/textured_clip.py) are rendered by the tracker's renderer or, with ``--renderer
+blender``, by Blender (Cycles, scripts/render_photometric_clip.py, run by the bpy Python
+``--blender``). Each is fitted with landmarks, then refined by the stage (128^2 crops, 80 passes,
+30 identity and 30 expression components) with a free texture and with a made-up texture space
+holding the clip's albedo; the table gives the dense face error (px, and mm after a similarity
+alignment) before and after, the albedo PSNR on the texels seen and the light direction's error.
 """
 
 from __future__ import annotations
@@ -70,11 +70,11 @@ def timed_passes(size: int, frames: int, epochs: int, device: str) -> dict[str, 
     return out
 
 
-def accuracy(name: str, blender: str | None) -> None:
-    """Print the accuracy rows (free texture, texture space) of clip ``name``."""
+def accuracy(name: str, length: int, blender: str | None) -> None:
+    """Print the accuracy rows (free texture, texture space) of clip ``name``, ``length`` frames long."""
     size, focal, seed = CLIPS[name]
     started = time.perf_counter()
-    clip = textured_clip.make_clip(n_frames=8, n_shape=ACCURACY_N, n_expr=ACCURACY_N, image_size=(size, size),
+    clip = textured_clip.make_clip(n_frames=length, n_shape=ACCURACY_N, n_expr=ACCURACY_N, image_size=(size, size),
                                    focal=focal, seed=seed, blender=blender)
     rendered = time.perf_counter() - started
     fitted = textured_clip.landmark_fit(clip, ACCURACY_N, ACCURACY_N)
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--accuracy", action="store_true", help="the accuracy table instead of the speed")
     parser.add_argument("--clips", nargs="+", choices=sorted(CLIPS), default=sorted(CLIPS))
+    parser.add_argument("--length", type=int, default=8, help="frames per accuracy clip (25 fps)")
     parser.add_argument("--renderer", choices=("torch", "blender"), default="torch",
                         help="what renders the accuracy clips (default: the tracker's renderer)")
     parser.add_argument("--blender", default=".venvs/bpy-4.5.15/bin/python", help="a bpy Python for --renderer blender")
@@ -112,7 +113,7 @@ def main() -> None:
         print("| clip (image, seed) | albedo | landmark-only: px / mm | photometric: px / mm | reduction px / mm "
               "| albedo PSNR | light error | landmark error | render |")
         for name in args.clips:
-            accuracy(name, args.blender if args.renderer == "blender" else None)
+            accuracy(name, args.length, args.blender if args.renderer == "blender" else None)
         return
     cpu = platform.processor() or platform.machine()
     if args.device == "cuda":
