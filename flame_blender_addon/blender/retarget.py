@@ -35,7 +35,7 @@ from ..core.retarget import binding as bindings
 from ..core.retarget import fit as fitting
 from ..core.retarget import livelink, solve
 from ..core.retarget.similarity import umeyama
-from . import head
+from . import compat, head
 from .keyframes import sample_channels, set_scene_timing, write_channels
 from .progress import Report
 from .transaction import group_weights
@@ -412,8 +412,8 @@ def _face_sample(model: FlameModel, fit_: Fitted, obj: bpy.types.Object, keys: l
 
 
 def _sample(owner: bpy.types.ID | None, frames: np.ndarray) -> dict[tuple[str, int], np.ndarray]:
-    anim = owner.animation_data if owner is not None else None
-    return sample_channels(anim.action, frames) if anim and anim.action else {}
+    action = compat.action_of(owner)
+    return sample_channels(action, frames) if action else {}
 
 
 def _head_performance(armature: bpy.types.Object, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

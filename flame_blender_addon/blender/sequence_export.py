@@ -35,8 +35,8 @@ def keyed_frames(armature: bpy.types.Object, scene: bpy.types.Scene) -> np.ndarr
     """The scene frames holding keys of the head's performance, else the scene's frame range."""
     frames = set()
     for owner in (armature, armature.flame.mesh.data.shape_keys):
-        if owner.animation_data and owner.animation_data.action:
-            for fc in compat.action_fcurves(owner.animation_data.action):
+        if (action := compat.action_of(owner)) is not None:
+            for fc in compat.action_fcurves(action):
                 co = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
                 fc.keyframe_points.foreach_get("co", co)
                 frames.update(np.round(co[0::2]).astype(int).tolist())
@@ -55,7 +55,7 @@ def _camera(context, armature: bpy.types.Object, frames: np.ndarray) -> cameras.
         quat = _series(ch, "rotation_quaternion", 4, cam.rotation_quaternion, frames)
         cam2world = np.tile(np.eye(4), (len(frames), 1, 1))
         cam2world[:, :3, :3], cam2world[:, :3, 3] = rotations.quaternion_to_matrix(quat), loc
-    elif armature.animation_data and armature.animation_data.action:  # static camera, moving head
+    elif compat.action_of(armature) is not None:  # static camera, moving head
         ch = _channels(armature, frames)
         loc = _series(ch, "location", 3, armature.location, frames)
         quat = _series(ch, "rotation_quaternion", 4, armature.rotation_quaternion, frames)

@@ -118,8 +118,8 @@ def stash(context: bpy.types.Context, armature: bpy.types.Object) -> None:
     if active is not None:
         armature.matrix_world = _base_matrix(active)
     for owner in owners.values():
-        if owner is not None and owner.animation_data:
-            owner.animation_data.action = None
+        if owner is not None:
+            compat.assign_action(owner, None)
 
 
 def _base_matrix(take) -> Matrix:
@@ -173,8 +173,8 @@ def remove(armature: bpy.types.Object, index: int) -> None:
     actions = _take_actions(take)
     data = take.camera_data
     for owner in _owners(armature).values():  # taken off the head, if it is on now
-        if owner is not None and owner.animation_data and owner.animation_data.action in actions:
-            owner.animation_data.action = None
+        if owner is not None and compat.action_of(owner) in actions:
+            compat.assign_action(owner, None)
     props.takes.remove(index)
     if props.active_take >= index:
         props.active_take = props.active_take - 1 if props.active_take > index else -1

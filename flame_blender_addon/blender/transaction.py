@@ -87,8 +87,7 @@ class _HeadState:
         from .head import set_rest_joints  # head uses this module's active_in_mode
 
         for owner, action in zip(self.owners, self.actions, strict=True):
-            if owner.animation_data:
-                owner.animation_data.action = action
+            compat.assign_action(owner, action)
         for name in [kb.name for kb in self.blocks][len(self.values):]:
             self.props.mesh.shape_key_remove(self.blocks[name])
         self.blocks.foreach_set("value", self.values)
