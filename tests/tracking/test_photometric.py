@@ -21,7 +21,7 @@ from flame_blender_addon.core.errors import FlameError, TrackerError  # noqa: E4
 from flame_blender_addon.core.formats import metrical  # noqa: E402
 from flame_blender_addon.demo import head as demo_head  # noqa: E402
 from flame_blender_addon.demo.embedding import demo_embedding_arrays  # noqa: E402
-from flame_blender_addon.tracking import media  # noqa: E402
+from flame_blender_addon.tracking import media, tracker  # noqa: E402
 from flame_blender_addon.tracking import photometric as ph  # noqa: E402
 from flame_blender_addon.tracking import photometric_stage as stage  # noqa: E402
 
@@ -234,20 +234,27 @@ def test_hostile_or_damaged_photometric_inputs_give_one_line_errors(tmp_path):
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("per_frame_light", [False, True])
-def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_path, per_frame_light):
+def clip_files(folder: Path) -> tuple[Path, Path]:
+    """A 4-frame 96^2 textured clip as PNG frames and MediaPipe-layout landmarks in ``folder``
+    -> (frames folder, landmarks .npz); its focal length is 170 px."""
     clip = textured_clip.make_clip(n_frames=4, n_shape=10, n_expr=10, image_size=(96, 96), focal=170.0)
-    frames = tmp_path / "frames"
+    frames = folder / "frames"
     frames.mkdir()
     for t, img in enumerate(clip.images):
         (frames / f"{t:04d}.png").write_bytes(media.png_bytes(img))
     emb = demo_embedding_arrays()
     lmk = np.full((4, 478, 2), np.nan)
     lmk[:, emb["landmark_indices"]] = clip.track.points
-    np.savez(tmp_path / "lmk.npz", lmk=lmk, image_size=np.array([96, 96]))
+    np.savez(folder / "lmk.npz", lmk=lmk, image_size=np.array([96, 96]))
+    return frames, folder / "lmk.npz"
+
+
+@pytest.mark.parametrize("per_frame_light", [False, True])
+def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_path, per_frame_light):
+    frames, landmarks = clip_files(tmp_path)
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "flame_blender_addon.tracking", "track", "--model", "demo",
-                           "--input", frames, "--landmarks", tmp_path / "lmk.npz", "--output", out, "--focal", "170",
+                           "--input", frames, "--landmarks", landmarks, "--output", out, "--focal", "170",
                            "--n-shape", "10", "--n-expr", "10", "--previews", "0", "--photometric",
                            "--photometric-resolution", "64", "--photometric-epochs", "3"]
                           + ["--per-frame-light"] * per_frame_light,
@@ -269,6 +276,26 @@ def test_track_with_photometric_writes_albedo_lighting_and_checkpoint_keys(tmp_p
         expected = sh_lighting.to_metrical(sh_lighting.rotate(sh_frames[t], frame["opencv.R"][0]))
         np.testing.assert_allclose(frame["flame.sh"], expected[None], rtol=1e-5, atol=1e-5)
     assert sequence.read_sequence(out / protocol.SEQUENCE_FILE).n_frames == 4
+
+
+def test_a_diverged_stage_is_logged_as_a_warning_and_the_track_still_written(tmp_path, monkeypatch):
+    """Every step's energy NaN: the stage stops, the job logs its warning and writes the landmark fit."""
+    frames, landmarks = clip_files(tmp_path)
+    energy = ph._Problem.energy
+
+    def nan_energy(self, *args, **kwargs):
+        loss, frags = energy(self, *args, **kwargs)
+        return loss * float("nan"), frags
+
+    monkeypatch.setattr(ph._Problem, "energy", nan_energy)
+    photo = stage.Options(enabled=True, settings=ph.Settings(resolution=64, epochs=12))
+    sent = []
+    tracker.run(tracker.Options(model=Path(tracker.DEMO_MODEL), output=tmp_path / "out", input=frames,
+                                landmarks=landmarks, focal=170.0, n_shape=10, n_expr=10, previews=0,
+                                photometric=photo), sent.append)
+    warnings = [m["message"] for m in sent if m["type"] == "log" and m["level"] == "warning"]
+    assert any(w.startswith("photometric stage diverged") for w in warnings), warnings
+    assert sent[-1]["type"] == "result" and (tmp_path / "out" / protocol.SEQUENCE_FILE).is_file()
 
 
 def test_photometric_without_a_video_is_refused(tmp_path):
