@@ -66,10 +66,12 @@ def test_photometric_stage_beats_the_landmark_fit_and_recovers_albedo_and_light(
     assert result.loss[-1] < result.loss[0]
 
 
-def test_per_frame_lighting_follows_a_turning_light():
-    """The light turns 50 degrees over the clip: one SH per frame follows it, one per clip cannot."""
+@pytest.mark.parametrize("renderer", ["torch", pytest.param("blender", marks=needs_blender)])
+def test_per_frame_lighting_follows_a_turning_light(renderer):
+    """The light turns 50 degrees over the clip: one SH per frame follows it, one per clip cannot.
+    Blender renders it with the SH inputs keyed per frame (the import's ``sh_frames``)."""
     clip = textured_clip.make_clip(n_frames=6, n_shape=10, n_expr=10, image_size=(128, 128), focal=230.0,
-                                   light_turn_deg=50.0, seed=3)
+                                   light_turn_deg=50.0, seed=3, blender=BLENDER if renderer == "blender" else None)
     fitted = textured_clip.landmark_fit(clip, 10, 10)
     per_frame = textured_clip.refine(fitted, textured_clip.demo_appearance(),
                                      ph.Settings(resolution=96, epochs=12, per_frame_light=True))
