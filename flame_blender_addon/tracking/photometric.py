@@ -522,7 +522,8 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     # about its step size at first, whatever its gradient, and 100 expression components per frame
     # moved at once tripled the energy of a real clip
     warm = lambda it: min(1.0, (it + 1) / (s.warmup + 1)) * rate(it)  # noqa: E731
-    decay = torch.optim.lr_scheduler.LambdaLR(opt, [warm] + [rate] * (len(opt.param_groups) - 1))
+    schedules = [(g, g["lr"], warm if i == 0 else rate) for i, g in enumerate(opt.param_groups)]
+    attempts = 0  # steps tried, undone ones included: the schedules' clock
     n_coarse = int(round(s.coarse_fraction * s.epochs))
     losses, warning, undone = [], "", 0
     cache: dict[int, raster.Fragments] = {}
@@ -532,6 +533,9 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
         fresh = epoch == n_coarse or epoch % max(1, s.raster_every) == 0
         total = 0.0
         for b, idx in enumerate(batches):
+            for group, base, schedule in schedules:
+                group["lr"] = base * schedule(attempts)
+            attempts += 1
             before = problem.state()
             opt.zero_grad(set_to_none=True)
             loss, cache[b] = problem.energy(idx, K[idx], img[idx], valid[idx], scale, None if fresh else cache[b])
@@ -542,7 +546,6 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
                 with torch.no_grad():  # the landmark fit's hard bound on the identity
                     problem.beta.clamp_(-problem.shape_bound, problem.shape_bound)
                 ok = _finite(problem.unknowns())
-            decay.step()
             if ok:
                 last = before
             else:  # a diverging step: undo it, forget Adam's moments, halve the step sizes
