@@ -513,10 +513,10 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
     start = problem.state()  # the landmark fit's geometry with the initial appearance
     last = start  # the state before the last step taken: a non-finite energy undoes that step
     opt = problem.optimizer()
-    damping = [1.0]  # halved at every undone step
+    damping = 1.0  # halved at every undone step
 
     def rate(it: int) -> float:
-        return damping[0] * (0.1 + 0.45 * (1 + math.cos(math.pi * it / steps)))
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * it / steps))
 
     # the per-frame parameters' steps rise over the first steps: Adam moves every coordinate by
     # about its step size at first, whatever its gradient, and 100 expression components per frame
@@ -534,7 +534,7 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
         total = 0.0
         for b, idx in enumerate(batches):
             for group, base, schedule in schedules:
-                group["lr"] = base * schedule(attempts)
+                group["lr"] = base * damping * schedule(attempts)
             attempts += 1
             before = problem.state()
             opt.zero_grad(set_to_none=True)
@@ -552,7 +552,7 @@ def refine(mesh: mm.MeshModel, appearance: Appearance, obs: Observations, beta: 
                 problem.restore(last)
                 opt.state.clear()
                 undone += 1
-                damping[0] *= 0.5
+                damping *= 0.5
                 if undone > MAX_UNDONE:
                     break
                 continue
